@@ -1,0 +1,213 @@
+// Package config reads promrelay's settings from PROMRELAY_* environment
+// variables (the interface on every platform) and, for the server, from
+// command-line flags that mirror them. A missing or malformed setting is an
+// error that names the variable.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/promrelay/promrelay/shared/wire"
+)
+
+// Config is every setting of promrelay.
+type Config struct {
+	Listen string // server listen address, host:port
+
+	UpstreamURL         string
+	UpstreamUsername    string
+	UpstreamPassword    string
+	UpstreamBearerToken string
+	UpstreamTimeout     time.Duration // one upstream attempt
+	MaxRequestBytes     int           // compressed bytes of one upstream request
+
+	RequestTimeout time.Duration // one relayed request, retries included
+	ExternalLabels []wire.Label  // sorted by name
+	PathPrefix     string        // e.g. "/prod" for a gateway stage
+
+	MaxBodyBytes    int // bytes of an inbound body as received
+	MaxDecodedBytes int // bytes of an inbound body after snappy or gzip
+	MaxLabels       int // labels per series
+	MaxLabelBytes   int // bytes of one label name plus value
+
+	LogLevel slog.Level
+}
+
+// Setting describes one configuration variable.
+type Setting struct {
+	Env     string // environment variable
+	Flag    string // server flag
+	Default string
+	Usage   string
+	Secret  bool // never printed
+	set     func(*Config, string) error
+}
+
+// Settings lists every setting, in documentation order.
+var Settings = []Setting{
+	{Env: "PROMRELAY_LISTEN", Flag: "listen", Default: ":9091", Usage: "server listen address (host:port); the Pushgateway's port by default",
+		set: func(c *Config, v string) error { c.Listen = v; return nil }},
+	{Env: "PROMRELAY_UPSTREAM_URL", Flag: "upstream.url", Usage: "remote-write URL of the upstream (required), e.g. http://127.0.0.1:9090/api/v1/write",
+		set: func(c *Config, v string) error { c.UpstreamURL = v; return nil }},
+	{Env: "PROMRELAY_UPSTREAM_USERNAME", Flag: "upstream.username", Usage: "basic-auth user name for the upstream",
+		set: func(c *Config, v string) error { c.UpstreamUsername = v; return nil }},
+	{Env: "PROMRELAY_UPSTREAM_PASSWORD", Flag: "upstream.password", Usage: "basic-auth password for the upstream", Secret: true,
+		set: func(c *Config, v string) error { c.UpstreamPassword = v; return nil }},
+	{Env: "PROMRELAY_UPSTREAM_BEARER_TOKEN", Flag: "upstream.bearer-token", Usage: "bearer token for the upstream", Secret: true,
+		set: func(c *Config, v string) error { c.UpstreamBearerToken = v; return nil }},
+	{Env: "PROMRELAY_UPSTREAM_TIMEOUT", Flag: "upstream.timeout", Default: "10s", Usage: "time limit of one upstream HTTP attempt",
+		set: duration(func(c *Config) *time.Duration { return &c.UpstreamTimeout })},
+	{Env: "PROMRELAY_MAX_REQUEST_BYTES", Flag: "upstream.max-request-bytes", Default: "1048576", Usage: "largest compressed upstream request in bytes; larger batches are split on series boundaries",
+		set: positiveInt(func(c *Config) *int { return &c.MaxRequestBytes })},
+	{Env: "PROMRELAY_REQUEST_TIMEOUT", Flag: "request.timeout", Default: "30s", Usage: "time limit of one relayed request, retries included (a platform's invocation deadline, when earlier, wins)",
+		set: duration(func(c *Config) *time.Duration { return &c.RequestTimeout })},
+	{Env: "PROMRELAY_EXTERNAL_LABELS", Flag: "external-labels", Usage: "labels added to every series, overriding labels of the same name: k=v,k2=v2",
+		set: func(c *Config, v string) (err error) { c.ExternalLabels, err = ParseLabels(v); return err }},
+	{Env: "PROMRELAY_PATH_PREFIX", Flag: "path-prefix", Usage: "path prefix to strip from every route, e.g. /prod for an API gateway stage",
+		set: func(c *Config, v string) error {
+			v = strings.TrimRight(v, "/")
+			if v != "" && !strings.HasPrefix(v, "/") {
+				return errors.New("must start with /")
+			}
+			c.PathPrefix = v
+			return nil
+		}},
+	{Env: "PROMRELAY_MAX_BODY_BYTES", Flag: "limits.max-body-bytes", Default: "16777216", Usage: "largest inbound request body in bytes, as received",
+		set: positiveInt(func(c *Config) *int { return &c.MaxBodyBytes })},
+	{Env: "PROMRELAY_MAX_DECODED_BYTES", Flag: "limits.max-decoded-bytes", Default: "33554432", Usage: "largest inbound body in bytes after snappy or gzip decoding",
+		set: positiveInt(func(c *Config) *int { return &c.MaxDecodedBytes })},
+	{Env: "PROMRELAY_MAX_LABELS", Flag: "limits.max-labels", Default: "256", Usage: "most labels per series, __name__ included",
+		set: positiveInt(func(c *Config) *int { return &c.MaxLabels })},
+	{Env: "PROMRELAY_MAX_LABEL_BYTES", Flag: "limits.max-label-bytes", Default: "8192", Usage: "longest label, name plus value, in bytes",
+		set: positiveInt(func(c *Config) *int { return &c.MaxLabelBytes })},
+	{Env: "PROMRELAY_LOG_LEVEL", Flag: "log.level", Default: "info", Usage: "log level: debug, info, warn or error",
+		set: func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+}
+
+func duration(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		if d <= 0 {
+			return errors.New("must be positive")
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func positiveInt(field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return err
+		}
+		if n <= 0 {
+			return errors.New("must be positive")
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+// Load reads every setting from getenv (os.Getenv in production), using the
+// defaults for unset variables. It returns an error naming the first
+// malformed variable; it does not check required settings (see Validate).
+func Load(getenv func(string) string) (Config, error) {
+	var c Config
+	for _, s := range Settings {
+		v := getenv(s.Env)
+		if v == "" {
+			v = s.Default
+		}
+		if v == "" {
+			continue
+		}
+		if err := s.set(&c, v); err != nil {
+			return c, settingError(s, v, err)
+		}
+	}
+	return c, nil
+}
+
+func settingError(s Setting, v string, err error) error {
+	shown := strconv.Quote(v)
+	if s.Secret {
+		shown = "(secret)"
+	}
+	return fmt.Errorf("%s (-%s): invalid value %s: %v", s.Env, s.Flag, shown, err)
+}
+
+// RegisterFlags defines one flag per setting on fs; parsing fs then
+// overrides the values already in c (flags win over the environment).
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	for _, s := range Settings {
+		usage := fmt.Sprintf("%s (env %s", s.Usage, s.Env)
+		if s.Default != "" {
+			usage += ", default " + s.Default
+		}
+		usage += ")"
+		fs.Func(s.Flag, usage, func(v string) error {
+			if err := s.set(c, v); err != nil {
+				return settingError(s, v, err)
+			}
+			return nil
+		})
+	}
+}
+
+// Validate checks the settings every relay needs: an absolute http(s)
+// upstream URL and at most one form of static upstream credentials.
+func (c *Config) Validate() error {
+	if c.UpstreamURL == "" {
+		return errors.New("PROMRELAY_UPSTREAM_URL (-upstream.url) is required: the remote-write URL of the upstream, e.g. http://127.0.0.1:9090/api/v1/write")
+	}
+	u, err := url.Parse(c.UpstreamURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("PROMRELAY_UPSTREAM_URL (-upstream.url): %q is not an absolute http(s) URL", c.UpstreamURL)
+	}
+	if c.UpstreamBearerToken != "" && (c.UpstreamUsername != "" || c.UpstreamPassword != "") {
+		return errors.New("PROMRELAY_UPSTREAM_BEARER_TOKEN and PROMRELAY_UPSTREAM_USERNAME/PASSWORD are exclusive: set one form of upstream credentials")
+	}
+	return nil
+}
+
+// ParseLabels parses "k=v,k2=v2" into labels sorted by name. Names must be
+// valid label names, not reserved (__*), and unique.
+func ParseLabels(s string) ([]wire.Label, error) {
+	var ls []wire.Label
+	for _, pair := range strings.Split(s, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(pair, "=")
+		if !ok {
+			return nil, fmt.Errorf("%q is not name=value", pair)
+		}
+		if !wire.IsValidLabelName(name) || strings.HasPrefix(name, "__") {
+			return nil, fmt.Errorf("invalid label name %q", name)
+		}
+		if value == "" {
+			return nil, fmt.Errorf("label %q has an empty value", name)
+		}
+		for _, l := range ls {
+			if l.Name == name {
+				return nil, fmt.Errorf("label %q given twice", name)
+			}
+		}
+		ls = append(ls, wire.Label{Name: name, Value: value})
+	}
+	slices.SortFunc(ls, func(a, b wire.Label) int { return strings.Compare(a.Name, b.Name) })
+	return ls, nil
+}

@@ -1,0 +1,96 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"mime"
+	"net/http"
+
+	"github.com/promrelay/promrelay/shared/push"
+)
+
+// servePush handles PUT, POST and DELETE /metrics/job/... as the
+// Pushgateway does: 400 for a bad URL or body, 200 once the upstream has
+// accepted the push, 202 for a DELETE.
+func (h *Handler) servePush(r *http.Request, groupPath string, out *outcome) {
+	key, err := push.ParseGroupingKey(groupPath)
+	if err != nil {
+		out.status, out.msg = http.StatusBadRequest, err.Error()
+		return
+	}
+	if r.Method == http.MethodDelete {
+		// Without a group store there is nothing to delete upstream; the
+		// stateful mode gives DELETE its effect.
+		h.o.Logger.LogAttrs(r.Context(), slog.LevelInfo, "group delete accepted", slog.String("grouping_key", key.String()))
+		out.status = http.StatusAccepted
+		return
+	}
+	st := h.getState()
+	defer h.putState(st)
+
+	st.body, err = readBody(r, st.body, h.o.MaxBodyBytes)
+	out.bytesIn = len(st.body)
+	if err != nil {
+		out.status, out.msg = bodyStatus(err), err.Error()
+		return
+	}
+	body := st.body
+	switch enc := contentEncoding(r); enc {
+	case "", "identity":
+	case "gzip":
+		st.decoded, err = gunzip(st.decoded, st.body, h.o.MaxDecodedBytes)
+		if err != nil {
+			out.status, out.msg = bodyStatus(err), err.Error()
+			return
+		}
+		body = st.decoded
+	default:
+		out.status, out.msg = http.StatusUnsupportedMediaType, "unsupported Content-Encoding "+enc+"; use gzip or none"
+		return
+	}
+
+	if isDelimited(r.Header.Get("Content-Type")) {
+		err = st.exp.ParseDelimited(body)
+	} else {
+		// Text 0.0.4 is also the fallback for a missing or unknown
+		// Content-Type, as on the Pushgateway.
+		err = st.exp.ParseText(body)
+	}
+	if err != nil {
+		out.status, out.msg = http.StatusBadRequest, err.Error()
+		return
+	}
+	out.samplesIn = st.exp.NumSamples()
+	now := h.o.Now()
+	if err := st.conv.Convert(&st.wr, &st.exp, key, now); err != nil {
+		out.status, out.msg = http.StatusBadRequest, "pushed metrics are invalid: "+err.Error()
+		var inv *push.InvalidError
+		if errors.As(err, &inv) {
+			h.recordFailure(r.Context(), st, key)
+		}
+		return
+	}
+	h.relay(r.Context(), &st.wr, out, http.StatusOK)
+}
+
+// recordFailure sends push_failure_time_seconds for a rejected push, as the
+// Pushgateway records it; a failure to send is only logged.
+func (h *Handler) recordFailure(ctx context.Context, st *requestState, key push.GroupingKey) {
+	st.wr.Reset()
+	st.conv.FailureSeries(&st.wr, key, h.o.Now())
+	st.wr.ApplyLabels(h.o.ExternalLabels)
+	ctx, cancel := h.deadline(ctx)
+	defer cancel()
+	if _, err := h.o.Upstream.Write(ctx, &st.wr); err != nil {
+		h.o.Logger.LogAttrs(ctx, slog.LevelWarn, "cannot record push failure time", slog.String("grouping_key", key.String()), slog.String("error", err.Error()))
+	}
+}
+
+// isDelimited reports whether a Content-Type names protobuf-delimited
+// MetricFamily messages.
+func isDelimited(ct string) bool {
+	mt, params, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/vnd.google.protobuf" &&
+		params["encoding"] == "delimited" && params["proto"] == "io.prometheus.client.MetricFamily"
+}

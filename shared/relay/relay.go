@@ -1,0 +1,233 @@
+// Package relay is promrelay's platform-neutral http.Handler: the routes of
+// DESIGN.md §2, request limits, error bodies, one log line per request, and
+// the wiring of the codec (wire), the Pushgateway semantics (push) and the
+// upstream client. Every platform adapter ends here.
+package relay
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/promrelay/promrelay/shared/push"
+	"github.com/promrelay/promrelay/shared/upstream"
+	"github.com/promrelay/promrelay/shared/wire"
+)
+
+// Upstream is where relayed series go; *upstream.Client implements it.
+type Upstream interface {
+	Write(ctx context.Context, wr *wire.WriteRequest) (upstream.Result, error)
+}
+
+// Options configures the handler.
+type Options struct {
+	Upstream        Upstream
+	ExternalLabels  []wire.Label  // sorted by name; set on every series, overriding
+	PathPrefix      string        // stripped from every route, e.g. "/prod"
+	RequestTimeout  time.Duration // one relayed request, retries included; 0 means 30 s
+	MaxBodyBytes    int           // inbound body as received; 0 means 16 MiB
+	MaxDecodedBytes int           // inbound body after snappy/gzip; 0 means 32 MiB
+	Limits          wire.Limits   // per-series limits for remote write
+	Logger          *slog.Logger  // nil means slog.Default()
+	Now             func() time.Time
+}
+
+// Handler serves the relay's routes. It is safe for concurrent use.
+type Handler struct {
+	o     Options
+	state sync.Pool // *requestState
+}
+
+// requestState is the reusable memory of one request.
+type requestState struct {
+	body    []byte
+	decoded []byte
+	wr      wire.WriteRequest
+	exp     wire.Exposition
+	conv    push.Converter
+}
+
+// New returns the relay handler for o.
+func New(o Options) *Handler {
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 30 * time.Second
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 16 << 20
+	}
+	if o.MaxDecodedBytes <= 0 {
+		o.MaxDecodedBytes = 32 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	o.PathPrefix = strings.TrimRight(o.PathPrefix, "/")
+	return &Handler{o: o}
+}
+
+// outcome is what a route did, for the response and the log line.
+type outcome struct {
+	route      string
+	status     int
+	msg        string // error body, empty on success
+	retryAfter time.Duration
+	samplesIn  int
+	samplesOut int
+	bytesIn    int
+	up         upstream.Result
+	invalid    int // series rejected as invalid
+}
+
+type requestIDKey struct{}
+
+// WithRequestID returns a context that carries the platform's request id
+// into the relay's log line.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// ServeHTTP routes the request:
+//
+//	PUT|POST|DELETE /metrics/job/<job>{/<label>/<value>}   Pushgateway push
+//	POST /api/v1/write                                     remote write 1.0
+//	GET  /-/healthy, /-/ready                              health
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	path := r.URL.EscapedPath()
+	if h.o.PathPrefix != "" {
+		rest, ok := strings.CutPrefix(path, h.o.PathPrefix)
+		if !ok || (rest != "" && rest[0] != '/') {
+			http.NotFound(w, r)
+			return
+		}
+		path = rest
+	}
+	var out outcome
+	switch {
+	case path == "/api/v1/write":
+		out.route = "remote_write"
+		if r.Method != http.MethodPost {
+			out.status, out.msg = http.StatusMethodNotAllowed, "remote write takes POST"
+			w.Header().Set("Allow", http.MethodPost)
+			break
+		}
+		h.serveRemoteWrite(r, &out)
+	case strings.HasPrefix(path, "/metrics/"):
+		out.route = "push"
+		switch r.Method {
+		case http.MethodPut, http.MethodPost, http.MethodDelete:
+			h.servePush(r, strings.TrimPrefix(path, "/metrics/"), &out)
+		default:
+			out.status, out.msg = http.StatusMethodNotAllowed, "pushes take PUT, POST or DELETE"
+			w.Header().Set("Allow", "PUT, POST, DELETE")
+		}
+	case path == "/-/healthy" || path == "/-/ready":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			out.status, out.msg = http.StatusMethodNotAllowed, "health checks take GET"
+			break
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		if path == "/-/healthy" {
+			_, _ = w.Write([]byte("promrelay is Healthy.\n"))
+		} else {
+			_, _ = w.Write([]byte("promrelay is Ready.\n"))
+		}
+		return
+	default:
+		out.route, out.status, out.msg = "unknown", http.StatusNotFound, "404 page not found"
+	}
+	h.respond(w, &out)
+	h.log(r, &out, time.Since(start))
+}
+
+func (h *Handler) respond(w http.ResponseWriter, out *outcome) {
+	if out.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((out.retryAfter+time.Second-1)/time.Second)))
+	}
+	if out.msg == "" {
+		w.WriteHeader(out.status)
+		return
+	}
+	http.Error(w, out.msg, out.status)
+}
+
+func (h *Handler) log(r *http.Request, out *outcome, d time.Duration) {
+	level := slog.LevelInfo
+	switch {
+	case out.status >= 500:
+		level = slog.LevelError
+	case out.status >= 400:
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{
+		slog.String("method", r.Method),
+		slog.String("route", out.route),
+		slog.Int("status", out.status),
+		slog.Int("samples_in", out.samplesIn),
+		slog.Int("samples_out", out.samplesOut),
+		slog.Int("bytes_in", out.bytesIn),
+		slog.Int("bytes_out", out.up.BytesSent),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+		slog.Int("upstream_status", out.up.UpstreamStatus),
+		slog.Int("upstream_requests", out.up.Requests),
+	}
+	if id, ok := r.Context().Value(requestIDKey{}).(string); ok {
+		attrs = append(attrs, slog.String("request_id", id))
+	}
+	if out.msg != "" {
+		attrs = append(attrs, slog.String("error", out.msg))
+	}
+	h.o.Logger.LogAttrs(r.Context(), level, "request", attrs...)
+}
+
+func (h *Handler) getState() *requestState {
+	st, _ := h.state.Get().(*requestState)
+	if st == nil {
+		st = &requestState{}
+	}
+	return st
+}
+
+func (h *Handler) putState(st *requestState) {
+	// Do not keep a huge buffer from one outsized request alive forever.
+	if cap(st.body) > 4*h.o.MaxBodyBytes || cap(st.decoded) > 64<<20 {
+		return
+	}
+	st.wr.Reset()
+	st.exp.Reset()
+	h.state.Put(st)
+}
+
+// deadline bounds a relayed request by RequestTimeout, or by the
+// platform's earlier deadline.
+func (h *Handler) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, h.o.RequestTimeout)
+}
+
+// relay sends wr upstream and records the result in out.
+func (h *Handler) relay(ctx context.Context, wr *wire.WriteRequest, out *outcome, okStatus int) {
+	wr.ApplyLabels(h.o.ExternalLabels)
+	out.samplesOut = wr.NumSamples()
+	ctx, cancel := h.deadline(ctx)
+	defer cancel()
+	res, err := h.o.Upstream.Write(ctx, wr)
+	out.up = res
+	if err != nil {
+		out.samplesOut = 0
+		if e, ok := err.(*upstream.Error); ok {
+			out.status, out.msg, out.retryAfter = e.Status, e.Msg, e.RetryAfter
+			return
+		}
+		out.status, out.msg = http.StatusBadGateway, err.Error()
+		return
+	}
+	out.status = okStatus
+}

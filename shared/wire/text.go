@@ -1,0 +1,614 @@
+package wire
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// ParseError is a syntax error in a text exposition, with its 1-based line.
+type ParseError struct {
+	Line int
+	Msg  string
+}
+
+func (e *ParseError) Error() string {
+	return fmt.Sprintf("text format parsing error in line %d: %s", e.Line, e.Msg)
+}
+
+// ParseText decodes b as the text exposition format 0.0.4 into e, replacing
+// its contents. It accepts what prometheus/common/expfmt's TextParser accepts
+// with the legacy name syntax, with the same results, and one more thing: the
+// last line may lack its newline (expfmt, and so the Pushgateway, reject that
+// as "unexpected end of input stream"). Metric names in braces (the UTF-8
+// syntax of later formats) are rejected. Errors are *ParseError.
+func (e *Exposition) ParseText(b []byte) error {
+	e.Reset()
+	p := textParser{e: e, b: b}
+	if err := p.run(); err != nil {
+		return err
+	}
+	e.normalizeHistograms()
+	return nil
+}
+
+type textParser struct {
+	e    *Exposition
+	b    []byte
+	i    int
+	line int
+
+	fam            int32
+	isCount, isSum bool
+}
+
+func (p *textParser) errorf(format string, args ...any) error {
+	return &ParseError{Line: p.line, Msg: fmt.Sprintf(format, args...)}
+}
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' }
+
+func (p *textParser) skipBlanks() {
+	for p.i < len(p.b) && isBlank(p.b[p.i]) {
+		p.i++
+	}
+}
+
+// eol reports whether the parser is at the end of a line or of the input.
+func (p *textParser) eol() bool { return p.i >= len(p.b) || p.b[p.i] == '\n' }
+
+// nextLine moves past the current line's newline.
+func (p *textParser) nextLine() {
+	if k := bytes.IndexByte(p.b[p.i:], '\n'); k >= 0 {
+		p.i += k + 1
+	} else {
+		p.i = len(p.b)
+	}
+}
+
+func (p *textParser) run() error {
+	for {
+		p.line++
+		p.skipBlanks()
+		if p.i >= len(p.b) {
+			return nil
+		}
+		var err error
+		switch p.b[p.i] {
+		case '\n':
+			p.i++
+			continue
+		case '#':
+			err = p.comment()
+		case '{':
+			err = p.errorf("metric names inside braces are not supported by the text format 0.0.4")
+		default:
+			err = p.sample()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// token reads up to the next blank or newline.
+func (p *textParser) token() []byte {
+	start := p.i
+	for p.i < len(p.b) && !isBlank(p.b[p.i]) && p.b[p.i] != '\n' {
+		p.i++
+	}
+	return p.b[start:p.i]
+}
+
+func isNameStart(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
+}
+
+func isNameCont(c byte) bool { return isNameStart(c) || c >= '0' && c <= '9' }
+
+// metricName reads a metric name; it is empty when none starts here.
+func (p *textParser) metricName() (string, error) {
+	start := p.i
+	if p.i < len(p.b) && (isNameStart(p.b[p.i]) || p.b[p.i] == ':') {
+		p.i++
+		for p.i < len(p.b) && (isNameCont(p.b[p.i]) || p.b[p.i] == ':') {
+			p.i++
+		}
+	}
+	if p.i < len(p.b) && p.b[p.i] == '"' {
+		return "", p.errorf("quoted metric names are not supported by the text format 0.0.4")
+	}
+	return bytesToString(p.b[start:p.i]), nil
+}
+
+func (p *textParser) comment() error {
+	p.i++ // '#'
+	p.skipBlanks()
+	if p.eol() {
+		p.nextLine()
+		return nil
+	}
+	kw := p.token()
+	if p.eol() {
+		p.nextLine()
+		return nil
+	}
+	isHelp := string(kw) == "HELP"
+	if !isHelp && string(kw) != "TYPE" {
+		p.nextLine() // a plain comment
+		return nil
+	}
+	p.skipBlanks()
+	name, err := p.metricName()
+	if err != nil {
+		return err
+	}
+	if p.eol() {
+		p.nextLine()
+		return nil
+	}
+	if !isBlank(p.b[p.i]) {
+		return p.errorf("invalid metric name in comment")
+	}
+	if err := p.family(name); err != nil {
+		return err
+	}
+	f := &p.e.Families[p.fam]
+	p.skipBlanks()
+	if p.eol() {
+		p.nextLine()
+		return nil
+	}
+	if isHelp {
+		if f.HasHelp {
+			return p.errorf("second HELP line for metric name %q", f.Name)
+		}
+		help, err := p.restOfLine(true)
+		if err != nil {
+			return err
+		}
+		f.Help, f.HasHelp = help, true
+		return nil
+	}
+	if f.HasType {
+		return p.errorf("second TYPE line for metric name %q, or TYPE reported after samples", f.Name)
+	}
+	typ, _ := p.restOfLine(false)
+	t, ok := parseType(typ)
+	if !ok {
+		return p.errorf("unknown metric type %q", typ)
+	}
+	f.Type, f.HasType = t, true
+	return nil
+}
+
+// parseType maps a TYPE word, in any letter case, to a MetricType.
+func parseType(s string) (MetricType, bool) {
+	var buf [16]byte
+	if len(s) > len(buf) {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	switch string(buf[:len(s)]) {
+	case "COUNTER":
+		return Counter, true
+	case "GAUGE":
+		return Gauge, true
+	case "SUMMARY":
+		return Summary, true
+	case "UNTYPED":
+		return Untyped, true
+	case "HISTOGRAM":
+		return Histogram, true
+	case "GAUGE_HISTOGRAM", "GAUGEHISTOGRAM":
+		return GaugeHistogram, true
+	}
+	return 0, false
+}
+
+// restOfLine returns the rest of the line and moves past it. With escapes,
+// \\, \n and \" are unescaped (HELP text) and any other escape is an error.
+func (p *textParser) restOfLine(escapes bool) (string, error) {
+	start := p.i
+	end := len(p.b)
+	if k := bytes.IndexByte(p.b[start:], '\n'); k >= 0 {
+		end = start + k
+	}
+	p.i = end
+	if p.i < len(p.b) {
+		p.i++
+	}
+	raw := p.b[start:end]
+	if !escapes || bytes.IndexByte(raw, '\\') < 0 {
+		return bytesToString(raw), nil
+	}
+	return p.unescape(raw, false)
+}
+
+// unescape resolves the escapes of raw into the string arena. Label values
+// allow \\, \" and \n; HELP text the same.
+func (p *textParser) unescape(raw []byte, _ bool) (string, error) {
+	e := p.e
+	start := len(e.strbuf)
+	for j := 0; j < len(raw); j++ {
+		c := raw[j]
+		if c != '\\' {
+			e.strbuf = append(e.strbuf, c)
+			continue
+		}
+		j++
+		if j >= len(raw) {
+			return "", p.errorf("invalid escape sequence at end of line")
+		}
+		switch raw[j] {
+		case '\\', '"':
+			e.strbuf = append(e.strbuf, raw[j])
+		case 'n':
+			e.strbuf = append(e.strbuf, '\n')
+		default:
+			return "", p.errorf("invalid escape sequence '\\%c'", raw[j])
+		}
+	}
+	return bytesToString(e.strbuf[start:len(e.strbuf)]), nil
+}
+
+// family finds or creates the family a metric name belongs to, as expfmt
+// does: a name ending in _count or _sum belongs to a summary or histogram of
+// the base name, and one ending in _bucket to a histogram.
+func (p *textParser) family(name string) error {
+	p.isCount, p.isSum = false, false
+	if !isValidMetricName(name) {
+		return p.errorf("invalid metric name %q", name)
+	}
+	e := p.e
+	if idx, ok := e.byName[name]; ok {
+		p.fam = idx
+		return nil
+	}
+	count := len(name) > 6 && name[len(name)-6:] == "_count"
+	sum := len(name) > 4 && name[len(name)-4:] == "_sum"
+	bucket := len(name) > 7 && name[len(name)-7:] == "_bucket"
+	base := name
+	switch {
+	case count:
+		base = name[:len(name)-6]
+	case sum:
+		base = name[:len(name)-4]
+	case bucket:
+		base = name[:len(name)-7]
+	}
+	if idx, ok := e.byName[base]; ok && base != name {
+		switch t := e.Families[idx].Type; {
+		case t == Summary && (count || sum),
+			(t == Histogram || t == GaugeHistogram):
+			p.fam, p.isCount, p.isSum = idx, count, sum
+			return nil
+		}
+	}
+	e.Families = append(e.Families, Family{Name: name})
+	p.fam = int32(len(e.Families) - 1)
+	e.byName[name] = p.fam
+	return nil
+}
+
+// parseFloat parses a sample value or a le/quantile label as expfmt does:
+// strconv.ParseFloat, but without hexadecimal floats or digit separators.
+func parseFloat(b string) (float64, error) {
+	// Fast path: a plain integer of up to 15 digits is exact in a float64.
+	if n := len(b); n > 0 && n <= 15 {
+		var v int64
+		j := 0
+		neg := false
+		if b[0] == '-' {
+			neg, j = true, 1
+		}
+		if j < n {
+			for ; j < n; j++ {
+				c := b[j]
+				if c < '0' || c > '9' {
+					goto slow
+				}
+				v = v*10 + int64(c-'0')
+			}
+			if neg {
+				if v == 0 {
+					return math.Copysign(0, -1), nil
+				}
+				return float64(-v), nil
+			}
+			return float64(v), nil
+		}
+	}
+slow:
+	if strings.ContainsAny(b, "pP_") {
+		return 0, fmt.Errorf("unsupported character in float")
+	}
+	return strconv.ParseFloat(b, 64)
+}
+
+func (p *textParser) sample() error {
+	e := p.e
+	name, err := p.metricName()
+	if err != nil {
+		return err
+	}
+	if name == "" {
+		return p.errorf("invalid metric name")
+	}
+	if err := p.family(name); err != nil {
+		return err
+	}
+	fam := p.fam
+	f := &e.Families[fam]
+	if !f.HasType {
+		f.Type, f.HasType = Untyped, true
+	}
+	typ := f.Type
+	p.skipBlanks()
+
+	labelsStart := len(e.labels)
+	bound := math.NaN()
+	if p.i < len(p.b) && p.b[p.i] == '{' {
+		p.i++
+		for {
+			p.skipBlanks()
+			if p.i >= len(p.b) {
+				return p.errorf("unexpected end of input stream")
+			}
+			if p.b[p.i] == '}' {
+				p.i++
+				break
+			}
+			start := p.i
+			if isNameStart(p.b[p.i]) {
+				p.i++
+				for p.i < len(p.b) && isNameCont(p.b[p.i]) {
+					p.i++
+				}
+			}
+			if p.i < len(p.b) && p.b[p.i] == '"' {
+				return p.errorf("quoted label names are not supported by the text format 0.0.4")
+			}
+			lname := bytesToString(p.b[start:p.i])
+			if lname == "" {
+				return p.errorf("invalid label name for metric %q", f.Name)
+			}
+			p.skipBlanks()
+			if p.i >= len(p.b) {
+				return p.errorf("unexpected end of input stream")
+			}
+			if p.b[p.i] != '=' {
+				return p.errorf("expected '=' after label name, found %q", p.b[p.i])
+			}
+			p.i++
+			if lname == MetricNameLabel {
+				return p.errorf("label name %q is reserved", MetricNameLabel)
+			}
+			special := typ == Summary && lname == "quantile" ||
+				(typ == Histogram || typ == GaugeHistogram) && lname == "le"
+			if !special {
+				for _, l := range e.labels[labelsStart:] {
+					if l.Name == lname {
+						return p.errorf("duplicate label names for metric %q", f.Name)
+					}
+				}
+			}
+			p.skipBlanks()
+			if p.i >= len(p.b) {
+				return p.errorf("unexpected end of input stream")
+			}
+			if p.b[p.i] != '"' {
+				return p.errorf("expected '\"' at start of label value, found %q", p.b[p.i])
+			}
+			p.i++
+			value, err := p.labelValue()
+			if err != nil {
+				return err
+			}
+			if !utf8.ValidString(value) {
+				return p.errorf("invalid label value %q", value)
+			}
+			if special {
+				v, err := parseFloat(value)
+				if err != nil {
+					return p.errorf("expected float as value for '%s' label, got %q", lname, value)
+				}
+				bound = v
+			} else {
+				e.labels = append(e.labels, Label{Name: lname, Value: value})
+			}
+			p.skipBlanks()
+			if p.i >= len(p.b) {
+				return p.errorf("unexpected end of input stream")
+			}
+			switch p.b[p.i] {
+			case ',':
+				p.i++
+				continue
+			case '}':
+				p.i++
+			default:
+				return p.errorf("unexpected end of label value %q", value)
+			}
+			break
+		}
+		p.skipBlanks()
+	}
+	labels := e.labels[labelsStart:len(e.labels):len(e.labels)]
+
+	tok := p.token()
+	v, err := parseFloat(bytesToString(tok))
+	if err != nil {
+		return p.errorf("expected float as value, got %q", tok)
+	}
+
+	var m *Metric
+	switch typ {
+	case Summary, Histogram, GaugeHistogram:
+		idx, sig := e.findGroup(fam, labels)
+		if idx < 0 {
+			idx = e.newMetric(fam)
+			e.Metrics[idx].Labels = labels
+			e.groups[sig] = idx
+			e.Families[fam].Metrics++
+		} else {
+			clear(e.labels[labelsStart:])
+			e.labels = e.labels[:labelsStart]
+		}
+		m = &e.Metrics[idx]
+	default:
+		idx := e.newMetric(fam)
+		m = &e.Metrics[idx]
+		m.Labels = labels
+		e.Families[fam].Metrics++
+	}
+
+	switch typ {
+	case Counter, Gauge, Untyped:
+		m.Value, m.HasValue = v, true
+	case Summary:
+		m.HasValue = true
+		switch {
+		case p.isCount:
+			m.Count = uint64(v)
+		case p.isSum:
+			m.Sum = v
+		case !math.IsNaN(bound):
+			e.addPoint(m, Point{Bound: bound, Value: v})
+		}
+	case Histogram, GaugeHistogram:
+		m.HasValue = true
+		switch {
+		case p.isCount:
+			if u := uint64(v); v == float64(u) {
+				m.Count = u
+			} else {
+				if v < 0 {
+					return p.errorf("negative count for histogram %q", e.Families[fam].Name)
+				}
+				m.CountFloat = v
+			}
+		case p.isSum:
+			m.Sum = v
+		case !math.IsNaN(bound):
+			pt := Point{Bound: bound}
+			if u := uint64(v); v == float64(u) {
+				pt.Count = u
+			} else {
+				if v < 0 {
+					return p.errorf("negative bucket population for histogram %q", e.Families[fam].Name)
+				}
+				pt.CountFloat = v
+			}
+			e.addPoint(m, pt)
+		}
+	}
+
+	if p.eol() {
+		p.nextLine()
+		return nil
+	}
+	p.skipBlanks()
+	tok = p.token()
+	ts, err := strconv.ParseInt(bytesToString(tok), 10, 64)
+	if err != nil {
+		return p.errorf("expected integer as timestamp, got %q", tok)
+	}
+	m.TimestampMs, m.HasTimestamp = ts, true
+	if !p.eol() {
+		rest, _ := p.restOfLine(false)
+		return p.errorf("spurious string after timestamp: %q", rest)
+	}
+	p.nextLine()
+	return nil
+}
+
+// labelValue reads a quoted label value after its opening quote and moves
+// past the closing quote.
+func (p *textParser) labelValue() (string, error) {
+	start := p.i
+	escaped := false
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch c {
+		case '"':
+			raw := p.b[start:p.i]
+			p.i++
+			if !escaped {
+				return bytesToString(raw), nil
+			}
+			return p.unescape(raw, true)
+		case '\n':
+			return "", p.errorf("label value %q contains unescaped new-line", p.b[start:p.i])
+		case '\\':
+			escaped = true
+			p.i++
+			if p.i < len(p.b) {
+				switch p.b[p.i] {
+				case '"', '\\', 'n':
+				default:
+					return "", p.errorf("invalid escape sequence '\\%c'", p.b[p.i])
+				}
+			}
+		}
+		p.i++
+	}
+	return "", p.errorf("unexpected end of input stream")
+}
+
+// normalizeHistograms makes each histogram all-integer or all-float, as
+// expfmt does after parsing: once any count is a float, all become floats.
+func (e *Exposition) normalizeHistograms() {
+	for i := range e.Metrics {
+		m := &e.Metrics[i]
+		t := e.Families[m.Family].Type
+		if t != Histogram && t != GaugeHistogram {
+			continue
+		}
+		anyFloat := m.CountFloat != 0
+		for j := m.FirstPoint; j >= 0 && !anyFloat; j = e.Points[j].Next {
+			anyFloat = e.Points[j].CountFloat != 0
+		}
+		if !anyFloat {
+			continue
+		}
+		if !m.CountIsFloat {
+			if m.CountFloat == 0 {
+				m.CountFloat = float64(m.Count)
+			}
+			m.Count, m.CountIsFloat = 0, true
+		}
+		for j := m.FirstPoint; j >= 0; j = e.Points[j].Next {
+			pt := &e.Points[j]
+			if pt.CountFloat == 0 && !pt.CountIsFloat {
+				pt.CountFloat = float64(pt.Count)
+			}
+			pt.Count, pt.CountIsFloat = 0, true
+		}
+	}
+}
+
+// HistogramCount returns a histogram metric's sample count as a float.
+func (m *Metric) HistogramCount() float64 {
+	if m.CountIsFloat {
+		return m.CountFloat
+	}
+	return float64(m.Count)
+}
+
+// CumulativeCount returns a bucket's cumulative count as a float.
+func (pt *Point) CumulativeCount() float64 {
+	if pt.CountIsFloat {
+		return pt.CountFloat
+	}
+	return float64(pt.Count)
+}
