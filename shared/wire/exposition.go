@@ -48,7 +48,7 @@ type Family struct {
 	Type    MetricType
 	HasType bool // set by a TYPE line or by the first sample (untyped)
 	Unit    string
-	Metrics int // number of metrics in the family; a family without metrics is ignored
+	Metrics int  // number of metrics in the family; a family without metrics is ignored
 	Dropped bool // replaced by a later family of the same name (protobuf only)
 }
 
@@ -64,10 +64,10 @@ type Metric struct {
 	HasTimestamp bool
 	HasValue     bool // the metric carried a value of its family's type
 
-	Count      uint64  // sample count (summary, histogram)
-	CountFloat float64 // sample count of a float histogram; used when CountIsFloat
+	Count        uint64  // sample count (summary, histogram)
+	CountFloat   float64 // sample count of a float histogram; used when CountIsFloat
 	CountIsFloat bool
-	Sum        float64
+	Sum          float64
 
 	// Quantiles (summary) or classic buckets (histogram) form a list in
 	// Exposition.Points from FirstPoint, linked by Point.Next; -1 ends it.
