@@ -51,12 +51,12 @@ func TestClientGolangPush(t *testing.T) {
 			got := values(prom.WaitFor(t, fmt.Sprintf(`{job=%q}`, job), 13, 10*time.Second))
 			want := map[string]float64{
 				fmt.Sprintf(`db_backup_last_completion_timestamp_seconds{instance="db1",job=%q}`, job): 1_763_000_000,
-				fmt.Sprintf(`db_backup_records_total{instance="db1",job=%q,table="users"}`, job):        120,
-				fmt.Sprintf(`db_backup_records_total{instance="db1",job=%q,table="orders"}`, job):       7,
-				fmt.Sprintf(`db_backup_duration_seconds_bucket{instance="db1",job=%q,le="1"}`, job):     0,
-				fmt.Sprintf(`db_backup_duration_seconds_bucket{instance="db1",job=%q,le="10"}`, job):    1,
-				fmt.Sprintf(`db_backup_duration_seconds_bucket{instance="db1",job=%q,le="100"}`, job):   2,
-				fmt.Sprintf(`db_backup_duration_seconds_bucket{instance="db1",job=%q,le="+Inf"}`, job):  2,
+				fmt.Sprintf(`db_backup_records_total{instance="db1",job=%q,table="users"}`, job):       120,
+				fmt.Sprintf(`db_backup_records_total{instance="db1",job=%q,table="orders"}`, job):      7,
+				fmt.Sprintf(`db_backup_duration_seconds_bucket{instance="db1",job=%q,le="1"}`, job):    0,
+				fmt.Sprintf(`db_backup_duration_seconds_bucket{instance="db1",job=%q,le="10"}`, job):   1,
+				fmt.Sprintf(`db_backup_duration_seconds_bucket{instance="db1",job=%q,le="100"}`, job):  2,
+				fmt.Sprintf(`db_backup_duration_seconds_bucket{instance="db1",job=%q,le="+Inf"}`, job): 2,
 				fmt.Sprintf(`db_backup_duration_seconds_sum{instance="db1",job=%q}`, job):              54,
 				fmt.Sprintf(`db_backup_duration_seconds_count{instance="db1",job=%q}`, job):            2,
 				fmt.Sprintf(`db_backup_size_bytes{instance="db1",job=%q,quantile="0.5"}`, job):         1024,
