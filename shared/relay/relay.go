@@ -206,10 +206,22 @@ func (h *Handler) putState(st *requestState) {
 	h.state.Put(st)
 }
 
-// deadline bounds a relayed request by RequestTimeout, or by the
-// platform's earlier deadline.
+// deadlineMargin is kept free before a platform's invocation deadline, so
+// that the relay's own answer (a 502 or 504 naming the fault) still reaches
+// the sender before the platform ends the invocation.
+const deadlineMargin = 500 * time.Millisecond
+
+// deadline bounds a relayed request by RequestTimeout, or by the platform's
+// earlier invocation deadline less deadlineMargin.
 func (h *Handler) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, h.o.RequestTimeout)
+	d := time.Now().Add(h.o.RequestTimeout)
+	if pd, ok := ctx.Deadline(); ok {
+		margin := min(deadlineMargin, time.Until(pd)/10)
+		if pd.Add(-margin).Before(d) {
+			d = pd.Add(-margin)
+		}
+	}
+	return context.WithDeadline(ctx, d)
 }
 
 // relay sends wr upstream and records the result in out.

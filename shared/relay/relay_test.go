@@ -1,0 +1,137 @@
+package relay_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/promrelay/promrelay/shared/relay"
+	"github.com/promrelay/promrelay/shared/upstream"
+	"github.com/promrelay/promrelay/shared/wire"
+)
+
+// recordingUpstream stands in for the upstream client: routing, limits and
+// error answers do not depend on the network.
+type recordingUpstream struct {
+	series []string
+	err    error
+}
+
+func (u *recordingUpstream) Write(_ context.Context, wr *wire.WriteRequest) (upstream.Result, error) {
+	if u.err != nil {
+		return upstream.Result{}, u.err
+	}
+	for _, s := range wr.Series {
+		u.series = append(u.series, wire.FormatLabels(s.Labels, 500))
+	}
+	return upstream.Result{Requests: 1, UpstreamStatus: 204}, nil
+}
+
+func newHandler(up relay.Upstream, mod func(*relay.Options)) http.Handler {
+	o := relay.Options{Upstream: up, Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: 1024, MaxDecodedBytes: 4096,
+		Now: func() time.Time { return time.Unix(100, 0) }}
+	if mod != nil {
+		mod(&o)
+	}
+	return relay.New(o)
+}
+
+func serve(h http.Handler, method, path string, body []byte, hdr ...string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, bytes.NewReader(body))
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestRoutesAndLimits(t *testing.T) {
+	up := &recordingUpstream{}
+	h := newHandler(up, func(o *relay.Options) { o.PathPrefix = "/prod" })
+	cases := []struct {
+		name, method, path string
+		body               []byte
+		hdr                []string
+		wantStatus         int
+		wantBody           string
+	}{
+		{"push", "POST", "/prod/metrics/job/a", []byte("m 1\n"), nil, 200, ""},
+		{"delete", "DELETE", "/prod/metrics/job/a", nil, nil, 202, ""},
+		{"healthy", "GET", "/prod/-/healthy", nil, nil, 200, "Healthy"},
+		{"ready", "GET", "/prod/-/ready", nil, nil, 200, "Ready"},
+		{"without prefix", "POST", "/metrics/job/a", []byte("m 1\n"), nil, 404, ""},
+		{"prefix lookalike", "POST", "/production/metrics/job/a", []byte("m 1\n"), nil, 404, ""},
+		{"unknown route", "GET", "/prod/nope", nil, nil, 404, "404 page not found"},
+		{"remote write GET", "GET", "/prod/api/v1/write", nil, nil, 405, "POST"},
+		{"body too large", "POST", "/prod/metrics/job/a", bytes.Repeat([]byte("m 1\n"), 300), nil, 413, "exceeds the limit of 1024"},
+		{"unknown content encoding", "POST", "/prod/metrics/job/a", []byte("m 1\n"), []string{"Content-Encoding", "br"}, 415, "Content-Encoding"},
+		{"rw zstd", "POST", "/prod/api/v1/write", []byte("x"), []string{"Content-Encoding", "zstd"}, 415, "snappy"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := serve(h, tc.method, tc.path, tc.body, tc.hdr...)
+			if rec.Code != tc.wantStatus || !strings.Contains(rec.Body.String(), tc.wantBody) {
+				t.Fatalf("got %d %q, want %d with %q", rec.Code, rec.Body.String(), tc.wantStatus, tc.wantBody)
+			}
+		})
+	}
+}
+
+func TestDecodedSizeLimit(t *testing.T) {
+	h := newHandler(&recordingUpstream{}, nil)
+	// 1 KiB of gzip that inflates past the 4 KiB decoded limit.
+	var zbuf bytes.Buffer
+	zw := gzipWriter(&zbuf)
+	zw.Write(bytes.Repeat([]byte("m 1\n"), 5000))
+	zw.Close()
+	rec := serve(h, "POST", "/metrics/job/a", zbuf.Bytes(), "Content-Encoding", "gzip")
+	if rec.Code != 413 {
+		t.Fatalf("got %d %q", rec.Code, rec.Body.String())
+	}
+	big := wire.EncodeSnappy(nil, bytes.Repeat([]byte{0}, 5000))
+	rec = serve(h, "POST", "/api/v1/write", big, "Content-Encoding", "snappy")
+	if rec.Code != 413 || !strings.Contains(rec.Body.String(), "decompressed body of 5000 bytes") {
+		t.Fatalf("got %d %q", rec.Code, rec.Body.String())
+	}
+}
+
+func TestUpstreamErrorsPassThrough(t *testing.T) {
+	for _, e := range []*upstream.Error{
+		{Status: 400, Msg: "upstream rejected the data with 400: out of order"},
+		{Status: 429, RetryAfter: 1500 * time.Millisecond, Msg: "rate limited"},
+		{Status: 502, Msg: "upstream failed with 503"},
+	} {
+		h := newHandler(&recordingUpstream{err: e}, nil)
+		rec := serve(h, "PUT", "/metrics/job/a", []byte("m 1\n"))
+		if rec.Code != e.Status || !strings.Contains(rec.Body.String(), e.Msg) {
+			t.Errorf("got %d %q, want %d %q", rec.Code, rec.Body.String(), e.Status, e.Msg)
+		}
+		if e.Status == 429 && rec.Header().Get("Retry-After") != "2" {
+			t.Errorf("Retry-After %q, want 2 (rounded up)", rec.Header().Get("Retry-After"))
+		}
+	}
+}
+
+func TestExternalLabelsOnPushAndRemoteWrite(t *testing.T) {
+	up := &recordingUpstream{}
+	h := newHandler(up, func(o *relay.Options) {
+		o.ExternalLabels = []wire.Label{{Name: "job", Value: "forced"}, {Name: "region", Value: "eu"}}
+	})
+	serve(h, "POST", "/metrics/job/a", []byte("m{region=\"us\"} 1\n"))
+	var wr wire.WriteRequest
+	wr.AppendSample(wr.AppendLabels(wire.Label{Name: "__name__", Value: "rw"}, wire.Label{Name: "job", Value: "x"}), wire.Sample{Value: 1, Timestamp: 1})
+	rec := serve(h, "POST", "/api/v1/write", wire.EncodeSnappy(nil, wire.AppendWriteRequest(nil, wr.Series, nil)), "Content-Type", "application/x-protobuf", "Content-Encoding", "snappy")
+	if rec.Code != 204 {
+		t.Fatalf("remote write: %d %s", rec.Code, rec.Body.String())
+	}
+	want := []string{`m{job="forced",region="eu"}`, `push_time_seconds{job="forced",region="eu"}`, `rw{job="forced",region="eu"}`}
+	if strings.Join(up.series, " ") != strings.Join(want, " ") {
+		t.Fatalf("upstream got %v, want %v", up.series, want)
+	}
+}
