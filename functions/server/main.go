@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/promrelay/promrelay/shared/config"
+	"github.com/promrelay/promrelay/shared/platform"
 	"github.com/promrelay/promrelay/shared/relay"
 )
 
@@ -46,10 +47,14 @@ func run() error {
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	handler, err := relay.FromConfig(cfg, logger)
+	relayHandler, err := relay.FromConfig(cfg, logger)
 	if err != nil {
 		return err
 	}
+	// The custom-runtime wrapper adds POST /invoke (Function Compute's event
+	// invocations, timer triggers among them) and the x-fc-request-id.
+	adapter := &platform.Adapter{Handler: relayHandler, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger}
+	handler := adapter.CustomRuntime(relayHandler)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err

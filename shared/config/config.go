@@ -53,7 +53,7 @@ type Setting struct {
 
 // Settings lists every setting, in documentation order.
 var Settings = []Setting{
-	{Env: "PROMRELAY_LISTEN", Flag: "listen", Default: ":9091", Usage: "server listen address (host:port); the Pushgateway's port by default",
+	{Env: "PROMRELAY_LISTEN", Flag: "listen", Default: ":9091", Usage: "server listen address (host:port); the Pushgateway's port by default, 0.0.0.0:$FC_SERVER_PORT in Function Compute's custom runtime",
 		set: func(c *Config, v string) error { c.Listen = v; return nil }},
 	{Env: "PROMRELAY_UPSTREAM_URL", Flag: "upstream.url", Usage: "remote-write URL of the upstream (required), e.g. http://127.0.0.1:9090/api/v1/write",
 		set: func(c *Config, v string) error { c.UpstreamURL = v; return nil }},
@@ -135,6 +135,17 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		if err := s.set(&c, v); err != nil {
 			return c, settingError(s, v, err)
+		}
+	}
+	// In Function Compute's custom runtime the platform names the port
+	// (FC_SERVER_PORT, or FC_CUSTOM_LISTEN_PORT in older runtimes) and
+	// connects from outside the loopback interface.
+	if getenv("PROMRELAY_LISTEN") == "" {
+		for _, name := range []string{"FC_SERVER_PORT", "FC_CUSTOM_LISTEN_PORT"} {
+			if port := getenv(name); port != "" {
+				c.Listen = "0.0.0.0:" + port
+				break
+			}
 		}
 	}
 	return c, nil
