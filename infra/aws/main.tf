@@ -1,0 +1,85 @@
+# The resources around the promrelay Lambda function on AWS: the Amazon
+# Managed Service for Prometheus workspace it writes to, an IAM role that may
+# only write there (for deployments that bring their own role instead of the
+# one template.yaml creates), and optionally an S3 bucket for the group store.
+
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+resource "aws_prometheus_workspace" "this" {
+  count = var.create_workspace ? 1 : 0
+  alias = var.name
+  tags  = var.tags
+}
+
+locals {
+  workspace_id  = var.create_workspace ? aws_prometheus_workspace.this[0].id : var.existing_workspace_id
+  workspace_arn = "arn:${data.aws_partition.current.partition}:aps:${var.region}:${data.aws_caller_identity.current.account_id}:workspace/${local.workspace_id}"
+  endpoint      = "https://aps-workspaces.${var.region}.amazonaws.com/workspaces/${local.workspace_id}/"
+}
+
+data "aws_iam_policy_document" "assume_lambda" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "relay" {
+  name               = "${var.name}-relay"
+  assume_role_policy = data.aws_iam_policy_document.assume_lambda.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "logs" {
+  role       = aws_iam_role.relay.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+}
+
+data "aws_iam_policy_document" "remote_write" {
+  statement {
+    sid       = "RemoteWrite"
+    actions   = ["aps:RemoteWrite"]
+    resources = [local.workspace_arn]
+  }
+  dynamic "statement" {
+    for_each = var.create_state_bucket ? [1] : []
+    content {
+      sid       = "GroupStore"
+      actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"]
+      resources = [aws_s3_bucket.state[0].arn, "${aws_s3_bucket.state[0].arn}/*"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "remote_write" {
+  name   = "${var.name}-remote-write"
+  role   = aws_iam_role.relay.id
+  policy = data.aws_iam_policy_document.remote_write.json
+}
+
+resource "aws_s3_bucket" "state" {
+  count         = var.create_state_bucket ? 1 : 0
+  bucket_prefix = "${var.name}-state-"
+  tags          = var.tags
+}
+
+resource "aws_s3_bucket_versioning" "state" {
+  count  = var.create_state_bucket ? 1 : 0
+  bucket = aws_s3_bucket.state[0].id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "state" {
+  count                   = var.create_state_bucket ? 1 : 0
+  bucket                  = aws_s3_bucket.state[0].id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
