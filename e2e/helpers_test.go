@@ -165,3 +165,5 @@ func values(v []testpeer.Sample) map[string]float64 {
 	}
 	return out
 }
+
+func slogJSON(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }

@@ -277,3 +277,32 @@ func BenchmarkColdStart(b *testing.B) {
 		})
 	}
 }
+
+// TestFCBinaryAliyunCredentials runs the real functions/fc binary in the
+// aliyun mode: it must sign its upstream writes with the per-invocation
+// role credentials that the runtime API hands it (x-fc-access-key-id,
+// -secret, x-fc-security-token), which the ARMS-like upstream checks.
+func TestFCBinaryAliyunCredentials(t *testing.T) {
+	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{})
+	store := newCredStore()
+	store.add("STS.fake-id", issuedCreds{secret: "fake-secret", token: "fake-token"})
+	arms := armsUpstream(t, prom, store, &simClock{})
+	rt := fcRuntime(t)
+	_, logs := startFunction(t, buildFunction(t, "fc"), "FC_RUNTIME_API="+testpeer.Host(rt.srv.URL),
+		"PROMRELAY_UPSTREAM_URL="+arms.URL+"/api/v1/write", "PROMRELAY_UPSTREAM_AUTH=aliyun",
+		// The instance's own environment credentials must lose to the invocation's.
+		"ALIBABA_CLOUD_ACCESS_KEY_ID=LTAIenvKey", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=envSecret")
+	hr := decodeResult(t, rt.invoke(t, fcHTTPEvent("POST", "/metrics/job/fc_aliyun", "", []byte("signed_metric 1\n"), false)))
+	if hr.StatusCode != 200 {
+		t.Fatalf("push: %+v\n%s", hr, logs.String())
+	}
+	if store.accepted("STS.fake-id") != 1 {
+		t.Fatalf("the invocation's credentials were not used")
+	}
+	prom.WaitFor(t, `signed_metric{job="fc_aliyun"}`, 1, 10*time.Second)
+	for _, secret := range []string{"fake-secret", "fake-token", "envSecret"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("%s appears in the function's log", secret)
+		}
+	}
+}

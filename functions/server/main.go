@@ -54,7 +54,7 @@ func run() error {
 	// The custom-runtime wrapper adds POST /invoke (Function Compute's event
 	// invocations, timer triggers among them) and the x-fc-request-id.
 	adapter := &platform.Adapter{Handler: relayHandler, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger}
-	handler := adapter.CustomRuntime(relayHandler)
+	handler := adapter.CustomRuntime(relayHandler, cfg.FCCustomRuntime)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err

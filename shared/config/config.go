@@ -23,6 +23,7 @@ type Config struct {
 	Listen string // server listen address, host:port
 
 	UpstreamURL         string
+	UpstreamAuth        string // none, basic, bearer, aliyun or sigv4
 	UpstreamUsername    string
 	UpstreamPassword    string
 	UpstreamBearerToken string
@@ -39,7 +40,35 @@ type Config struct {
 	MaxLabelBytes   int // bytes of one label name plus value
 
 	LogLevel slog.Level
+
+	RefreshWindow time.Duration // refresh cloud credentials this long before expiry
+
+	AliyunRoleARN     string
+	AliyunExternalID  string
+	AliyunSessionName string
+	AliyunDuration    time.Duration
+	AliyunSTSEndpoint string
+	AliyunAuthForm    string // basic or bearer
+
+	SigV4Region      string
+	SigV4RoleARN     string
+	SigV4ExternalID  string
+	SigV4STSEndpoint string
+
+	// FCCustomRuntime is set when Function Compute's custom runtime runs the
+	// server (FC_SERVER_PORT or FC_CUSTOM_LISTEN_PORT present): then its
+	// x-fc-* request headers are trusted.
+	FCCustomRuntime bool
 }
+
+// Upstream authentication modes (PROMRELAY_UPSTREAM_AUTH).
+const (
+	AuthNone   = "none"
+	AuthBasic  = "basic"
+	AuthBearer = "bearer"
+	AuthAliyun = "aliyun"
+	AuthSigV4  = "sigv4"
+)
 
 // Setting describes one configuration variable.
 type Setting struct {
@@ -57,6 +86,15 @@ var Settings = []Setting{
 		set: func(c *Config, v string) error { c.Listen = v; return nil }},
 	{Env: "PROMRELAY_UPSTREAM_URL", Flag: "upstream.url", Usage: "remote-write URL of the upstream (required), e.g. http://127.0.0.1:9090/api/v1/write",
 		set: func(c *Config, v string) error { c.UpstreamURL = v; return nil }},
+	{Env: "PROMRELAY_UPSTREAM_AUTH", Flag: "upstream.auth", Usage: "how upstream requests are signed: none, basic, bearer, aliyun (ARMS, Alibaba Cloud credentials) or sigv4 (AMP); default basic or bearer when those credentials are set, else none",
+		set: func(c *Config, v string) error {
+			switch v {
+			case AuthNone, AuthBasic, AuthBearer, AuthAliyun, AuthSigV4:
+				c.UpstreamAuth = v
+				return nil
+			}
+			return errors.New("must be none, basic, bearer, aliyun or sigv4")
+		}},
 	{Env: "PROMRELAY_UPSTREAM_USERNAME", Flag: "upstream.username", Usage: "basic-auth user name for the upstream",
 		set: func(c *Config, v string) error { c.UpstreamUsername = v; return nil }},
 	{Env: "PROMRELAY_UPSTREAM_PASSWORD", Flag: "upstream.password", Usage: "basic-auth password for the upstream", Secret: true,
@@ -88,6 +126,34 @@ var Settings = []Setting{
 		set: positiveInt(func(c *Config) *int { return &c.MaxLabels })},
 	{Env: "PROMRELAY_MAX_LABEL_BYTES", Flag: "limits.max-label-bytes", Default: "8192", Usage: "longest label, name plus value, in bytes",
 		set: positiveInt(func(c *Config) *int { return &c.MaxLabelBytes })},
+	{Env: "PROMRELAY_CREDENTIALS_REFRESH_WINDOW", Flag: "upstream.refresh-window", Default: "5m", Usage: "refresh aliyun/sigv4 credentials this long before they expire",
+		set: duration(func(c *Config) *time.Duration { return &c.RefreshWindow })},
+	{Env: "PROMRELAY_ALIYUN_ROLE_ARN", Flag: "aliyun.role-arn", Usage: "RAM role to assume (STS AssumeRole) on top of the default credential chain, e.g. acs:ram::123:role/promrelay",
+		set: func(c *Config, v string) error { c.AliyunRoleARN = v; return nil }},
+	{Env: "PROMRELAY_ALIYUN_EXTERNAL_ID", Flag: "aliyun.external-id", Usage: "external id for the role assumption", Secret: true,
+		set: func(c *Config, v string) error { c.AliyunExternalID = v; return nil }},
+	{Env: "PROMRELAY_ALIYUN_ROLE_SESSION_NAME", Flag: "aliyun.role-session-name", Default: "promrelay", Usage: "session name of the role assumption",
+		set: func(c *Config, v string) error { c.AliyunSessionName = v; return nil }},
+	{Env: "PROMRELAY_ALIYUN_ROLE_DURATION", Flag: "aliyun.role-duration", Default: "1h", Usage: "lifetime of assumed-role credentials (15m to the role's maximum)",
+		set: duration(func(c *Config) *time.Duration { return &c.AliyunDuration })},
+	{Env: "PROMRELAY_ALIYUN_STS_ENDPOINT", Flag: "aliyun.sts-endpoint", Usage: "STS host, e.g. sts-vpc.cn-hangzhou.aliyuncs.com; default sts.aliyuncs.com (or ALIBABA_CLOUD_STS_REGION's)",
+		set: func(c *Config, v string) error { c.AliyunSTSEndpoint = v; return nil }},
+	{Env: "PROMRELAY_ALIYUN_AUTH_FORM", Flag: "aliyun.auth-form", Default: "basic", Usage: "how ARMS gets the credentials: basic (AccessKey ID, secret$token) or bearer (the security token)",
+		set: func(c *Config, v string) error {
+			if v != "basic" && v != "bearer" {
+				return errors.New("must be basic or bearer")
+			}
+			c.AliyunAuthForm = v
+			return nil
+		}},
+	{Env: "PROMRELAY_SIGV4_REGION", Flag: "sigv4.region", Usage: "AWS region for SigV4; default from the aps-workspaces.<region>.amazonaws.com URL, then AWS_REGION",
+		set: func(c *Config, v string) error { c.SigV4Region = v; return nil }},
+	{Env: "PROMRELAY_SIGV4_ROLE_ARN", Flag: "sigv4.role-arn", Usage: "IAM role to assume (stscreds) on top of the default credential chain",
+		set: func(c *Config, v string) error { c.SigV4RoleARN = v; return nil }},
+	{Env: "PROMRELAY_SIGV4_EXTERNAL_ID", Flag: "sigv4.external-id", Usage: "external id for the role assumption", Secret: true,
+		set: func(c *Config, v string) error { c.SigV4ExternalID = v; return nil }},
+	{Env: "PROMRELAY_SIGV4_STS_ENDPOINT", Flag: "sigv4.sts-endpoint", Usage: "STS endpoint URL (VPC endpoints)",
+		set: func(c *Config, v string) error { c.SigV4STSEndpoint = v; return nil }},
 	{Env: "PROMRELAY_LOG_LEVEL", Flag: "log.level", Default: "info", Usage: "log level: debug, info, warn or error",
 		set: func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 }
@@ -148,6 +214,7 @@ func Load(getenv func(string) string) (Config, error) {
 			}
 		}
 	}
+	c.FCCustomRuntime = getenv("FC_SERVER_PORT") != "" || getenv("FC_CUSTOM_LISTEN_PORT") != ""
 	return c, nil
 }
 
@@ -190,7 +257,42 @@ func (c *Config) Validate() error {
 	if c.UpstreamBearerToken != "" && (c.UpstreamUsername != "" || c.UpstreamPassword != "") {
 		return errors.New("PROMRELAY_UPSTREAM_BEARER_TOKEN and PROMRELAY_UPSTREAM_USERNAME/PASSWORD are exclusive: set one form of upstream credentials")
 	}
+	static := c.UpstreamBearerToken != "" || c.UpstreamUsername != "" || c.UpstreamPassword != ""
+	switch c.AuthMode() {
+	case AuthBasic:
+		if c.UpstreamUsername == "" && c.UpstreamPassword == "" {
+			return errors.New("PROMRELAY_UPSTREAM_AUTH=basic needs PROMRELAY_UPSTREAM_USERNAME and PROMRELAY_UPSTREAM_PASSWORD")
+		}
+		if c.UpstreamBearerToken != "" {
+			return errors.New("PROMRELAY_UPSTREAM_AUTH=basic: unset PROMRELAY_UPSTREAM_BEARER_TOKEN")
+		}
+	case AuthBearer:
+		if c.UpstreamBearerToken == "" {
+			return errors.New("PROMRELAY_UPSTREAM_AUTH=bearer needs PROMRELAY_UPSTREAM_BEARER_TOKEN")
+		}
+	case AuthNone, AuthAliyun, AuthSigV4:
+		if static {
+			return fmt.Errorf("PROMRELAY_UPSTREAM_AUTH=%s: unset PROMRELAY_UPSTREAM_USERNAME, _PASSWORD and _BEARER_TOKEN", c.AuthMode())
+		}
+	}
+	if c.AliyunRoleARN != "" && c.AliyunDuration < 15*time.Minute {
+		return errors.New("PROMRELAY_ALIYUN_ROLE_DURATION: STS needs at least 15m")
+	}
 	return nil
+}
+
+// AuthMode returns the upstream authentication mode: PROMRELAY_UPSTREAM_AUTH,
+// or basic/bearer when those credentials are set, else none.
+func (c *Config) AuthMode() string {
+	switch {
+	case c.UpstreamAuth != "":
+		return c.UpstreamAuth
+	case c.UpstreamBearerToken != "":
+		return AuthBearer
+	case c.UpstreamUsername != "" || c.UpstreamPassword != "":
+		return AuthBasic
+	}
+	return AuthNone
 }
 
 // ParseLabels parses "k=v,k2=v2" into labels sorted by name. Names must be

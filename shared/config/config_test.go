@@ -83,3 +83,59 @@ func TestReadmeDocumentsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+func TestAuthModes(t *testing.T) {
+	base := map[string]string{"PROMRELAY_UPSTREAM_URL": "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write"}
+	for _, tc := range []struct {
+		env      map[string]string
+		wantMode string
+		wantErr  string
+	}{
+		{map[string]string{}, config.AuthNone, ""},
+		{map[string]string{"PROMRELAY_UPSTREAM_USERNAME": "u", "PROMRELAY_UPSTREAM_PASSWORD": "p"}, config.AuthBasic, ""},
+		{map[string]string{"PROMRELAY_UPSTREAM_BEARER_TOKEN": "t"}, config.AuthBearer, ""},
+		{map[string]string{"PROMRELAY_UPSTREAM_AUTH": "aliyun", "PROMRELAY_ALIYUN_ROLE_ARN": "acs:ram::1:role/r"}, config.AuthAliyun, ""},
+		{map[string]string{"PROMRELAY_UPSTREAM_AUTH": "sigv4"}, config.AuthSigV4, ""},
+		{map[string]string{"PROMRELAY_UPSTREAM_AUTH": "kerberos"}, "", "must be none, basic, bearer, aliyun or sigv4"},
+		{map[string]string{"PROMRELAY_UPSTREAM_AUTH": "bearer"}, "", "needs PROMRELAY_UPSTREAM_BEARER_TOKEN"},
+		{map[string]string{"PROMRELAY_UPSTREAM_AUTH": "basic"}, "", "needs PROMRELAY_UPSTREAM_USERNAME"},
+		{map[string]string{"PROMRELAY_UPSTREAM_AUTH": "sigv4", "PROMRELAY_UPSTREAM_PASSWORD": "x"}, "", "unset PROMRELAY_UPSTREAM_USERNAME"},
+		{map[string]string{"PROMRELAY_UPSTREAM_AUTH": "aliyun", "PROMRELAY_ALIYUN_ROLE_ARN": "r", "PROMRELAY_ALIYUN_ROLE_DURATION": "5m"}, "", "at least 15m"},
+		{map[string]string{"PROMRELAY_ALIYUN_AUTH_FORM": "token"}, "", "must be basic or bearer"},
+		{map[string]string{"PROMRELAY_CREDENTIALS_REFRESH_WINDOW": "-1s"}, "", "must be positive"},
+	} {
+		env := map[string]string{}
+		for k, v := range base {
+			env[k] = v
+		}
+		for k, v := range tc.env {
+			env[k] = v
+		}
+		c, err := config.Load(func(k string) string { return env[k] })
+		if err == nil {
+			err = c.Validate()
+		}
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%v: err = %v, want %q", tc.env, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || c.AuthMode() != tc.wantMode {
+			t.Errorf("%v: mode %q err %v, want %q", tc.env, c.AuthMode(), err, tc.wantMode)
+		}
+	}
+}
+
+func TestFCCustomRuntimeListen(t *testing.T) {
+	c, _ := config.Load(func(k string) string { return map[string]string{"FC_SERVER_PORT": "9000"}[k] })
+	if c.Listen != "0.0.0.0:9000" || !c.FCCustomRuntime {
+		t.Fatalf("listen %q custom %v", c.Listen, c.FCCustomRuntime)
+	}
+	c, _ = config.Load(func(k string) string {
+		return map[string]string{"FC_SERVER_PORT": "9000", "PROMRELAY_LISTEN": "127.0.0.1:1"}[k]
+	})
+	if c.Listen != "127.0.0.1:1" {
+		t.Fatalf("explicit listen lost: %q", c.Listen)
+	}
+}

@@ -9,6 +9,7 @@
 //	upstream 413                              → the request is split and resent
 //	upstream 429                              → retried after Retry-After while the deadline allows, then 429
 //	upstream 5xx, timeout, connection error   → retried with backoff, then 502 or 504
+//	no credentials (a failed STS call)        → retried with backoff, then 503
 //
 // Spec: https://prometheus.io/docs/specs/prw/remote_write_spec/
 package upstream
@@ -16,7 +17,6 @@ package upstream
 import (
 	"context"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/promrelay/promrelay/shared/auth"
 	"github.com/promrelay/promrelay/shared/wire"
 )
 
@@ -51,9 +52,6 @@ type Config struct {
 	// MaxRequestBytes is the budget for one compressed request body, in
 	// bytes; 0 means DefaultMaxRequestBytes.
 	MaxRequestBytes int
-	// Static credentials: Username and Password for basic auth, or
-	// BearerToken. At most one of the two forms.
-	Username, Password, BearerToken string
 	// UserAgent is sent with every request.
 	UserAgent string
 	// MinBackoff and MaxBackoff bound the exponential backoff between
@@ -70,7 +68,6 @@ type Client struct {
 	httpClient *http.Client
 	timeout    time.Duration
 	maxBytes   int
-	authHeader string
 	userAgent  string
 	minBackoff time.Duration
 	maxBackoff time.Duration
@@ -83,7 +80,8 @@ type buffers struct {
 }
 
 // New returns a client for cfg. It returns an error for a URL that is not
-// absolute http(s), or for both basic and bearer credentials.
+// absolute http(s). Credentials are the transport's business: pass an
+// *auth.Transport as cfg.Transport.
 func New(cfg Config) (*Client, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -108,14 +106,6 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.maxBackoff <= 0 {
 		c.maxBackoff = 5 * time.Second
-	}
-	switch {
-	case cfg.BearerToken != "" && (cfg.Username != "" || cfg.Password != ""):
-		return nil, errors.New("upstream credentials: set either basic auth or a bearer token, not both")
-	case cfg.BearerToken != "":
-		c.authHeader = "Bearer " + cfg.BearerToken
-	case cfg.Username != "" || cfg.Password != "":
-		c.authHeader = "Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.Username+":"+cfg.Password))
 	}
 	tr := cfg.Transport
 	if tr == nil {
@@ -302,9 +292,6 @@ func (c *Client) attempt(ctx context.Context, body []byte) (int, time.Duration, 
 	if c.userAgent != "" {
 		h.Set("User-Agent", c.userAgent)
 	}
-	if c.authHeader != "" {
-		h.Set("Authorization", c.authHeader)
-	}
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
 		return 0, 0, "", err
@@ -324,6 +311,10 @@ func (c *Client) attempt(ctx context.Context, body []byte) (int, time.Duration, 
 func classify(status int, retryAfter time.Duration, msg string, err error) *Error {
 	switch {
 	case err != nil:
+		var ce *auth.CredentialsError
+		if errors.As(err, &ce) {
+			return &Error{Status: http.StatusServiceUnavailable, Msg: ce.Error()}
+		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			return &Error{Status: http.StatusGatewayTimeout, Msg: "upstream did not answer in time: " + err.Error()}
 		}
@@ -378,3 +369,6 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 }
 
 func (r *bodyReader) Close() error { return nil }
+
+// Bytes returns the whole body, for signers that hash it (auth.BytesBody).
+func (r *bodyReader) Bytes() []byte { return r.b }

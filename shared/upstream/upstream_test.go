@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/promrelay/promrelay/shared/auth"
 	"github.com/promrelay/promrelay/shared/wire"
 )
 
@@ -23,12 +25,12 @@ func batch(n int) *wire.WriteRequest {
 
 func TestRequestHeadersAndAuth(t *testing.T) {
 	for _, tc := range []struct {
-		cfg  Config
-		want string
+		signer auth.Static
+		want   string
 	}{
-		{Config{BearerToken: "tok"}, "Bearer tok"},
-		{Config{Username: "u", Password: "p"}, "Basic dTpw"},
-		{Config{}, ""},
+		{auth.Static{BearerToken: "tok"}, "Bearer tok"},
+		{auth.Static{Username: "u", Password: "p"}, "Basic dTpw"},
+		{auth.Static{}, ""},
 	} {
 		var got http.Header
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -38,8 +40,7 @@ func TestRequestHeadersAndAuth(t *testing.T) {
 			}
 			w.WriteHeader(204)
 		}))
-		tc.cfg.URL, tc.cfg.UserAgent = srv.URL, "promrelay/test"
-		c, err := New(tc.cfg)
+		c, err := New(Config{URL: srv.URL, UserAgent: "promrelay/test", Transport: &auth.Transport{Base: NewTransport(), Signer: &tc.signer}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,9 +54,6 @@ func TestRequestHeadersAndAuth(t *testing.T) {
 				t.Errorf("%s = %q, want %q", k, got.Get(k), v)
 			}
 		}
-	}
-	if _, err := New(Config{URL: "http://x", BearerToken: "a", Username: "b"}); err == nil {
-		t.Error("basic and bearer together accepted")
 	}
 	if _, err := New(Config{URL: "/relative"}); err == nil {
 		t.Error("relative URL accepted")
@@ -164,3 +162,25 @@ func TestParseRetryAfter(t *testing.T) {
 		t.Errorf("garbage: %v", d)
 	}
 }
+
+// TestCredentialFailureIs503 checks that a signer that cannot get
+// credentials makes the write fail with 503 (retryable), never 400.
+func TestCredentialFailureIs503(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
+	defer srv.Close()
+	c, _ := New(Config{URL: srv.URL, MinBackoff: 5 * time.Millisecond, Transport: &auth.Transport{Base: NewTransport(), Signer: failingSigner{}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := c.Write(ctx, batch(1))
+	e, ok := err.(*Error)
+	if !ok || e.Status != http.StatusServiceUnavailable || !strings.Contains(e.Msg, "cannot get upstream credentials: sts down") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+type failingSigner struct{}
+
+func (failingSigner) Sign(*http.Request, []byte) error {
+	return &auth.CredentialsError{Err: errors.New("sts down")}
+}
+func (failingSigner) Expired(*http.Request, int, http.Header, []byte) bool { return false }

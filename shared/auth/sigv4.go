@@ -1,0 +1,175 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+// SigV4Service is the signing name of Amazon Managed Service for
+// Prometheus.
+const SigV4Service = "aps"
+
+// SigV4Options configure a SigV4 signer.
+type SigV4Options struct {
+	// Region of the workspace; empty means parsed from the upstream URL's
+	// aps-workspaces.<region>.amazonaws.com host, then the SDK's default
+	// (AWS_REGION).
+	Region string
+	// RoleARN, when set, is assumed with stscreds on top of the default
+	// chain; ExternalID and SessionName go with it.
+	RoleARN     string
+	ExternalID  string
+	SessionName string
+	// STSEndpoint overrides the STS endpoint URL (VPC endpoints, tests).
+	STSEndpoint string
+	// Window is how long before expiry credentials are refreshed; 0 means
+	// 5 minutes.
+	Window time.Duration
+	// MinForcedRefresh bounds how often an expired-token answer may force
+	// a refresh; 0 means 10 s.
+	MinForcedRefresh time.Duration
+	// ConfigOptions are passed to config.LoadDefaultConfig (tests).
+	ConfigOptions []func(*config.LoadOptions) error
+}
+
+// SigV4 signs requests for AMP with AWS Signature Version 4 (service "aps"),
+// using the aws-sdk-go-v2 default credential chain (on Lambda, the
+// function role's environment credentials) or an assumed role, cached in an
+// aws.CredentialsCache that refreshes Window before expiry.
+type SigV4 struct {
+	region string
+	creds  *aws.CredentialsCache
+	signer *v4.Signer
+	minGap time.Duration
+	mu     sync.Mutex
+	forced time.Time
+}
+
+// RegionFromURL returns the region of an AMP endpoint URL
+// (https://aps-workspaces.<region>.amazonaws.com/...), or "".
+func RegionFromURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	host := u.Hostname()
+	for _, prefix := range []string{"aps-workspaces.", "aps-workspaces-fips.", "aps."} {
+		if rest, ok := strings.CutPrefix(host, prefix); ok {
+			if region, _, ok := strings.Cut(rest, "."); ok && region != "" {
+				return region
+			}
+		}
+	}
+	return ""
+}
+
+// NewSigV4 loads the AWS configuration and returns a signer for the
+// upstream at upstreamURL. It fails when no region can be found; missing
+// credentials are found out at the first request (a *CredentialsError).
+func NewSigV4(ctx context.Context, upstreamURL string, o SigV4Options) (*SigV4, error) {
+	if o.Window <= 0 {
+		o.Window = 5 * time.Minute
+	}
+	if o.MinForcedRefresh <= 0 {
+		o.MinForcedRefresh = 10 * time.Second
+	}
+	region := o.Region
+	if region == "" {
+		region = RegionFromURL(upstreamURL)
+	}
+	opts := append([]func(*config.LoadOptions) error{
+		// The default chain's cache refreshes Window before expiry.
+		config.WithCredentialsCacheOptions(func(co *aws.CredentialsCacheOptions) { co.ExpiryWindow = o.Window }),
+	}, o.ConfigOptions...)
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load the AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("no AWS region: set PROMRELAY_SIGV4_REGION or use an aps-workspaces.<region>.amazonaws.com URL")
+	}
+	var cache *aws.CredentialsCache
+	if cc, ok := cfg.Credentials.(*aws.CredentialsCache); ok {
+		cache = cc
+	} else if cfg.Credentials != nil {
+		cache = aws.NewCredentialsCache(cfg.Credentials, func(co *aws.CredentialsCacheOptions) { co.ExpiryWindow = o.Window })
+	}
+	if o.RoleARN != "" {
+		client := sts.NewFromConfig(cfg, func(so *sts.Options) {
+			if o.STSEndpoint != "" {
+				so.BaseEndpoint = aws.String(o.STSEndpoint)
+			}
+		})
+		provider := stscreds.NewAssumeRoleProvider(client, o.RoleARN, func(ao *stscreds.AssumeRoleOptions) {
+			if o.ExternalID != "" {
+				ao.ExternalID = aws.String(o.ExternalID)
+			}
+			ao.RoleSessionName = o.SessionName
+			if ao.RoleSessionName == "" {
+				ao.RoleSessionName = "promrelay"
+			}
+		})
+		cache = aws.NewCredentialsCache(provider, func(co *aws.CredentialsCacheOptions) { co.ExpiryWindow = o.Window })
+	}
+	if cache == nil {
+		return nil, errors.New("no AWS credential provider")
+	}
+	return &SigV4{region: cfg.Region, creds: cache, signer: v4.NewSigner(), minGap: o.MinForcedRefresh}, nil
+}
+
+// Region returns the signing region.
+func (s *SigV4) Region() string { return s.region }
+
+// Sign implements Signer: the payload hash is the SHA-256 of the exact
+// (compressed) body, and X-Scope-OrgID, which AMP rejects when signed, is
+// removed.
+func (s *SigV4) Sign(req *http.Request, body []byte) error {
+	creds, err := s.creds.Retrieve(req.Context())
+	if err != nil {
+		return &CredentialsError{Err: err}
+	}
+	sum := sha256.Sum256(body)
+	hash := hex.EncodeToString(sum[:])
+	req.Header.Del("X-Scope-OrgID")
+	req.Header.Del("Authorization")
+	req.Header.Set("X-Amz-Content-Sha256", hash)
+	return s.signer.SignHTTP(req.Context(), creds, req, hash, SigV4Service, s.region, time.Now())
+}
+
+// Expired implements Signer: AWS answers an expired session token with 403
+// and ExpiredToken or ExpiredTokenException (in x-amzn-ErrorType or the
+// body).
+func (s *SigV4) Expired(_ *http.Request, status int, header http.Header, body []byte) bool {
+	if status != http.StatusForbidden {
+		return false
+	}
+	if !strings.Contains(header.Get("X-Amzn-Errortype"), "ExpiredToken") && !strings.Contains(string(body), "ExpiredToken") &&
+		!strings.Contains(string(body), "security token included in the request is expired") {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.forced.IsZero() && time.Since(s.forced) < s.minGap {
+		return false
+	}
+	s.forced = time.Now()
+	s.creds.Invalidate()
+	return true
+}
