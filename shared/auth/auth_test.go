@@ -85,8 +85,8 @@ func TestCacheErrorAndRecovery(t *testing.T) {
 func TestRegionFromURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write": "eu-west-1",
-		"https://aps-workspaces-fips.us-east-1.amazonaws.com/workspaces/ws-1":                 "us-east-1",
-		"https://prometheus.example/api/v1/write":                                             "",
+		"https://aps-workspaces-fips.us-east-1.amazonaws.com/workspaces/ws-1":                "us-east-1",
+		"https://prometheus.example/api/v1/write":                                            "",
 	} {
 		if got := auth.RegionFromURL(in); got != want {
 			t.Errorf("%s: %q, want %q", in, got, want)
