@@ -5,32 +5,17 @@
 package main
 
 import (
-	"log/slog"
 	"os"
 
 	"github.com/aliyun/fc-runtime-go-sdk/fc"
 
-	"github.com/promrelay/promrelay/shared/config"
 	"github.com/promrelay/promrelay/shared/platform"
-	"github.com/promrelay/promrelay/shared/relay"
 )
 
 func main() {
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	cfg, err := config.Load(os.Getenv)
-	if err == nil {
-		err = cfg.Validate()
-	}
+	a, _, err := platform.FromEnv(os.Getenv)
 	if err != nil {
-		logger.Error("invalid configuration", "error", err.Error())
-		os.Exit(1)
+		platform.Fatal(err)
 	}
-	logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	h, err := relay.FromConfig(cfg, logger)
-	if err != nil {
-		logger.Error("invalid configuration", "error", err.Error())
-		os.Exit(1)
-	}
-	a := &platform.Adapter{Handler: h, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger}
 	fc.Start(a.FC)
 }

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -14,14 +15,29 @@ import (
 // readBody reads r's body into buf (reused), at most max bytes. A larger
 // body is a *wire.TooLargeError.
 func readBody(r *http.Request, buf []byte, max int) ([]byte, error) {
-	buf = buf[:0]
 	if r.ContentLength > int64(max) {
-		return buf, &wire.TooLargeError{What: "request body", Size: int(r.ContentLength), Limit: max}
+		return buf[:0], &wire.TooLargeError{What: "request body", Size: int(r.ContentLength), Limit: max}
 	}
 	if r.ContentLength > 0 && cap(buf) < int(r.ContentLength) {
 		buf = make([]byte, 0, r.ContentLength)
 	}
-	lr := io.LimitReader(r.Body, int64(max)+1)
+	return readLimited(r.Body, buf, max, "request body", "cannot read request body")
+}
+
+// gunzip decodes a gzip body into dst (reused), at most max bytes.
+func gunzip(dst, src []byte, max int) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(src))
+	if err != nil {
+		return dst[:0], fmt.Errorf("cannot decode gzip body: %w", err)
+	}
+	return readLimited(zr, dst, max, "decompressed body", "cannot decode gzip body")
+}
+
+// readLimited reads all of src into buf[:0], failing with a
+// *wire.TooLargeError (what) past max bytes, or with failure: err.
+func readLimited(src io.Reader, buf []byte, max int, what, failure string) ([]byte, error) {
+	buf = buf[:0]
+	lr := io.LimitReader(src, int64(max)+1)
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
@@ -32,54 +48,13 @@ func readBody(r *http.Request, buf []byte, max int) ([]byte, error) {
 			break
 		}
 		if err != nil {
-			return buf, fmt.Errorf("cannot read request body: %w", err)
+			return buf, fmt.Errorf("%s: %w", failure, err)
 		}
 	}
 	if len(buf) > max {
-		return buf, &wire.TooLargeError{What: "request body", Size: len(buf), Limit: max}
+		return buf, &wire.TooLargeError{What: what, Size: len(buf), Limit: max}
 	}
 	return buf, nil
-}
-
-// gunzip decodes a gzip body into dst (reused), at most max bytes.
-func gunzip(dst, src []byte, max int) ([]byte, error) {
-	zr, err := gzip.NewReader(&sliceReader{b: src})
-	if err != nil {
-		return dst[:0], fmt.Errorf("cannot decode gzip body: %w", err)
-	}
-	dst = dst[:0]
-	lr := io.LimitReader(zr, int64(max)+1)
-	for {
-		if len(dst) == cap(dst) {
-			dst = append(dst, 0)[:len(dst)]
-		}
-		n, err := lr.Read(dst[len(dst):cap(dst)])
-		dst = dst[:len(dst)+n]
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return dst, fmt.Errorf("cannot decode gzip body: %w", err)
-		}
-	}
-	if len(dst) > max {
-		return dst, &wire.TooLargeError{What: "decompressed body", Size: len(dst), Limit: max}
-	}
-	return dst, nil
-}
-
-type sliceReader struct {
-	b []byte
-	i int
-}
-
-func (r *sliceReader) Read(p []byte) (int, error) {
-	if r.i >= len(r.b) {
-		return 0, io.EOF
-	}
-	n := copy(p, r.b[r.i:])
-	r.i += n
-	return n, nil
 }
 
 // bodyStatus maps a body-reading error to its status: 413 for size limits,

@@ -1,0 +1,160 @@
+package platform_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/aliyun/fc-runtime-go-sdk/events"
+	"github.com/aliyun/fc-runtime-go-sdk/fccontext"
+	lambdaevents "github.com/aws/aws-lambda-go/events"
+
+	"github.com/promrelay/promrelay/shared/platform"
+)
+
+// echo answers with what it received, so the tests see the request the
+// adapter built.
+var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	w.Header().Add("X-Multi", "a")
+	w.Header().Add("X-Multi", "b")
+	if r.URL.Path == "/binary" {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write([]byte{0xff, 0x00, 0x01})
+		return
+	}
+	fmt.Fprintf(w, "%s %s?%s len=%d body=%q ct=%q accept=%q", r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.ContentLength, body,
+		r.Header.Get("Content-Type"), r.Header.Get("Accept"))
+})
+
+func TestFCHTTPTrigger(t *testing.T) {
+	a := &platform.Adapter{Handler: echo, MaxBodyBytes: 100}
+	str := func(s string) *string { return &s }
+	yes := true
+	ev := events.HTTPTriggerEvent{
+		RawPath:         str("/metrics/job/a%2Fb"),
+		Body:            str(base64.StdEncoding.EncodeToString([]byte{0x00, 0x01, 'x'})),
+		IsBase64Encoded: &yes,
+		Headers:         &map[string]string{"Content-Type": "application/x-protobuf", "Accept": "a, b"},
+		QueryParameters: &map[string]string{"z": "1", "a": "2"},
+	}
+	m := "PUT"
+	ev.TriggerContext.Http.Method = &m
+	payload, _ := json.Marshal(ev)
+	out, err := a.FC(context.Background(), payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := out.(events.HTTPTriggerResponse)
+	want := `PUT /metrics/job/a%2Fb?a=2&z=1 len=3 body="\x00\x01x" ct="application/x-protobuf" accept="a, b"`
+	if resp.StatusCode != 200 || resp.Body != want || resp.Headers["x-multi"] != "a, b" {
+		t.Fatalf("got %+v\nwant body %s", resp, want)
+	}
+	// An oversized base64 body is refused before decoding.
+	ev.Body = str(strings.Repeat("QUFB", 100))
+	payload, _ = json.Marshal(ev)
+	out, _ = a.FC(context.Background(), payload)
+	if r := out.(events.HTTPTriggerResponse); r.StatusCode != 413 {
+		t.Fatalf("oversized body: %+v", r)
+	}
+	// Binary answers are base64-encoded.
+	ev.Body, ev.RawPath = str(""), str("/binary")
+	payload, _ = json.Marshal(ev)
+	out, _ = a.FC(context.Background(), payload)
+	if r := out.(events.HTTPTriggerResponse); !r.IsBase64Encoded || r.Body != base64.StdEncoding.EncodeToString([]byte{0xff, 0x00, 0x01}) {
+		t.Fatalf("binary answer: %+v", r)
+	}
+}
+
+func TestFCTimerAndUnknown(t *testing.T) {
+	ran := 0
+	a := &platform.Adapter{Handler: echo, Scheduled: func(context.Context) error { ran++; return nil }}
+	if _, err := a.FC(context.Background(), []byte(`{"triggerTime":"2026-11-21T00:00:00Z","triggerName":"t","payload":""}`)); err != nil || ran != 1 {
+		t.Fatalf("timer: %v, ran %d", err, ran)
+	}
+	if _, err := a.FC(context.Background(), []byte(`{"foo":1}`)); err == nil {
+		t.Fatal("unknown event accepted")
+	}
+	if _, err := a.FC(context.Background(), []byte(`not json`)); err == nil {
+		t.Fatal("invalid JSON accepted")
+	}
+}
+
+func TestLambdaEvents(t *testing.T) {
+	a := &platform.Adapter{Handler: echo}
+	url := lambdaevents.LambdaFunctionURLRequest{Version: "2.0", RawPath: "/api/v1/write", RawQueryString: "x=1",
+		Headers: map[string]string{"content-type": "application/x-protobuf"}, Body: base64.StdEncoding.EncodeToString([]byte("snappy")), IsBase64Encoded: true}
+	url.RequestContext.HTTP.Method = "POST"
+	payload, _ := json.Marshal(url)
+	out, err := a.Lambda(context.Background(), payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := out.(lambdaevents.LambdaFunctionURLResponse); r.StatusCode != 200 || !strings.HasPrefix(r.Body, `POST /api/v1/write?x=1 len=6 body="snappy"`) {
+		t.Fatalf("function URL: %+v", r)
+	}
+
+	alb := lambdaevents.ALBTargetGroupRequest{HTTPMethod: "POST", Path: "/metrics/job/x",
+		MultiValueHeaders: map[string][]string{"accept": {"a", "b"}}, MultiValueQueryStringParameters: map[string][]string{"q": {"1", "2"}}, Body: "m 1\n"}
+	alb.RequestContext.ELB.TargetGroupArn = "arn:tg"
+	payload, _ = json.Marshal(alb)
+	out, err = a.Lambda(context.Background(), payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := out.(lambdaevents.ALBTargetGroupResponse)
+	if r.StatusCode != 200 || r.Headers != nil || len(r.MultiValueHeaders["x-multi"]) != 2 || !strings.Contains(r.Body, `?q=1&q=2`) || !strings.Contains(r.Body, `accept="a"`) {
+		t.Fatalf("ALB multi-value: %+v", r)
+	}
+	alb.MultiValueHeaders, alb.MultiValueQueryStringParameters = nil, nil
+	alb.Headers = map[string]string{"accept": "a"}
+	payload, _ = json.Marshal(alb)
+	out, _ = a.Lambda(context.Background(), payload)
+	if r := out.(lambdaevents.ALBTargetGroupResponse); r.MultiValueHeaders != nil || r.Headers["x-multi"] != "a, b" {
+		t.Fatalf("ALB single-value: %+v", r)
+	}
+
+	if _, err := a.Lambda(context.Background(), []byte(`{"source":"aws.events","detail-type":"Scheduled Event"}`)); err != nil {
+		t.Fatalf("schedule: %v", err)
+	}
+	if _, err := a.Lambda(context.Background(), []byte(`{"httpMethod":"GET","path":"/"}`)); err == nil || !strings.Contains(err.Error(), "payload format 1.0") {
+		t.Fatalf("API GW v1: %v", err)
+	}
+}
+
+func TestCustomRuntime(t *testing.T) {
+	var gotCreds *fccontext.Credentials
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fcc, ok := fccontext.FromContext(r.Context()); ok {
+			gotCreds = &fcc.Credentials
+		}
+		if r.Header.Get("x-fc-access-key-secret") != "" {
+			t.Error("credential headers reach the relay")
+		}
+	})
+	ran := false
+	a := &platform.Adapter{Scheduled: func(context.Context) error { ran = true; return nil }}
+	for _, trust := range []bool{false, true} {
+		gotCreds = nil
+		h := a.CustomRuntime(inner, trust)
+		req := httptest.NewRequest("POST", "/metrics/job/x", strings.NewReader("m 1\n"))
+		req.Header.Set("x-fc-access-key-id", "STS.id")
+		req.Header.Set("x-fc-access-key-secret", "secret")
+		req.Header.Set("x-fc-security-token", "token")
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		if trust != (gotCreds != nil) || (trust && gotCreds.AccessKeyId != "STS.id") {
+			t.Fatalf("trust=%v: credentials in context %+v", trust, gotCreds)
+		}
+	}
+	rec := httptest.NewRecorder()
+	a.CustomRuntime(inner, true).ServeHTTP(rec, httptest.NewRequest("POST", "/invoke", nil))
+	if rec.Code != 200 || !ran {
+		t.Fatalf("/invoke: %d, ran %v", rec.Code, ran)
+	}
+}

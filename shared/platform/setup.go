@@ -1,0 +1,36 @@
+package platform
+
+import (
+	"log/slog"
+	"os"
+
+	"github.com/promrelay/promrelay/shared/config"
+	"github.com/promrelay/promrelay/shared/relay"
+)
+
+// FromEnv builds the Adapter a function entry point starts: the settings
+// from getenv (os.Getenv), validated, a JSON logger on stderr at the
+// configured level, and the relay handler. An error names the setting at
+// fault; the caller logs it and exits, so a misconfigured function fails
+// its first invocation with one clear line.
+func FromEnv(getenv func(string) string) (*Adapter, config.Config, error) {
+	cfg, err := config.Load(getenv)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		return nil, cfg, err
+	}
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	h, err := relay.FromConfig(cfg, logger)
+	if err != nil {
+		return nil, cfg, err
+	}
+	return &Adapter{Handler: h, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger}, cfg, nil
+}
+
+// Fatal logs a start-up error as one JSON line and exits with status 1.
+func Fatal(err error) {
+	slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("invalid configuration", "error", err.Error())
+	os.Exit(1)
+}
