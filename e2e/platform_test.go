@@ -58,7 +58,7 @@ func TestFCBinary(t *testing.T) {
 	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{})
 	rt := fcRuntime(t)
 	bin := buildFunction(t, "fc")
-	_, logs := startFunction(t, bin, "FC_RUNTIME_API="+testpeer.Host(rt.srv.URL), "PROMRELAY_UPSTREAM_URL="+prom.RemoteWriteURL())
+	_, logs := startFunction(t, bin, "FC_RUNTIME_API="+testpeer.Host(rt.srv.URL), "PROMRELAY_UPSTREAM_URL="+prom.RemoteWriteURL(), "PROMRELAY_INBOUND_AUTH=none")
 
 	// A text push.
 	hr := decodeResult(t, rt.invoke(t, fcHTTPEvent("POST", "/metrics/job/fc_push/instance/fn", "text/plain", []byte("fc_metric 7\n"), false)))
@@ -154,7 +154,7 @@ func TestLambdaBinary(t *testing.T) {
 	rt := lambdaRuntime(t)
 	bin := buildFunction(t, "lambda", "lambda.norpc")
 	_, logs := startFunction(t, bin, "AWS_LAMBDA_RUNTIME_API="+testpeer.Host(rt.srv.URL), "PROMRELAY_UPSTREAM_URL="+prom.RemoteWriteURL(),
-		"AWS_LAMBDA_FUNCTION_NAME=promrelay", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128", "AWS_LAMBDA_FUNCTION_VERSION=$LATEST")
+		"AWS_LAMBDA_FUNCTION_NAME=promrelay", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128", "AWS_LAMBDA_FUNCTION_VERSION=$LATEST", "PROMRELAY_INBOUND_AUTH=none")
 
 	// Function URL: text push.
 	hr := decodeResult(t, rt.invoke(t, lambdaURLEvent("PUT", "/metrics/job/lambda_push", "text/plain", []byte("lambda_metric 3\n"), false)))
@@ -223,17 +223,29 @@ func TestLambdaBinary(t *testing.T) {
 }
 
 // TestFunctionsRefuseBadConfig checks that both entry points stop with
-// one clear log line when the configuration is incomplete.
+// one clear log line when the configuration is incomplete: no upstream, or
+// no inbound authentication mode (a function's trigger URL is public).
 func TestFunctionsRefuseBadConfig(t *testing.T) {
 	for _, fn := range []struct{ name, env string }{{"fc", "FC_RUNTIME_API=127.0.0.1:1"}, {"lambda", "AWS_LAMBDA_RUNTIME_API=127.0.0.1:1"}} {
 		var tags []string
 		if fn.name == "lambda" {
 			tags = []string{"lambda.norpc"}
 		}
-		cmd, logs := startFunction(t, buildFunction(t, fn.name, tags...), fn.env, "PROMRELAY_UPSTREAM_URL=")
-		err := cmd.Wait()
-		if err == nil || !strings.Contains(logs.String(), "PROMRELAY_UPSTREAM_URL (-upstream.url) is required") {
-			t.Errorf("%s: exit %v, log %q", fn.name, err, logs.String())
+		bin := buildFunction(t, fn.name, tags...)
+		for _, tc := range []struct {
+			env  []string
+			want string
+		}{
+			{[]string{"PROMRELAY_UPSTREAM_URL=", "PROMRELAY_INBOUND_AUTH=none"}, "PROMRELAY_UPSTREAM_URL (-upstream.url) is required"},
+			{[]string{"PROMRELAY_UPSTREAM_URL=http://127.0.0.1:1/api/v1/write", "PROMRELAY_INBOUND_AUTH="}, "PROMRELAY_INBOUND_AUTH is required on Function Compute and Lambda"},
+			{[]string{"PROMRELAY_UPSTREAM_URL=http://127.0.0.1:1/api/v1/write", "PROMRELAY_INBOUND_AUTH=bearer"}, "bearer mode needs tokens"},
+		} {
+			cmd, logs := startFunction(t, bin, append([]string{fn.env}, tc.env...)...)
+			err := cmd.Wait()
+			lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+			if err == nil || len(lines) != 1 || !strings.Contains(lines[0], tc.want) {
+				t.Errorf("%s %v: exit %v, log %q", fn.name, tc.env, err, logs.String())
+			}
 		}
 	}
 }
@@ -263,7 +275,7 @@ func BenchmarkColdStart(b *testing.B) {
 				}
 				_, ch := rt.enqueue(ev, 10*time.Second)
 				start := time.Now()
-				cmd, _ := startFunction(b, bin, fn.env+"="+testpeer.Host(rt.srv.URL), "PROMRELAY_UPSTREAM_URL=http://127.0.0.1:1/api/v1/write")
+				cmd, _ := startFunction(b, bin, fn.env+"="+testpeer.Host(rt.srv.URL), "PROMRELAY_UPSTREAM_URL=http://127.0.0.1:1/api/v1/write", "PROMRELAY_INBOUND_AUTH=none")
 				r := <-ch
 				total += time.Since(start)
 				if r.kind != "response" {
@@ -289,7 +301,7 @@ func TestFCBinaryAliyunCredentials(t *testing.T) {
 	arms := armsUpstream(t, prom, store, &simClock{})
 	rt := fcRuntime(t)
 	_, logs := startFunction(t, buildFunction(t, "fc"), "FC_RUNTIME_API="+testpeer.Host(rt.srv.URL),
-		"PROMRELAY_UPSTREAM_URL="+arms.URL+"/api/v1/write", "PROMRELAY_UPSTREAM_AUTH=aliyun",
+		"PROMRELAY_UPSTREAM_URL="+arms.URL+"/api/v1/write", "PROMRELAY_UPSTREAM_AUTH=aliyun", "PROMRELAY_INBOUND_AUTH=none",
 		// The instance's own environment credentials must lose to the invocation's.
 		"ALIBABA_CLOUD_ACCESS_KEY_ID=LTAIenvKey", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=envSecret")
 	hr := decodeResult(t, rt.invoke(t, fcHTTPEvent("POST", "/metrics/job/fc_aliyun", "", []byte("signed_metric 1\n"), false)))

@@ -64,6 +64,11 @@ func run() error {
 		upstreamURL = u.Redacted()
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "upstream", upstreamURL, "version", relay.Version)
+	if len(cfg.InboundAuth) == 0 || (len(cfg.InboundAuth) == 1 && cfg.InboundAuth[0] == "none") {
+		if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+			logger.Warn("anyone who reaches this address may write metrics: set PROMRELAY_INBOUND_AUTH", "addr", ln.Addr().String())
+		}
+	}
 
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

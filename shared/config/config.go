@@ -55,6 +55,19 @@ type Config struct {
 	SigV4ExternalID  string
 	SigV4STSEndpoint string
 
+	InboundAuth       []string // none, bearer, basic, jwt; empty: none on the server, an error on FC and Lambda
+	InboundTokens     []string
+	InboundTokensFile string
+	BasicUsersFile    string
+	JWTSecret         string
+	JWTPublicKeyFile  string
+	JWTJWKS           string
+	JWTIssuer         string
+	JWTAudience       string
+	JWTTenantClaim    string
+	JWTTenantLabel    string
+	TenantsFile       string
+
 	// FCCustomRuntime is set when Function Compute's custom runtime runs the
 	// server (FC_SERVER_PORT or FC_CUSTOM_LISTEN_PORT present): then its
 	// x-fc-* request headers are trusted.
@@ -154,6 +167,57 @@ var Settings = []Setting{
 		set: func(c *Config, v string) error { c.SigV4ExternalID = v; return nil }},
 	{Env: "PROMRELAY_SIGV4_STS_ENDPOINT", Flag: "sigv4.sts-endpoint", Usage: "STS endpoint URL (VPC endpoints)",
 		set: func(c *Config, v string) error { c.SigV4STSEndpoint = v; return nil }},
+	{Env: "PROMRELAY_INBOUND_AUTH", Flag: "inbound.auth", Usage: "who may write: none, bearer, basic, jwt, or several (bearer,basic); required on Function Compute and Lambda, none by default on the server",
+		set: func(c *Config, v string) error {
+			c.InboundAuth = nil
+			for _, m := range strings.Split(v, ",") {
+				switch m = strings.TrimSpace(m); m {
+				case "none", "bearer", "basic", "jwt":
+					if !slices.Contains(c.InboundAuth, m) {
+						c.InboundAuth = append(c.InboundAuth, m)
+					}
+				case "":
+				default:
+					return fmt.Errorf("unknown mode %q: use none, bearer, basic or jwt", m)
+				}
+			}
+			return nil
+		}},
+	{Env: "PROMRELAY_INBOUND_TOKENS", Flag: "inbound.tokens", Usage: "static bearer tokens, comma-separated", Secret: true,
+		set: func(c *Config, v string) error {
+			for _, t := range strings.Split(v, ",") {
+				if t = strings.TrimSpace(t); t != "" {
+					c.InboundTokens = append(c.InboundTokens, t)
+				}
+			}
+			return nil
+		}},
+	{Env: "PROMRELAY_INBOUND_TOKENS_FILE", Flag: "inbound.tokens-file", Usage: "file of static bearer tokens, one per line",
+		set: func(c *Config, v string) error { c.InboundTokensFile = v; return nil }},
+	{Env: "PROMRELAY_INBOUND_BASIC_USERS_FILE", Flag: "inbound.basic-users-file", Usage: "basic-auth users with bcrypt hashes, in Prometheus web.yml format (basic_auth_users:)",
+		set: func(c *Config, v string) error { c.BasicUsersFile = v; return nil }},
+	{Env: "PROMRELAY_JWT_SECRET", Flag: "jwt.secret", Usage: "HS256 shared secret (at least 32 bytes)", Secret: true,
+		set: func(c *Config, v string) error { c.JWTSecret = v; return nil }},
+	{Env: "PROMRELAY_JWT_PUBLIC_KEY_FILE", Flag: "jwt.public-key-file", Usage: "RS256 or ES256 public key, PEM",
+		set: func(c *Config, v string) error { c.JWTPublicKeyFile = v; return nil }},
+	{Env: "PROMRELAY_JWT_JWKS", Flag: "jwt.jwks", Usage: "JWKS file path or https:// URL",
+		set: func(c *Config, v string) error { c.JWTJWKS = v; return nil }},
+	{Env: "PROMRELAY_JWT_ISSUER", Flag: "jwt.issuer", Usage: "required iss claim",
+		set: func(c *Config, v string) error { c.JWTIssuer = v; return nil }},
+	{Env: "PROMRELAY_JWT_AUDIENCE", Flag: "jwt.audience", Usage: "required aud claim",
+		set: func(c *Config, v string) error { c.JWTAudience = v; return nil }},
+	{Env: "PROMRELAY_JWT_TENANT_CLAIM", Flag: "jwt.tenant-claim", Usage: "claim that names the writer's tenant (from the tenants file), or with PROMRELAY_JWT_TENANT_LABEL the value of that label",
+		set: func(c *Config, v string) error { c.JWTTenantClaim = v; return nil }},
+	{Env: "PROMRELAY_JWT_TENANT_LABEL", Flag: "jwt.tenant-label", Usage: "label set to the tenant claim's value, e.g. tenant_userid",
+		set: func(c *Config, v string) error {
+			if !wire.IsValidLabelName(v) || strings.HasPrefix(v, "__") {
+				return errors.New("not a valid label name")
+			}
+			c.JWTTenantLabel = v
+			return nil
+		}},
+	{Env: "PROMRELAY_TENANTS_FILE", Flag: "tenants-file", Usage: "YAML file of tenants (labels, optional upstream) and the tokens and users that belong to them",
+		set: func(c *Config, v string) error { c.TenantsFile = v; return nil }},
 	{Env: "PROMRELAY_LOG_LEVEL", Flag: "log.level", Default: "info", Usage: "log level: debug, info, warn or error",
 		set: func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 }
@@ -274,6 +338,9 @@ func (c *Config) Validate() error {
 		if static {
 			return fmt.Errorf("PROMRELAY_UPSTREAM_AUTH=%s: unset PROMRELAY_UPSTREAM_USERNAME, _PASSWORD and _BEARER_TOKEN", c.AuthMode())
 		}
+	}
+	if c.JWTTenantLabel != "" && c.JWTTenantClaim == "" {
+		return errors.New("PROMRELAY_JWT_TENANT_LABEL needs PROMRELAY_JWT_TENANT_CLAIM")
 	}
 	if c.AliyunRoleARN != "" && c.AliyunDuration < 15*time.Minute {
 		return errors.New("PROMRELAY_ALIYUN_ROLE_DURATION: STS needs at least 15m")

@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"errors"
 	"log/slog"
 	"os"
 
@@ -17,6 +18,11 @@ func FromEnv(getenv func(string) string) (*Adapter, config.Config, error) {
 	cfg, err := config.Load(getenv)
 	if err == nil {
 		err = cfg.Validate()
+	}
+	if err == nil && len(cfg.InboundAuth) == 0 {
+		// A function's HTTP trigger or URL is public: who may write must be
+		// a decision, not a default.
+		err = errors.New("PROMRELAY_INBOUND_AUTH is required on Function Compute and Lambda: set bearer, basic or jwt (several with commas), or none to accept any writer")
 	}
 	if err != nil {
 		return nil, cfg, err

@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 
+	"github.com/promrelay/promrelay/shared/inbound"
 	"github.com/promrelay/promrelay/shared/push"
 )
 
@@ -67,7 +68,7 @@ func (h *Handler) servePush(r *http.Request, groupPath string, out *outcome) {
 		out.status, out.msg = http.StatusBadRequest, "pushed metrics are invalid: "+err.Error()
 		var inv *push.InvalidError
 		if errors.As(err, &inv) {
-			h.recordFailure(r.Context(), st, key)
+			h.recordFailure(r.Context(), st, key, out.identity)
 		}
 		return
 	}
@@ -76,13 +77,13 @@ func (h *Handler) servePush(r *http.Request, groupPath string, out *outcome) {
 
 // recordFailure sends push_failure_time_seconds for a rejected push, as the
 // Pushgateway records it; a failure to send is only logged.
-func (h *Handler) recordFailure(ctx context.Context, st *requestState, key push.GroupingKey) {
+func (h *Handler) recordFailure(ctx context.Context, st *requestState, key push.GroupingKey, id inbound.Identity) {
 	st.wr.Reset()
 	st.conv.FailureSeries(&st.wr, key, h.o.Now())
-	st.wr.ApplyLabels(h.o.ExternalLabels)
+	h.applyLabels(&st.wr, id)
 	ctx, cancel := h.deadline(ctx)
 	defer cancel()
-	if _, err := h.o.Upstream.Write(ctx, &st.wr); err != nil {
+	if _, err := h.upstreamFor(id).Write(ctx, &st.wr); err != nil {
 		h.o.Logger.LogAttrs(ctx, slog.LevelWarn, "cannot record push failure time", slog.String("grouping_key", key.String()), slog.String("error", err.Error()))
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/promrelay/promrelay/shared/inbound"
 	"github.com/promrelay/promrelay/shared/push"
 	"github.com/promrelay/promrelay/shared/upstream"
 	"github.com/promrelay/promrelay/shared/wire"
@@ -34,6 +35,11 @@ type Options struct {
 	Limits          wire.Limits   // per-series limits for remote write
 	Logger          *slog.Logger  // nil means slog.Default()
 	Now             func() time.Time
+	// Inbound, when set, authenticates every push and remote write;
+	// health checks stay open.
+	Inbound *inbound.Authenticator
+	// TenantUpstreams are the upstreams of tenants that have their own.
+	TenantUpstreams map[string]Upstream
 }
 
 // Handler serves the relay's routes. It is safe for concurrent use.
@@ -83,6 +89,27 @@ type outcome struct {
 	bytesIn    int
 	up         upstream.Result
 	invalid    int // series rejected as invalid
+	identity   inbound.Identity
+}
+
+// authenticate checks the writer when inbound authentication is on; on
+// failure it fills out with 401 (and a challenge) or 403.
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, out *outcome) bool {
+	if h.o.Inbound == nil {
+		return true
+	}
+	id, err := h.o.Inbound.Authenticate(r)
+	if err != nil {
+		out.status = inbound.Status(err)
+		out.msg = http.StatusText(out.status)
+		if out.status == http.StatusUnauthorized {
+			h.o.Inbound.Challenge(w.Header())
+			out.msg = inbound.ErrMissing.Error()
+		}
+		return false
+	}
+	out.identity = id
+	return true
 }
 
 type requestIDKey struct{}
@@ -113,6 +140,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case path == "/api/v1/write":
 		out.route = "remote_write"
+		if !h.authenticate(w, r, &out) {
+			break
+		}
 		if r.Method != http.MethodPost {
 			out.status, out.msg = http.StatusMethodNotAllowed, "remote write takes POST"
 			w.Header().Set("Allow", http.MethodPost)
@@ -121,6 +151,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveRemoteWrite(r, &out)
 	case strings.HasPrefix(path, "/metrics/"):
 		out.route = "push"
+		if !h.authenticate(w, r, &out) {
+			break
+		}
 		switch r.Method {
 		case http.MethodPut, http.MethodPost, http.MethodDelete:
 			h.servePush(r, strings.TrimPrefix(path, "/metrics/"), &out)
@@ -182,6 +215,12 @@ func (h *Handler) log(r *http.Request, out *outcome, d time.Duration) {
 	if id, ok := r.Context().Value(requestIDKey{}).(string); ok {
 		attrs = append(attrs, slog.String("request_id", id))
 	}
+	if out.identity.Subject != "" {
+		attrs = append(attrs, slog.String("writer", out.identity.Subject))
+	}
+	if out.identity.Tenant != nil {
+		attrs = append(attrs, slog.String("tenant", out.identity.Tenant.Name))
+	}
 	if out.msg != "" {
 		attrs = append(attrs, slog.String("error", out.msg))
 	}
@@ -224,13 +263,30 @@ func (h *Handler) deadline(ctx context.Context) (context.Context, context.Cancel
 	return context.WithDeadline(ctx, d)
 }
 
+// applyLabels sets the external labels, then the writer's tenant labels,
+// which win over anything in the body, the URL or the external labels.
+func (h *Handler) applyLabels(wr *wire.WriteRequest, id inbound.Identity) {
+	wr.ApplyLabels(h.o.ExternalLabels)
+	wr.ApplyLabels(id.Labels)
+}
+
+// upstreamFor returns the writer's tenant upstream, or the default one.
+func (h *Handler) upstreamFor(id inbound.Identity) Upstream {
+	if id.Tenant != nil {
+		if up := h.o.TenantUpstreams[id.Tenant.Name]; up != nil {
+			return up
+		}
+	}
+	return h.o.Upstream
+}
+
 // relay sends wr upstream and records the result in out.
 func (h *Handler) relay(ctx context.Context, wr *wire.WriteRequest, out *outcome, okStatus int) {
-	wr.ApplyLabels(h.o.ExternalLabels)
+	h.applyLabels(wr, out.identity)
 	out.samplesOut = wr.NumSamples()
 	ctx, cancel := h.deadline(ctx)
 	defer cancel()
-	res, err := h.o.Upstream.Write(ctx, wr)
+	res, err := h.upstreamFor(out.identity).Write(ctx, wr)
 	out.up = res
 	if err != nil {
 		out.samplesOut = 0

@@ -1,0 +1,297 @@
+package inbound_test
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/promrelay/promrelay/shared/inbound"
+)
+
+var (
+	secret = []byte("0123456789abcdef0123456789abcdef-shared")
+	rsaKey = mustRSA()
+	ecKey  = mustEC()
+)
+
+func mustRSA() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+func mustEC() *ecdsa.PrivateKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+func pubPEM(t testing.TB, pub any) []byte {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+func sign(t testing.TB, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func claims(extra ...any) jwt.MapClaims {
+	c := jwt.MapClaims{"sub": "job-1", "iss": "https://issuer.example", "aud": "promrelay", "exp": time.Now().Add(time.Hour).Unix()}
+	for i := 0; i+1 < len(extra); i += 2 {
+		c[extra[i].(string)] = extra[i+1]
+	}
+	return c
+}
+
+const tenantsYAML = `
+require_tenant: false
+tenants:
+  - name: team-a
+    labels: {tenant_userid: "1001", team: a}
+  - name: team-b
+    labels: {tenant_userid: "1002"}
+tokens:
+  "token-of-team-a": team-a
+users:
+  alice: team-b
+`
+
+func newAuth(t testing.TB, modes ...string) *inbound.Authenticator {
+	t.Helper()
+	hash, _ := bcrypt.GenerateFromPassword([]byte("alice-pass"), bcrypt.MinCost)
+	tenants, err := inbound.ParseTenants([]byte(tenantsYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := inbound.NewJWTVerifier(inbound.JWTOptions{Secret: secret, PublicKeyPEM: pubPEM(t, &rsaKey.PublicKey),
+		Issuer: "https://issuer.example", Audience: "promrelay", TenantClaim: "tenant"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := inbound.New(inbound.Options{Modes: modes, Tokens: []string{"plain-token"}, BasicUsers: map[string]string{"alice": string(hash)},
+		JWT: v, Tenants: tenants, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func request(header string) *http.Request {
+	r := httptest.NewRequest("POST", "/metrics/job/x", nil)
+	if header != "" {
+		r.Header.Set("Authorization", header)
+	}
+	return r
+}
+
+func basic(user, pass string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+}
+
+func TestModes(t *testing.T) {
+	a := newAuth(t, "bearer", "basic", "jwt")
+	good := sign(t, jwt.SigningMethodRS256, rsaKey, claims("tenant", "team-a"))
+	cases := []struct {
+		name       string
+		header     string
+		wantStatus int // 0: accepted
+		wantTenant string
+		wantLabels string
+	}{
+		{"bearer good", "Bearer plain-token", 0, "", ""},
+		{"bearer of a tenant", "Bearer token-of-team-a", 0, "team-a", `team=a,tenant_userid=1001`},
+		{"bearer wrong", "Bearer nope", 401, "", ""},
+		{"bearer empty", "Bearer ", 401, "", ""},
+		{"missing", "", 401, "", ""},
+		{"unknown scheme", "Digest x", 401, "", ""},
+		{"basic good", basic("alice", "alice-pass"), 0, "team-b", `tenant_userid=1002`},
+		{"basic good again (cached)", basic("alice", "alice-pass"), 0, "team-b", `tenant_userid=1002`},
+		{"basic wrong password", basic("alice", "wrong"), 401, "", ""},
+		{"basic unknown user", basic("bob", "alice-pass"), 401, "", ""},
+		{"basic malformed", "Basic !!!", 401, "", ""},
+		{"basic with token as password", basic("any", "plain-token"), 0, "", ""},
+		{"jwt rs256", "Bearer " + good, 0, "team-a", `team=a,tenant_userid=1001`},
+		{"jwt in basic password (client_golang)", basic("any", good), 0, "team-a", `team=a,tenant_userid=1001`},
+		{"jwt hs256", "Bearer " + sign(t, jwt.SigningMethodHS256, secret, claims("tenant", "team-b")), 0, "team-b", `tenant_userid=1002`},
+		{"jwt expired", "Bearer " + sign(t, jwt.SigningMethodRS256, rsaKey, claims("tenant", "team-a", "exp", time.Now().Add(-time.Hour).Unix())), 401, "", ""},
+		{"jwt without exp", "Bearer " + sign(t, jwt.SigningMethodRS256, rsaKey, func() jwt.MapClaims { c := claims("tenant", "team-a"); delete(c, "exp"); return c }()), 401, "", ""},
+		{"jwt not yet valid", "Bearer " + sign(t, jwt.SigningMethodRS256, rsaKey, claims("tenant", "team-a", "nbf", time.Now().Add(time.Hour).Unix())), 401, "", ""},
+		{"jwt wrong issuer", "Bearer " + sign(t, jwt.SigningMethodRS256, rsaKey, claims("tenant", "team-a", "iss", "evil")), 401, "", ""},
+		{"jwt wrong audience", "Bearer " + sign(t, jwt.SigningMethodRS256, rsaKey, claims("tenant", "team-a", "aud", "other")), 401, "", ""},
+		{"jwt wrong key", "Bearer " + sign(t, jwt.SigningMethodRS256, mustRSA(), claims("tenant", "team-a")), 401, "", ""},
+		{"jwt malformed", "Bearer a.b.c", 401, "", ""},
+		{"jwt alg none", "Bearer " + sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims("tenant", "team-a")), 401, "", ""},
+		{"jwt unknown tenant", "Bearer " + sign(t, jwt.SigningMethodRS256, rsaKey, claims("tenant", "team-z")), 403, "", ""},
+		{"jwt without tenant claim", "Bearer " + sign(t, jwt.SigningMethodRS256, rsaKey, claims()), 403, "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := a.Authenticate(request(tc.header))
+			if tc.wantStatus != 0 {
+				if err == nil {
+					t.Fatalf("accepted, want %d", tc.wantStatus)
+				}
+				if got := inbound.Status(err); got != tc.wantStatus {
+					t.Fatalf("status %d (%v), want %d", got, err, tc.wantStatus)
+				}
+				if tc.wantStatus == 401 && err.Error() != "unauthorized: missing or invalid credentials" && !strings.HasPrefix(err.Error(), "unauthorized: missing or invalid credentials: ") {
+					t.Fatalf("401 message hints at the cause: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tenant := ""
+			if id.Tenant != nil {
+				tenant = id.Tenant.Name
+			}
+			var labels []string
+			for _, l := range id.Labels {
+				labels = append(labels, l.Name+"="+l.Value)
+			}
+			if tenant != tc.wantTenant || strings.Join(labels, ",") != tc.wantLabels {
+				t.Fatalf("tenant %q labels %v, want %q %q", tenant, labels, tc.wantTenant, tc.wantLabels)
+			}
+		})
+	}
+	if a.Failures() < 15 {
+		t.Errorf("%d failures counted", a.Failures())
+	}
+}
+
+// TestAlgorithmConfusion presents an HS256 token whose "secret" is the RSA
+// public key to a verifier that has only the RS256 key.
+func TestAlgorithmConfusion(t *testing.T) {
+	pub := pubPEM(t, &rsaKey.PublicKey)
+	v, err := inbound.NewJWTVerifier(inbound.JWTOptions{PublicKeyPEM: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := sign(t, jwt.SigningMethodHS256, pub, claims())
+	if _, err := v.Verify(forged); err == nil {
+		t.Fatal("HS256 token signed with the public key accepted")
+	}
+	if _, err := v.Verify(sign(t, jwt.SigningMethodRS256, rsaKey, claims())); err != nil {
+		t.Fatalf("genuine RS256 token rejected: %v", err)
+	}
+	// ES256 key, and an RS256 token presented to it.
+	ev, err := inbound.NewJWTVerifier(inbound.JWTOptions{PublicKeyPEM: pubPEM(t, &ecKey.PublicKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ev.Verify(sign(t, jwt.SigningMethodES256, ecKey, claims())); err != nil {
+		t.Fatalf("ES256: %v", err)
+	}
+	if _, err := ev.Verify(sign(t, jwt.SigningMethodRS256, rsaKey, claims())); err == nil {
+		t.Fatal("RS256 token accepted by an ES256 key")
+	}
+}
+
+func TestJWKSFileAndTenantLabel(t *testing.T) {
+	n := base64.RawURLEncoding.EncodeToString(rsaKey.PublicKey.N.Bytes())
+	e := base64.RawURLEncoding.EncodeToString(big.NewInt(int64(rsaKey.PublicKey.E)).Bytes())
+	jwks, _ := json.Marshal(map[string]any{"keys": []map[string]string{{"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig", "n": n, "e": e}}})
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	os.WriteFile(path, jwks, 0o600)
+	v, err := inbound.NewJWTVerifier(inbound.JWTOptions{JWKS: path, TenantClaim: "org", TenantLabel: "tenant_userid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := inbound.New(inbound.Options{Modes: []string{"jwt"}, JWT: v, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims("org", "4711"))
+	tok.Header["kid"] = "k1"
+	s, _ := tok.SignedString(rsaKey)
+	id, err := a.Authenticate(request("Bearer " + s))
+	if err != nil || len(id.Labels) != 1 || id.Labels[0].Name != "tenant_userid" || id.Labels[0].Value != "4711" {
+		t.Fatalf("%+v %v", id, err)
+	}
+}
+
+func TestRequireTenantAndConfigErrors(t *testing.T) {
+	tenants, _ := inbound.ParseTenants([]byte("require_tenant: true\ntenants: [{name: a, labels: {t: x}}]\ntokens: {tok-a: a}\n"))
+	a, err := inbound.New(inbound.Options{Modes: []string{"bearer"}, Tokens: []string{"loose"}, Tenants: tenants, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(request("Bearer tok-a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(request("Bearer loose")); inbound.Status(err) != 403 {
+		t.Fatalf("token without tenant under require_tenant: %v", err)
+	}
+	for _, tc := range []struct {
+		o    inbound.Options
+		want string
+	}{
+		{inbound.Options{}, "no inbound authentication mode"},
+		{inbound.Options{Modes: []string{"bearer"}}, "needs tokens"},
+		{inbound.Options{Modes: []string{"basic"}}, "needs users"},
+		{inbound.Options{Modes: []string{"jwt"}}, "needs a secret"},
+		{inbound.Options{Modes: []string{"magic"}}, "unknown inbound authentication mode"},
+	} {
+		if _, err := inbound.New(tc.o); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.o.Modes, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"tenants: [{labels: {a: b}}]", "tenants: [{name: a}, {name: a}]", "tenants: [{name: a, labels: {__x: b}}]", "unknown_key: 1"} {
+		if _, err := inbound.ParseTenants([]byte(bad)); err == nil {
+			t.Errorf("tenants file %q accepted", bad)
+		}
+	}
+	if _, err := inbound.NewJWTVerifier(inbound.JWTOptions{Secret: []byte("short")}); err == nil {
+		t.Error("short HS256 secret accepted")
+	}
+}
+
+func TestChallengeAndLogs(t *testing.T) {
+	var logs bytes.Buffer
+	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	a, _ := inbound.New(inbound.Options{Modes: []string{"bearer", "basic"}, Tokens: []string{"secret-token-value"},
+		BasicUsers: map[string]string{"u": string(hash)}, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	h := http.Header{}
+	a.Challenge(h)
+	if got := strings.Join(h.Values("WWW-Authenticate"), "; "); got != `Bearer realm="promrelay"; Basic realm="promrelay"` {
+		t.Fatalf("challenge %q", got)
+	}
+	a.Authenticate(request("Bearer secret-token-valuX"))
+	a.Authenticate(request(basic("u", "guessed-password")))
+	if strings.Contains(logs.String(), "secret-token-valu") || strings.Contains(logs.String(), "guessed-password") {
+		t.Fatalf("credential in the log: %s", logs.String())
+	}
+	if !strings.Contains(logs.String(), `"failures_total":2`) {
+		t.Fatalf("failures not counted: %s", logs.String())
+	}
+}

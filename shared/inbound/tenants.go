@@ -1,0 +1,153 @@
+package inbound
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/promrelay/promrelay/shared/wire"
+)
+
+// Tenant is one writer group: its labels, set last on every series it
+// writes, and optionally its own upstream.
+type Tenant struct {
+	Name     string
+	Labels   []wire.Label // sorted by name
+	Upstream *TenantUpstream
+}
+
+// TenantUpstream is a tenant's own remote-write endpoint and how to sign
+// for it (the modes of PROMRELAY_UPSTREAM_AUTH; aliyun and sigv4 take the
+// other settings from the global configuration, the role ARNs from here
+// when set).
+type TenantUpstream struct {
+	URL           string `yaml:"url"`
+	Auth          string `yaml:"auth"`
+	Username      string `yaml:"username"`
+	Password      string `yaml:"password"`
+	BearerToken   string `yaml:"bearer_token"`
+	AliyunRoleARN string `yaml:"aliyun_role_arn"`
+	SigV4RoleARN  string `yaml:"sigv4_role_arn"`
+	SigV4Region   string `yaml:"sigv4_region"`
+}
+
+// Tenants is the tenants file (PROMRELAY_TENANTS_FILE):
+//
+//	require_tenant: true          # writers without a tenant get 403
+//	tenants:
+//	  - name: team-a
+//	    labels: {tenant_userid: "1001"}
+//	    upstream: {url: https://..., auth: basic, username: a, password: ...}
+//	tokens:                       # static bearer tokens and their tenants
+//	  "token-of-team-a": team-a
+//	users:                        # basic users (hashes in the users file) and their tenants
+//	  alice: team-a
+type Tenants struct {
+	RequireTenant bool              `yaml:"require_tenant"`
+	List          []tenantSpec      `yaml:"tenants"`
+	Tokens        map[string]string `yaml:"tokens"`
+	Users         map[string]string `yaml:"users"`
+	byName        map[string]*Tenant
+}
+
+type tenantSpec struct {
+	Name     string            `yaml:"name"`
+	Labels   map[string]string `yaml:"labels"`
+	Upstream *TenantUpstream   `yaml:"upstream"`
+}
+
+// ParseTenants reads a tenants file. Errors name the file and the problem.
+func ParseTenants(b []byte) (*Tenants, error) {
+	var t Tenants
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&t); err != nil {
+		return nil, err
+	}
+	t.byName = map[string]*Tenant{}
+	for _, s := range t.List {
+		if s.Name == "" {
+			return nil, fmt.Errorf("a tenant has no name")
+		}
+		if t.byName[s.Name] != nil {
+			return nil, fmt.Errorf("tenant %q is defined twice", s.Name)
+		}
+		tn := &Tenant{Name: s.Name, Upstream: s.Upstream}
+		for k, v := range s.Labels {
+			if !wire.IsValidLabelName(k) || strings.HasPrefix(k, "__") || v == "" {
+				return nil, fmt.Errorf("tenant %q: invalid label %s=%q", s.Name, k, v)
+			}
+			tn.Labels = append(tn.Labels, wire.Label{Name: k, Value: v})
+		}
+		slices.SortFunc(tn.Labels, func(a, b wire.Label) int { return strings.Compare(a.Name, b.Name) })
+		if u := tn.Upstream; u != nil && u.URL == "" {
+			return nil, fmt.Errorf("tenant %q: upstream without url", s.Name)
+		}
+		t.byName[s.Name] = tn
+	}
+	return &t, nil
+}
+
+// LoadTenants reads and parses a tenants file.
+func LoadTenants(path string) (*Tenants, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	t, err := ParseTenants(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
+// All returns every tenant.
+func (t *Tenants) All() []*Tenant {
+	out := make([]*Tenant, 0, len(t.byName))
+	for _, tn := range t.byName {
+		out = append(out, tn)
+	}
+	slices.SortFunc(out, func(a, b *Tenant) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// LoadBasicUsers reads the basic_auth_users of a Prometheus web.yml-style
+// file: user name → bcrypt hash.
+func LoadBasicUsers(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var f struct {
+		Users map[string]string `yaml:"basic_auth_users"`
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for u, h := range f.Users {
+		if !strings.HasPrefix(h, "$2") {
+			return nil, fmt.Errorf("%s: the password of %q is not a bcrypt hash", path, u)
+		}
+	}
+	return f.Users, nil
+}
+
+// LoadTokens reads one token per line; blank lines and # comments are
+// skipped.
+func LoadTokens(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line != "" && !strings.HasPrefix(line, "#") {
+			out = append(out, line)
+		}
+	}
+	return out, nil
+}
