@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/promrelay/promrelay/internal/testpeer"
+	"github.com/promrelay/promrelay/shared/config"
 	"github.com/promrelay/promrelay/shared/relay"
 	"github.com/promrelay/promrelay/shared/upstream"
 	"github.com/promrelay/promrelay/shared/wire"
@@ -167,3 +168,24 @@ func values(v []testpeer.Sample) map[string]float64 {
 }
 
 func slogJSON(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }
+
+// relayFromEnv configures the relay as a user does, from PROMRELAY_*
+// variables (env), and serves it in-process.
+func relayFromEnv(t *testing.T, env map[string]string) (*httptest.Server, *logBuffer) {
+	t.Helper()
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuffer{}
+	h, err := relay.FromConfig(cfg, slogJSON(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv, logs
+}

@@ -17,8 +17,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/promrelay/promrelay/internal/testpeer"
-	"github.com/promrelay/promrelay/shared/config"
-	"github.com/promrelay/promrelay/shared/relay"
 )
 
 // TestInboundAuthAndTenants configures the relay as a user would
@@ -53,20 +51,7 @@ users:
 		"PROMRELAY_JWT_TENANT_CLAIM":         "tenant",
 		"PROMRELAY_EXTERNAL_LABELS":          "tenant_userid=external,relay=r1",
 	}
-	cfg, err := config.Load(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	logs := &logBuffer{}
-	h, err := relay.FromConfig(cfg, slogJSON(logs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	srv, logs := relayFromEnv(t, env)
 	token := func(tenant string) string {
 		s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "ci-job", "tenant": tenant, "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(jwtSecret))
 		return s
@@ -79,7 +64,7 @@ users:
 
 	// client_golang with BasicAuth: user pusher belongs to team-a. The body
 	// and the URL both try to set tenant_userid; the tenant's label wins.
-	err = push.New(srv.URL, "auth_basic").BasicAuth("pusher", "pusher-pass").
+	err := push.New(srv.URL, "auth_basic").BasicAuth("pusher", "pusher-pass").
 		Collector(gauge("basic_pushed", 1)).Push()
 	if err != nil {
 		t.Fatalf("push with BasicAuth: %v", err)

@@ -19,8 +19,6 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/promrelay/promrelay/internal/testpeer"
-	"github.com/promrelay/promrelay/shared/config"
-	"github.com/promrelay/promrelay/shared/relay"
 )
 
 // fakeAWSSTS speaks AWS STS AssumeRole (query protocol, XML answers).
@@ -141,20 +139,7 @@ func TestSigV4Credentials(t *testing.T) {
 		"AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true", "AWS_REGION": "us-east-1"} {
 		t.Setenv(k, v)
 	}
-	cfg, err := config.Load(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	logs := &logBuffer{}
-	h, err := relay.FromConfig(cfg, slogJSON(logs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	relaySrv := httptest.NewServer(h)
-	defer relaySrv.Close()
+	relaySrv, logs := relayFromEnv(t, env)
 
 	t.Run("concurrent requests across refreshes", func(t *testing.T) {
 		start := time.Now()
