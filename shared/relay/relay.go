@@ -22,6 +22,8 @@ import (
 // Upstream is where relayed series go; *upstream.Client implements it.
 type Upstream interface {
 	Write(ctx context.Context, wr *wire.WriteRequest) (upstream.Result, error)
+	// WriteEncoded sends an encoded (uncompressed) remote-write request.
+	WriteEncoded(ctx context.Context, raw []byte) (upstream.Result, error)
 }
 
 // Options configures the handler.
@@ -52,9 +54,12 @@ type Handler struct {
 type requestState struct {
 	body    []byte
 	decoded []byte
+	out     []byte
+	set     []wire.Label
 	wr      wire.WriteRequest
 	exp     wire.Exposition
 	conv    push.Converter
+	rw      wire.Rewriter
 }
 
 // New returns the relay handler for o.
@@ -237,7 +242,7 @@ func (h *Handler) getState() *requestState {
 
 func (h *Handler) putState(st *requestState) {
 	// Do not keep a huge buffer from one outsized request alive forever.
-	if cap(st.body) > 4*h.o.MaxBodyBytes || cap(st.decoded) > 64<<20 {
+	if cap(st.body) > 4*h.o.MaxBodyBytes || cap(st.decoded) > 64<<20 || cap(st.out) > 64<<20 {
 		return
 	}
 	st.wr.Reset()
@@ -270,6 +275,33 @@ func (h *Handler) applyLabels(wr *wire.WriteRequest, id inbound.Identity) {
 	wr.ApplyLabels(id.Labels)
 }
 
+// labelsToSet returns the external labels with the writer's tenant labels
+// merged in (the tenant's win), sorted, in st's memory: the single set the
+// remote-write Rewriter splices into every series.
+func (h *Handler) labelsToSet(st *requestState, id inbound.Identity) []wire.Label {
+	ext, ten := h.o.ExternalLabels, id.Labels
+	if len(ten) == 0 {
+		return ext
+	}
+	st.set = st.set[:0]
+	i, j := 0, 0
+	for i < len(ext) || j < len(ten) {
+		switch {
+		case j == len(ten) || (i < len(ext) && ext[i].Name < ten[j].Name):
+			st.set = append(st.set, ext[i])
+			i++
+		case i == len(ext) || ten[j].Name < ext[i].Name:
+			st.set = append(st.set, ten[j])
+			j++
+		default: // same name: the tenant's label wins
+			st.set = append(st.set, ten[j])
+			i++
+			j++
+		}
+	}
+	return st.set
+}
+
 // upstreamFor returns the writer's tenant upstream, or the default one.
 func (h *Handler) upstreamFor(id inbound.Identity) Upstream {
 	if id.Tenant != nil {
@@ -290,12 +322,17 @@ func (h *Handler) relay(ctx context.Context, wr *wire.WriteRequest, out *outcome
 	out.up = res
 	if err != nil {
 		out.samplesOut = 0
-		if e, ok := err.(*upstream.Error); ok {
-			out.status, out.msg, out.retryAfter = e.Status, e.Msg, e.RetryAfter
-			return
-		}
-		out.status, out.msg = http.StatusBadGateway, err.Error()
+		h.upstreamError(err, out)
 		return
 	}
 	out.status = okStatus
+}
+
+// upstreamError records a failed upstream write as the sender's answer.
+func (h *Handler) upstreamError(err error, out *outcome) {
+	if e, ok := err.(*upstream.Error); ok {
+		out.status, out.msg, out.retryAfter = e.Status, e.Msg, e.RetryAfter
+		return
+	}
+	out.status, out.msg = http.StatusBadGateway, err.Error()
 }

@@ -32,6 +32,14 @@ func (u *recordingUpstream) Write(_ context.Context, wr *wire.WriteRequest) (ups
 	return upstream.Result{Requests: 1, UpstreamStatus: 204}, nil
 }
 
+func (u *recordingUpstream) WriteEncoded(ctx context.Context, raw []byte) (upstream.Result, error) {
+	var wr wire.WriteRequest
+	if err := wr.Unmarshal(raw); err != nil {
+		return upstream.Result{}, err
+	}
+	return u.Write(ctx, &wr)
+}
+
 func newHandler(up relay.Upstream, mod func(*relay.Options)) http.Handler {
 	o := relay.Options{Upstream: up, Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: 1024, MaxDecodedBytes: 4096,
 		Now: func() time.Time { return time.Unix(100, 0) }}

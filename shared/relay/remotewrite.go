@@ -36,38 +36,30 @@ func (h *Handler) serveRemoteWrite(r *http.Request, out *outcome) {
 		out.status, out.msg = bodyStatus(err), err.Error()
 		return
 	}
-	if err := st.wr.Unmarshal(st.decoded); err != nil {
+	// Validate, set the external and tenant labels and re-encode at the
+	// wire level; invalid series are dropped and counted.
+	st.out, err = st.rw.Rewrite(st.out[:0], st.decoded, h.labelsToSet(st, out.identity), h.o.Limits)
+	if err != nil {
 		out.status, out.msg = http.StatusBadRequest, "cannot decode remote-write request: "+err.Error()
 		return
 	}
-	out.samplesIn = st.wr.NumSamples()
-
-	// Keep the valid series; remember the first invalid one.
-	var firstInvalid error
-	valid := st.wr.Series[:0]
-	for i := range st.wr.Series {
-		if err := wire.ValidateSeries(&st.wr.Series[i], h.o.Limits); err != nil {
-			if firstInvalid == nil {
-				firstInvalid = err
-			}
-			out.invalid++
-			continue
-		}
-		valid = append(valid, st.wr.Series[i])
-	}
-	st.wr.Series = valid
-
-	if len(st.wr.Series) > 0 || len(st.wr.Metadata) > 0 {
-		h.relay(r.Context(), &st.wr, out, http.StatusNoContent)
-		if out.status != http.StatusNoContent {
+	out.samplesIn = st.rw.SamplesIn
+	out.invalid = st.rw.Invalid
+	if len(st.out) > 0 {
+		ctx, cancel := h.deadline(r.Context())
+		defer cancel()
+		res, err := h.upstreamFor(out.identity).WriteEncoded(ctx, st.out)
+		out.up = res
+		if err != nil {
+			h.upstreamError(err, out)
 			return
 		}
-	} else {
-		out.status = http.StatusNoContent
+		out.samplesOut = st.rw.Samples
 	}
-	if firstInvalid != nil {
+	out.status = http.StatusNoContent
+	if st.rw.FirstInvalid != nil {
 		out.status = http.StatusBadRequest
-		out.msg = fmt.Sprintf("%d of %d series rejected, the others were relayed; first: %v", out.invalid, out.invalid+len(st.wr.Series), firstInvalid)
+		out.msg = fmt.Sprintf("%d of %d series rejected, the others were relayed; first: %v", st.rw.Invalid, st.rw.Invalid+st.rw.Series, st.rw.FirstInvalid)
 	}
 }
 

@@ -76,7 +76,7 @@ type Client struct {
 
 type buffers struct {
 	raw, compressed []byte
-	sizes           []int
+	wr              wire.WriteRequest
 }
 
 // New returns a client for cfg. It returns an error for a URL that is not
@@ -176,6 +176,40 @@ func (c *Client) Write(ctx context.Context, wr *wire.WriteRequest) (Result, erro
 	// Estimate how many parts the compressed size needs, with headroom.
 	parts := (len(bufs.compressed)*11/10)/c.maxBytes + 1
 	return res, c.writeSplit(ctx, wr.Series, wr.Metadata, parts, bufs, &res)
+}
+
+// WriteEncoded sends an already encoded remote-write request (raw, not yet
+// compressed), as wire.Rewriter produces it, with the same splitting,
+// retries and answers as Write. raw is decoded only when it must be split:
+// when it compresses above the byte budget or the upstream answers 413.
+func (c *Client) WriteEncoded(ctx context.Context, raw []byte) (Result, error) {
+	var res Result
+	bufs, _ := c.bufs.Get().(*buffers)
+	if bufs == nil {
+		bufs = &buffers{}
+	}
+	defer func() {
+		bufs.wr.Reset()
+		c.bufs.Put(bufs)
+	}()
+	bufs.compressed = wire.EncodeSnappy(bufs.compressed, raw)
+	parts := 2
+	if len(bufs.compressed) <= c.maxBytes {
+		err := c.send(ctx, bufs.compressed, &res)
+		var e *Error
+		if !errors.As(err, &e) || e.UpstreamStatus != http.StatusRequestEntityTooLarge {
+			return res, err
+		}
+	} else {
+		parts = (len(bufs.compressed)*11/10)/c.maxBytes + 1
+	}
+	if err := bufs.wr.Unmarshal(raw); err != nil {
+		return res, &Error{Status: http.StatusBadRequest, Msg: "cannot split the request: " + err.Error()}
+	}
+	if len(bufs.wr.Series) <= 1 {
+		return res, &Error{Status: http.StatusBadRequest, UpstreamStatus: http.StatusRequestEntityTooLarge, Msg: "the request is too large for the upstream and cannot be split"}
+	}
+	return res, c.writeSplit(ctx, bufs.wr.Series, bufs.wr.Metadata, parts, bufs, &res)
 }
 
 // writeSplit sends series in about `parts` requests of similar encoded size,
