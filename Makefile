@@ -14,7 +14,14 @@ RELEASE_FLAGS := -trimpath -buildvcs=false -ldflags="-s -w -buildid="
 # Zip entries get a fixed time so equal binaries give equal zips.
 ZIP_TIME := 198001010000
 
-.PHONY: all build run deps test test-short bench vet fmt clean package build-RelayFunction
+# benchstat, pinned (the module proxy here serves exact versions).
+BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+# Fuzz targets: package:target.
+FUZZ_TARGETS := ./shared/wire:FuzzParseText ./shared/wire:FuzzParseDelimited ./shared/wire:FuzzRewrite
+FUZZTIME ?= 10s
+BENCH_COUNT ?= 6
+
+.PHONY: all build run deps test test-short bench fuzz vet fmt clean package build-RelayFunction
 
 all: build
 
@@ -44,10 +51,18 @@ deps:
 	@prometheus --version 2>&1 | head -1
 	@prometheus-pushgateway --version 2>&1 | head -1
 
-## test: the whole suite, end-to-end tests against real peers included
+## test: the whole suite, end-to-end tests against real peers included, and a short fuzz
 test: deps vet
 	PROMRELAY_E2E=1 $(GO) test $(GOFLAGS) -race -count=1 -timeout 30m ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 
+## fuzz: each differential fuzz target for FUZZTIME (make fuzz FUZZTIME=1h)
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 ## test-short: unit tests only, no real peers needed
 test-short:
 	$(GO) test $(GOFLAGS) -short -count=1 ./...
@@ -56,10 +71,10 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l shared functions internal e2e)" || { gofmt -l shared functions internal e2e; echo "gofmt needed"; exit 1; }
 
-## bench: codec benchmarks (ns/sample, allocs)
+## bench: promrelay's codec against its peers (nested module), -count $(BENCH_COUNT), benchstat table
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./shared/wire/ ./shared/push/ | tee bench.txt
-
+	cd shared/wire/bench && $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 60m . | tee ../../../bench.txt
+	$(GO) run $(BENCHSTAT) -col /impl -row .name -filter '.unit:ns/sample' bench.txt | tee bench-table.txt
 ## package: stripped, reproducible binaries and zips for Function Compute and Lambda
 package:
 	rm -rf dist
@@ -79,4 +94,4 @@ build-RelayFunction:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(RELEASE_FLAGS) -tags lambda.norpc -o $(ARTIFACTS_DIR)/bootstrap ./functions/lambda
 
 clean:
-	rm -rf bin dist bench.txt .tools
+	rm -rf bin dist bench.txt bench-table.txt .tools

@@ -75,8 +75,8 @@ type Client struct {
 }
 
 type buffers struct {
-	raw, compressed []byte
-	wr              wire.WriteRequest
+	encoded, part, compressed []byte
+	series, metadata          []wire.Span
 }
 
 // New returns a client for cfg. It returns an error for a URL that is not
@@ -153,93 +153,86 @@ type Error struct {
 func (e *Error) Error() string { return e.Msg }
 
 // Write sends the series and metadata of wr upstream and returns when the
-// upstream has accepted all of them, or with an *Error. Requests larger than
-// the byte budget are split on series boundaries; metadata go with the first
-// request. Retries stop at the context's deadline.
+// upstream has accepted all of them, or with an *Error. It encodes wr and
+// sends it as WriteEncoded does.
 func (c *Client) Write(ctx context.Context, wr *wire.WriteRequest) (Result, error) {
-	var res Result
-	bufs, _ := c.bufs.Get().(*buffers)
-	if bufs == nil {
-		bufs = &buffers{}
-	}
+	bufs := c.getBuffers()
 	defer c.bufs.Put(bufs)
-
-	bufs.raw = wire.AppendWriteRequest(bufs.raw[:0], wr.Series, wr.Metadata)
-	bufs.compressed = wire.EncodeSnappy(bufs.compressed, bufs.raw)
-	if len(bufs.compressed) <= c.maxBytes || len(wr.Series) <= 1 {
-		err := c.send(ctx, bufs.compressed, &res)
-		if e := (*Error)(nil); errors.As(err, &e) && e.UpstreamStatus == http.StatusRequestEntityTooLarge && len(wr.Series) > 1 {
-			return res, c.writeSplit(ctx, wr.Series, wr.Metadata, 2, bufs, &res)
-		}
-		return res, err
-	}
-	// Estimate how many parts the compressed size needs, with headroom.
-	parts := (len(bufs.compressed)*11/10)/c.maxBytes + 1
-	return res, c.writeSplit(ctx, wr.Series, wr.Metadata, parts, bufs, &res)
+	bufs.encoded = wire.AppendWriteRequest(bufs.encoded[:0], wr.Series, wr.Metadata)
+	return c.writeEncoded(ctx, bufs.encoded, bufs)
 }
 
-// WriteEncoded sends an already encoded remote-write request (raw, not yet
-// compressed), as wire.Rewriter produces it, with the same splitting,
-// retries and answers as Write. raw is decoded only when it must be split:
-// when it compresses above the byte budget or the upstream answers 413.
+// WriteEncoded sends an encoded (uncompressed) remote-write request, as
+// wire.Rewriter produces it. Requests are split on series boundaries, at the
+// wire level and without decoding, into parts of at most 4× the byte budget
+// uncompressed, and a part that still compresses above the budget, or draws
+// a 413, is halved; metadata go with the first part. So memory stays bounded
+// by the input plus one compressed part.
 func (c *Client) WriteEncoded(ctx context.Context, raw []byte) (Result, error) {
-	var res Result
+	bufs := c.getBuffers()
+	defer c.bufs.Put(bufs)
+	return c.writeEncoded(ctx, raw, bufs)
+}
+
+func (c *Client) getBuffers() *buffers {
 	bufs, _ := c.bufs.Get().(*buffers)
 	if bufs == nil {
 		bufs = &buffers{}
 	}
-	defer func() {
-		bufs.wr.Reset()
-		c.bufs.Put(bufs)
-	}()
-	bufs.compressed = wire.EncodeSnappy(bufs.compressed, raw)
-	parts := 2
-	if len(bufs.compressed) <= c.maxBytes {
-		err := c.send(ctx, bufs.compressed, &res)
-		var e *Error
-		if !errors.As(err, &e) || e.UpstreamStatus != http.StatusRequestEntityTooLarge {
-			return res, err
+	return bufs
+}
+
+func (c *Client) writeEncoded(ctx context.Context, raw []byte, bufs *buffers) (Result, error) {
+	var res Result
+	partBytes := 4 * c.maxBytes
+	if len(raw) <= partBytes {
+		bufs.compressed = wire.EncodeSnappy(bufs.compressed, raw)
+		if len(bufs.compressed) <= c.maxBytes {
+			err := c.send(ctx, bufs.compressed, &res)
+			var e *Error
+			if !errors.As(err, &e) || e.UpstreamStatus != http.StatusRequestEntityTooLarge {
+				return res, err
+			}
 		}
-	} else {
-		parts = (len(bufs.compressed)*11/10)/c.maxBytes + 1
+		partBytes = len(raw) / 2
 	}
-	if err := bufs.wr.Unmarshal(raw); err != nil {
+	var err error
+	bufs.series, bufs.metadata, err = wire.Fields(raw, bufs.series[:0], bufs.metadata[:0])
+	if err != nil {
 		return res, &Error{Status: http.StatusBadRequest, Msg: "cannot split the request: " + err.Error()}
 	}
-	if len(bufs.wr.Series) <= 1 {
-		return res, &Error{Status: http.StatusBadRequest, UpstreamStatus: http.StatusRequestEntityTooLarge, Msg: "the request is too large for the upstream and cannot be split"}
-	}
-	return res, c.writeSplit(ctx, bufs.wr.Series, bufs.wr.Metadata, parts, bufs, &res)
-}
-
-// writeSplit sends series in about `parts` requests of similar encoded size,
-// halving any part that still exceeds the budget or draws a 413.
-func (c *Client) writeSplit(ctx context.Context, series []wire.Series, md []wire.Metadata, parts int, bufs *buffers, res *Result) error {
-	total := 0
-	for i := range series {
-		total += wire.EncodedSeriesSize(&series[i])
-	}
-	target := total/parts + 1
+	md := bufs.metadata
 	start, size := 0, 0
-	for i := range series {
-		size += wire.EncodedSeriesSize(&series[i])
-		if size >= target || i == len(series)-1 {
-			if err := c.writePart(ctx, series[start:i+1], md, bufs, res); err != nil {
-				return err
+	for i, sp := range bufs.series {
+		size += sp.End - sp.Start
+		if size >= partBytes || i == len(bufs.series)-1 {
+			if err := c.writePart(ctx, raw, bufs.series[start:i+1], md, bufs, &res); err != nil {
+				return res, err
 			}
 			md = nil
 			start, size = i+1, 0
 		}
 	}
-	return nil
+	if len(bufs.series) == 0 && len(md) > 0 {
+		return res, c.writePart(ctx, raw, nil, md, bufs, &res)
+	}
+	return res, nil
 }
 
-func (c *Client) writePart(ctx context.Context, series []wire.Series, md []wire.Metadata, bufs *buffers, res *Result) error {
-	bufs.raw = wire.AppendWriteRequest(bufs.raw[:0], series, md)
-	bufs.compressed = wire.EncodeSnappy(bufs.compressed, bufs.raw)
+// writePart sends the series spans of raw (and metadata) as one request,
+// halving it while it compresses above the budget or draws a 413.
+func (c *Client) writePart(ctx context.Context, raw []byte, series, md []wire.Span, bufs *buffers, res *Result) error {
+	bufs.part = bufs.part[:0]
+	for _, sp := range series {
+		bufs.part = append(bufs.part, raw[sp.Start:sp.End]...)
+	}
+	for _, sp := range md {
+		bufs.part = append(bufs.part, raw[sp.Start:sp.End]...)
+	}
+	bufs.compressed = wire.EncodeSnappy(bufs.compressed, bufs.part)
 	tooLarge := len(bufs.compressed) > c.maxBytes
 	var err error
-	if !tooLarge || len(series) == 1 {
+	if !tooLarge || len(series) <= 1 {
 		err = c.send(ctx, bufs.compressed, res)
 		var e *Error
 		tooLarge = errors.As(err, &e) && e.UpstreamStatus == http.StatusRequestEntityTooLarge
@@ -247,15 +240,20 @@ func (c *Client) writePart(ctx context.Context, series []wire.Series, md []wire.
 	if !tooLarge {
 		return err
 	}
-	if len(series) == 1 {
+	if len(series) <= 1 {
+		var wr wire.WriteRequest
+		name := "(metadata)"
+		if len(series) == 1 && wr.Unmarshal(raw[series[0].Start:series[0].End]) == nil && len(wr.Series) == 1 {
+			name = wire.FormatLabels(wr.Series[0].Labels, 256)
+		}
 		return &Error{Status: http.StatusBadRequest, UpstreamStatus: http.StatusRequestEntityTooLarge,
-			Msg: fmt.Sprintf("series %s is too large for the upstream on its own", wire.FormatLabels(series[0].Labels, 256))}
+			Msg: fmt.Sprintf("series %s is too large for the upstream on its own", name)}
 	}
 	half := len(series) / 2
-	if err := c.writePart(ctx, series[:half], md, bufs, res); err != nil {
+	if err := c.writePart(ctx, raw, series[:half], md, bufs, res); err != nil {
 		return err
 	}
-	return c.writePart(ctx, series[half:], nil, bufs, res)
+	return c.writePart(ctx, raw, series[half:], nil, bufs, res)
 }
 
 // send posts one compressed body, retrying while the error is transient

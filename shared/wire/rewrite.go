@@ -57,6 +57,11 @@ func (rw *Rewriter) Rewrite(dst, src []byte, set []Label, lim Limits) ([]byte, e
 		rw.setEnc = appendString(rw.setEnc, 2, l.Value)
 		rw.setOffs = append(rw.setOffs, len(rw.setEnc))
 	}
+	// One allocation for the whole output: the input plus room for the
+	// set labels (short ones, as external and tenant labels are).
+	if need := len(dst) + len(src) + len(src)/4 + len(rw.setEnc); cap(dst) < need {
+		dst = append(make([]byte, 0, need), dst...)
+	}
 	var metadata []span
 	for i := 0; i < len(src); {
 		num, typ, next, err := readTag(src, i)
@@ -364,4 +369,32 @@ func lessName(a string, b []byte) bool {
 		return a[0] < b[0]
 	}
 	return a < bytesToString(b)
+}
+
+// Span is a byte range [Start, End) of an encoded request.
+type Span struct{ Start, End int }
+
+// Fields appends the byte ranges of the top-level fields of an encoded
+// WriteRequest to series (field 1, timeseries) and metadata (field 3),
+// so that a request can be split on series boundaries without decoding it.
+// Other fields are skipped. Errors are for bytes that are not a valid
+// sequence of fields.
+func Fields(raw []byte, series, metadata []Span) ([]Span, []Span, error) {
+	for i := 0; i < len(raw); {
+		start := i
+		num, typ, next, err := readTag(raw, i)
+		if err != nil {
+			return series, metadata, err
+		}
+		if i, err = skipField(raw, next, typ); err != nil {
+			return series, metadata, err
+		}
+		switch {
+		case num == 1 && typ == wireBytes:
+			series = append(series, Span{start, i})
+		case num == 3 && typ == wireBytes:
+			metadata = append(metadata, Span{start, i})
+		}
+	}
+	return series, metadata, nil
 }
