@@ -74,7 +74,7 @@ vet:
 ## bench: promrelay's codec against its peers (nested module), -count $(BENCH_COUNT), benchstat table
 bench:
 	cd shared/wire/bench && $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 60m . | tee ../../../bench.txt
-	$(GO) run $(BENCHSTAT) -col /impl -row .name -filter '.unit:ns/sample' bench.txt | tee bench-table.txt
+	$(GO) run $(BENCHSTAT) -col /impl -row .name,/series,/format,/op -filter '.unit:ns/sample' bench.txt | tee bench-table.txt
 ## package: stripped, reproducible binaries and zips for Function Compute and Lambda
 package:
 	rm -rf dist

@@ -45,6 +45,7 @@ type relayOpts struct {
 	upstream        upstream.Config
 	externalLabels  []wire.Label
 	requestTimeout  time.Duration
+	maxBodyBytes    int
 	maxDecodedBytes int
 }
 
@@ -65,6 +66,7 @@ func startRelay(t *testing.T, upstreamURL string, o relayOpts) (*httptest.Server
 		Upstream:        up,
 		ExternalLabels:  o.externalLabels,
 		RequestTimeout:  o.requestTimeout,
+		MaxBodyBytes:    o.maxBodyBytes,
 		MaxDecodedBytes: o.maxDecodedBytes,
 		Limits:          wire.Limits{MaxLabels: 64, MaxLabelBytes: 4096},
 		Logger:          slog.New(slog.NewJSONHandler(logs, nil)),

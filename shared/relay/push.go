@@ -3,12 +3,14 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"mime"
 	"net/http"
 
 	"github.com/promrelay/promrelay/shared/inbound"
 	"github.com/promrelay/promrelay/shared/push"
+	"github.com/promrelay/promrelay/shared/wire"
 )
 
 // servePush handles PUT, POST and DELETE /metrics/job/... as the
@@ -18,6 +20,10 @@ func (h *Handler) servePush(r *http.Request, groupPath string, out *outcome) {
 	key, err := push.ParseGroupingKey(groupPath)
 	if err != nil {
 		out.status, out.msg = http.StatusBadRequest, err.Error()
+		return
+	}
+	if max := h.o.Limits.MaxLabels; max > 0 && len(key) > max {
+		out.status, out.msg = http.StatusBadRequest, fmt.Sprintf("grouping key has %d labels, more than the limit of %d", len(key), max)
 		return
 	}
 	if r.Method == http.MethodDelete {
@@ -64,7 +70,17 @@ func (h *Handler) servePush(r *http.Request, groupPath string, out *outcome) {
 	}
 	out.samplesIn = st.exp.NumSamples()
 	now := h.o.Now()
-	if err := st.conv.Convert(&st.wr, &st.exp, key, now); err != nil {
+	err = st.conv.Convert(&st.wr, &st.exp, key, now)
+	if err == nil {
+		// Pushes obey the same per-series limits as remote writes.
+		for i := range st.wr.Series {
+			if verr := wire.ValidateSeries(&st.wr.Series[i], h.o.Limits); verr != nil {
+				err = verr
+				break
+			}
+		}
+	}
+	if err != nil {
 		out.status, out.msg = http.StatusBadRequest, "pushed metrics are invalid: "+err.Error()
 		var inv *push.InvalidError
 		if errors.As(err, &inv) {

@@ -201,6 +201,9 @@ func (c *Client) writeEncoded(ctx context.Context, raw []byte, bufs *buffers) (R
 	if err != nil {
 		return res, &Error{Status: http.StatusBadRequest, Msg: "cannot split the request: " + err.Error()}
 	}
+	if need := partBytes + partBytes/8; cap(bufs.part) < need {
+		bufs.part = make([]byte, 0, need) // one allocation, not a doubling chain
+	}
 	md := bufs.metadata
 	start, size := 0, 0
 	for i, sp := range bufs.series {
