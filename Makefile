@@ -17,11 +17,11 @@ ZIP_TIME := 198001010000
 # benchstat, pinned (the module proxy here serves exact versions).
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 # Fuzz targets: package:target.
-FUZZ_TARGETS := ./shared/wire:FuzzParseText ./shared/wire:FuzzParseDelimited ./shared/wire:FuzzRewrite
+FUZZ_TARGETS := ./shared/wire:FuzzParseText ./shared/wire:FuzzParseDelimited ./shared/wire:FuzzRewrite ./shared/push:FuzzParseGroupingKey
 FUZZTIME ?= 10s
 BENCH_COUNT ?= 6
 
-.PHONY: all build run deps test test-short bench fuzz vet fmt clean package build-RelayFunction
+.PHONY: all build run deps test test-short bench fuzz load vet fmt clean package build-RelayFunction
 
 all: build
 
@@ -55,6 +55,10 @@ deps:
 test: deps vet
 	PROMRELAY_E2E=1 $(GO) test $(GOFLAGS) -race -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
+
+## load: bounded load against the server binary (null upstream and a real Prometheus); SOAK=10m adds a soak
+load: deps
+	PROMRELAY_LOAD=1 PROMRELAY_LOAD_SOAK=$(SOAK) PROMRELAY_E2E=1 $(GO) test -count=1 -run '^TestLoad$$' -v -timeout 60m ./e2e | grep -v '^=== RUN'
 
 ## fuzz: each differential fuzz target for FUZZTIME (make fuzz FUZZTIME=1h)
 fuzz:
