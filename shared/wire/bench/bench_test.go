@@ -350,35 +350,24 @@ func BenchmarkSnappy(b *testing.B) {
 		b.Fatalf("s2 output is not snappy-compatible: %v", err)
 	}
 	dst := make([]byte, snappy.MaxEncodedLen(len(c.raw)))
-	b.Run("op=encode/impl=golang-snappy", func(b *testing.B) {
-		b.SetBytes(int64(len(c.raw)))
-		for b.Loop() {
-			snappy.Encode(dst, c.raw)
-		}
-		perSample(b, c.series)
-	})
-	b.Run("op=encode/impl=s2", func(b *testing.B) {
-		b.SetBytes(int64(len(c.raw)))
-		for b.Loop() {
-			s2.EncodeSnappy(dst, c.raw)
-		}
-		perSample(b, c.series)
-	})
 	out := make([]byte, len(c.raw))
-	b.Run("op=decode/impl=golang-snappy", func(b *testing.B) {
-		b.SetBytes(int64(len(c.raw)))
-		for b.Loop() {
-			snappy.Decode(out, c.compressed)
-		}
-		perSample(b, c.series)
-	})
-	b.Run("op=decode/impl=s2", func(b *testing.B) {
-		b.SetBytes(int64(len(c.raw)))
-		for b.Loop() {
-			s2.Decode(out, c.compressed)
-		}
-		perSample(b, c.series)
-	})
+	for _, tc := range []struct {
+		name string
+		run  func()
+	}{
+		{"op=encode/impl=golang-snappy", func() { snappy.Encode(dst, c.raw) }},
+		{"op=encode/impl=s2", func() { s2.EncodeSnappy(dst, c.raw) }},
+		{"op=decode/impl=golang-snappy", func() { snappy.Decode(out, c.compressed) }},
+		{"op=decode/impl=s2", func() { s2.Decode(out, c.compressed) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.raw)))
+			for b.Loop() {
+				tc.run()
+			}
+			perSample(b, c.series)
+		})
+	}
 	b.Logf("compressed sizes: golang/snappy %d bytes, s2 %d bytes (of %d)", len(c.compressed), len(s2c), len(c.raw))
 }
 
