@@ -107,7 +107,12 @@ func TestFaultScenarios(t *testing.T) {
 
 	// The remote_write sender: scrapes a counter 5 times a second.
 	var seq atomic.Int64
+	var stopped atomic.Bool
 	exporter := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if stopped.Load() {
+			http.Error(w, "stopped", 503)
+			return
+		}
 		fmt.Fprintf(w, "chaos_seq %d\n", seq.Add(1))
 	}))
 	defer exporter.Close()
@@ -149,7 +154,7 @@ remote_write:
 		}
 	}
 	time.Sleep(2 * time.Second)
-	exporter.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "stopped", 503) })
+	stopped.Store(true)
 
 	// Every acknowledged push is stored, with its value.
 	stored := values(prom.WaitFor(t, `chaos_pushed{job="chaos_pusher"}`, len(acked), 30*time.Second))
