@@ -275,7 +275,8 @@ func TestAliyunCredentials(t *testing.T) {
 		req := httptest.NewRequestWithContext(ctx, "POST", "/metrics/job/aliyun_fc", strings.NewReader("fc_cred 1\n"))
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
-		if rec.Code != 200 || store.accepted("STS.invocation") != 1 {
+		// Two upstream requests: the data, then the push-time gauge.
+		if rec.Code != 200 || store.accepted("STS.invocation") != 2 {
 			t.Fatalf("got %d %s; invocation credentials used %d times", rec.Code, rec.Body, store.accepted("STS.invocation"))
 		}
 		if sts.calls.Load() != before {

@@ -93,8 +93,9 @@ func TestUpstreamFaults(t *testing.T) {
 		if status != 200 {
 			t.Fatalf("push: %d %s", status, body)
 		}
-		if n := proxy.requests.Load(); n != 3 {
-			t.Errorf("upstream saw %d requests, want 3", n)
+		// 500, 503, then the data accepted; then the push-time gauge.
+		if n := proxy.requests.Load(); n != 4 {
+			t.Errorf("upstream saw %d requests, want 4", n)
 		}
 		prom.WaitFor(t, `retried_metric{job="fault500"} == 5`, 1, 5*time.Second)
 	})
@@ -115,8 +116,9 @@ func TestUpstreamFaults(t *testing.T) {
 		if status != 200 {
 			t.Fatalf("push: %d %s", status, body)
 		}
-		if n := proxy.requests.Load(); n != 2 {
-			t.Errorf("upstream saw %d requests, want 2", n)
+		// 429, then the data after Retry-After; then the push-time gauge.
+		if n := proxy.requests.Load(); n != 3 {
+			t.Errorf("upstream saw %d requests, want 3", n)
 		}
 		if waited := time.Since(start); waited < 900*time.Millisecond {
 			t.Errorf("retried after %v, before the upstream's Retry-After of 1s", waited)

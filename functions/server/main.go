@@ -53,7 +53,7 @@ func run() error {
 	}
 	// The custom-runtime wrapper adds POST /invoke (Function Compute's event
 	// invocations, timer triggers among them) and the x-fc-request-id.
-	adapter := &platform.Adapter{Handler: relayHandler, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger}
+	adapter := &platform.Adapter{Handler: relayHandler, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger, Scheduled: relayHandler.Reemit}
 	handler := adapter.CustomRuntime(relayHandler, cfg.FCCustomRuntime)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -75,6 +75,10 @@ func run() error {
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if cfg.StateURL != "" && !cfg.FCCustomRuntime {
+		// Stand in for a timer trigger (FC's custom runtime gets POST /invoke).
+		go relayHandler.RunReemitter(ctx, cfg.ReemitInterval)
+	}
 	select {
 	case err := <-errc:
 		return err

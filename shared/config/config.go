@@ -68,6 +68,12 @@ type Config struct {
 	JWTTenantLabel    string
 	TenantsFile       string
 
+	StateURL       string        // group store: file:///dir, s3://bucket/prefix, oss://bucket/prefix; empty: stateless
+	StateEndpoint  string        // S3-compatible endpoint URL for the store
+	StateRegion    string        // region of the store's bucket
+	ReemitInterval time.Duration // how often the scheduled job re-sends the groups
+	GroupTTL       time.Duration // delete groups not pushed for this long; 0 keeps them
+
 	// FCCustomRuntime is set when Function Compute's custom runtime runs the
 	// server (FC_SERVER_PORT or FC_CUSTOM_LISTEN_PORT present): then its
 	// x-fc-* request headers are trusted.
@@ -218,6 +224,22 @@ var Settings = []Setting{
 		}},
 	{Env: "PROMRELAY_TENANTS_FILE", Flag: "tenants-file", Usage: "YAML file of tenants (labels, optional upstream) and the tokens and users that belong to them",
 		set: func(c *Config, v string) error { c.TenantsFile = v; return nil }},
+	{Env: "PROMRELAY_STATE_URL", Flag: "state.url", Usage: "group store for Pushgateway semantics with state: file:///dir, s3://bucket/prefix or oss://bucket/prefix; unset: stateless",
+		set: func(c *Config, v string) error {
+			if !strings.HasPrefix(v, "file://") && !strings.HasPrefix(v, "s3://") && !strings.HasPrefix(v, "oss://") {
+				return errors.New("must start with file://, s3:// or oss://")
+			}
+			c.StateURL = v
+			return nil
+		}},
+	{Env: "PROMRELAY_STATE_ENDPOINT", Flag: "state.endpoint", Usage: "S3-compatible endpoint URL of the group store (default: AWS S3, or s3.oss-<region>.aliyuncs.com for oss://)",
+		set: func(c *Config, v string) error { c.StateEndpoint = v; return nil }},
+	{Env: "PROMRELAY_STATE_REGION", Flag: "state.region", Usage: "region of the group store's bucket (required for oss://)",
+		set: func(c *Config, v string) error { c.StateRegion = v; return nil }},
+	{Env: "PROMRELAY_REEMIT_INTERVAL", Flag: "state.reemit-interval", Default: "30s", Usage: "how often the scheduled job re-sends stored groups (the server's ticker; FC/Lambda timers are set in s.yaml/template.yaml)",
+		set: duration(func(c *Config) *time.Duration { return &c.ReemitInterval })},
+	{Env: "PROMRELAY_GROUP_TTL", Flag: "state.group-ttl", Usage: "delete groups not pushed for this long, with staleness markers (e.g. 24h); unset keeps them",
+		set: duration(func(c *Config) *time.Duration { return &c.GroupTTL })},
 	{Env: "PROMRELAY_LOG_LEVEL", Flag: "log.level", Default: "info", Usage: "log level: debug, info, warn or error",
 		set: func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 }

@@ -32,7 +32,7 @@ func FromEnv(getenv func(string) string) (*Adapter, config.Config, error) {
 	if err != nil {
 		return nil, cfg, err
 	}
-	return &Adapter{Handler: h, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger}, cfg, nil
+	return &Adapter{Handler: h, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger, Scheduled: h.Reemit}, cfg, nil
 }
 
 // Fatal logs a start-up error as one JSON line and exits with status 1.

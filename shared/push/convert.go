@@ -24,6 +24,10 @@ func (e *InvalidError) Error() string { return e.Msg }
 // Converter turns pushed expositions into remote-write series. The zero value
 // is ready to use; reuse one per goroutine to recycle its memory.
 type Converter struct {
+	// SeriesFamily holds, after Convert, the family name of each series it
+	// appended, in order (PushTimeMetric for the push-time gauge).
+	SeriesFamily []string
+
 	base   []wire.Label
 	num    []byte
 	seen   map[uint64]int32
@@ -53,6 +57,7 @@ func (c *Converter) Convert(wr *wire.WriteRequest, e *wire.Exposition, key Group
 		c.seen = make(map[uint64]int32)
 	}
 	clear(c.seen)
+	c.SeriesFamily = c.SeriesFamily[:0]
 	ts := now.UnixMilli()
 	first := len(wr.Series)
 
@@ -181,6 +186,7 @@ func (c *Converter) add(wr *wire.WriteRequest, name, suffix string, extra wire.L
 	}
 	store = append(store, insert[j:n]...)
 	wr.AppendSample(wr.CommitLabels(store, start), wire.Sample{Value: v, Timestamp: ts})
+	c.SeriesFamily = append(c.SeriesFamily, name)
 }
 
 // formatFloat formats a le or quantile value as the text format 0.0.4 does

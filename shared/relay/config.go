@@ -10,6 +10,7 @@ import (
 
 	"github.com/promrelay/promrelay/shared/auth"
 	"github.com/promrelay/promrelay/shared/config"
+	"github.com/promrelay/promrelay/shared/groupstore"
 	"github.com/promrelay/promrelay/shared/inbound"
 	"github.com/promrelay/promrelay/shared/upstream"
 	"github.com/promrelay/promrelay/shared/wire"
@@ -55,7 +56,16 @@ func FromConfig(c config.Config, logger *slog.Logger) (*Handler, error) {
 			}
 		}
 	}
+	var store groupstore.Store
+	if c.StateURL != "" {
+		if store, err = groupstore.Open(context.Background(), c.StateURL, groupstore.ObjectOptions{
+			Endpoint: c.StateEndpoint, Region: c.StateRegion, PathStyle: c.StateEndpoint != ""}); err != nil {
+			return nil, fmt.Errorf("PROMRELAY_STATE_URL: %w", err)
+		}
+	}
 	return New(Options{
+		Store:           store,
+		GroupTTL:        c.GroupTTL,
 		Inbound:         authn,
 		TenantUpstreams: tenantUps,
 		Upstream:        up,

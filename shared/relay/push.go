@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 
+	"github.com/promrelay/promrelay/shared/groupstore"
 	"github.com/promrelay/promrelay/shared/inbound"
 	"github.com/promrelay/promrelay/shared/push"
 	"github.com/promrelay/promrelay/shared/wire"
@@ -26,15 +27,18 @@ func (h *Handler) servePush(r *http.Request, groupPath string, out *outcome) {
 		out.status, out.msg = http.StatusBadRequest, fmt.Sprintf("grouping key has %d labels, more than the limit of %d", len(key), max)
 		return
 	}
-	if r.Method == http.MethodDelete {
-		// Without a group store there is nothing to delete upstream; the
-		// stateful mode gives DELETE its effect.
-		h.o.Logger.LogAttrs(r.Context(), slog.LevelInfo, "group delete accepted", slog.String("grouping_key", key.String()))
-		out.status = http.StatusAccepted
-		return
-	}
 	st := h.getState()
 	defer h.putState(st)
+	if r.Method == http.MethodDelete {
+		if h.o.Store == nil {
+			// Without a group store there is nothing to delete upstream.
+			h.o.Logger.LogAttrs(r.Context(), slog.LevelInfo, "group delete accepted", slog.String("grouping_key", key.String()))
+			out.status = http.StatusAccepted
+			return
+		}
+		h.deleteGroup(r.Context(), st, key, out)
+		return
+	}
 
 	st.body, err = readBody(r, st.body, h.o.MaxBodyBytes)
 	out.bytesIn = len(st.body)
@@ -88,7 +92,11 @@ func (h *Handler) servePush(r *http.Request, groupPath string, out *outcome) {
 		}
 		return
 	}
-	h.relay(r.Context(), &st.wr, out, http.StatusOK)
+	if h.o.Store != nil {
+		h.pushStateful(r.Context(), st, key, r.Method == http.MethodPut, now, out)
+		return
+	}
+	h.relayPush(r.Context(), &st.wr, out, http.StatusOK)
 }
 
 // recordFailure sends push_failure_time_seconds for a rejected push, as the
@@ -97,6 +105,22 @@ func (h *Handler) recordFailure(ctx context.Context, st *requestState, key push.
 	st.wr.Reset()
 	st.conv.FailureSeries(&st.wr, key, h.o.Now())
 	h.applyLabels(&st.wr, id)
+	if h.o.Store != nil {
+		now := h.o.Now().UnixMilli()
+		last := st.wr.Series[len(st.wr.Series)-1]
+		if err := h.o.Store.Update(ctx, groupID(key, id), func(g *groupstore.Group) (*groupstore.Group, error) {
+			if g == nil {
+				g = &groupstore.Group{Key: withoutName(last.Labels), Families: map[string]*groupstore.Family{}}
+				if id.Tenant != nil {
+					g.Tenant = id.Tenant.Name
+				}
+			}
+			g.FailureTime = now
+			return g, nil
+		}); err != nil {
+			h.o.Logger.LogAttrs(ctx, slog.LevelWarn, "cannot record push failure time", slog.String("grouping_key", key.String()), slog.String("error", err.Error()))
+		}
+	}
 	ctx, cancel := h.deadline(ctx)
 	defer cancel()
 	if _, err := h.upstreamFor(id).Write(ctx, &st.wr); err != nil {

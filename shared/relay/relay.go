@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/promrelay/promrelay/shared/groupstore"
 	"github.com/promrelay/promrelay/shared/inbound"
 	"github.com/promrelay/promrelay/shared/push"
 	"github.com/promrelay/promrelay/shared/upstream"
@@ -42,6 +43,12 @@ type Options struct {
 	Inbound *inbound.Authenticator
 	// TenantUpstreams are the upstreams of tenants that have their own.
 	TenantUpstreams map[string]Upstream
+	// Store, when set, keeps pushed groups (the Pushgateway's state): PUT
+	// and DELETE take effect upstream with staleness markers, and Reemit
+	// re-sends the groups on a schedule.
+	Store groupstore.Store
+	// GroupTTL deletes groups not pushed for this long; 0 keeps them.
+	GroupTTL time.Duration
 }
 
 // Handler serves the relay's routes. It is safe for concurrent use.
@@ -310,6 +317,37 @@ func (h *Handler) upstreamFor(id inbound.Identity) Upstream {
 		}
 	}
 	return h.o.Upstream
+}
+
+// relayPush sends a converted push: the data series first (they decide the
+// answer), then the push-time gauge (the last series) in its own request.
+// Concurrent pushes to one group write that gauge at nearly the same
+// millisecond, and Prometheus rejects, and rolls back, a whole request
+// with an out-of-order or duplicate sample: alone, a rejected gauge only
+// means a newer push time is already stored, so it is logged, not answered.
+func (h *Handler) relayPush(ctx context.Context, wr *wire.WriteRequest, out *outcome, okStatus int) {
+	n := len(wr.Series)
+	if n == 0 {
+		h.relay(ctx, wr, out, okStatus)
+		return
+	}
+	pushTime := wr.Series[n-1]
+	wr.Series = wr.Series[:n-1]
+	h.relay(ctx, wr, out, okStatus)
+	if out.status != okStatus {
+		return
+	}
+	wr.Series = append(wr.Series[:0], pushTime)
+	wr.Metadata = wr.Metadata[:0]
+	h.applyLabels(wr, out.identity)
+	ctx, cancel := h.deadline(ctx)
+	defer cancel()
+	res, err := h.upstreamFor(out.identity).Write(ctx, wr)
+	out.up.Requests += res.Requests
+	out.samplesOut++
+	if err != nil {
+		h.o.Logger.LogAttrs(ctx, slog.LevelWarn, "push time not stored (a concurrent push's is newer, or the upstream failed)", slog.String("error", err.Error()))
+	}
 }
 
 // relay sends wr upstream and records the result in out.
