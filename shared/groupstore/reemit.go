@@ -2,7 +2,6 @@ package groupstore
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"time"
 
@@ -206,5 +205,3 @@ func settle(ctx context.Context, s Store, sent *Group) error {
 
 // Settle is settle for callers outside the package (the push handler).
 func Settle(ctx context.Context, s Store, sent *Group) error { return settle(ctx, s, sent) }
-
-var _ = fmt.Sprint

@@ -99,3 +99,40 @@ func BenchmarkReemit10k(b *testing.B) {
 		})
 	}
 }
+
+// slowList makes every List take a while, so a deadline interrupts a run.
+type slowList struct{ groupstore.Store }
+
+func (s slowList) List(ctx context.Context, after string, limit int) ([]*groupstore.Group, string, error) {
+	time.Sleep(60 * time.Millisecond)
+	return s.Store.List(ctx, after, limit)
+}
+
+func (s slowList) LoadCursor(ctx context.Context) (string, error) {
+	return s.Store.(groupstore.Cursors).LoadCursor(ctx)
+}
+
+func (s slowList) SaveCursor(ctx context.Context, after string) error {
+	return s.Store.(groupstore.Cursors).SaveCursor(ctx, after)
+}
+
+func TestReemitResumesAfterDeadline(t *testing.T) {
+	fs, _ := groupstore.NewFileStore(t.TempDir())
+	fill(t, fs, 250, time.Now())
+	s := slowList{fs}
+	noop := func(context.Context, string, *wire.WriteRequest) error { return nil }
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	first, err := groupstore.Reemit(ctx, s, noop, time.Now(), 0, 5000)
+	if err != nil || first.Complete || first.Groups == 0 || first.Groups >= 250 {
+		t.Fatalf("interrupted run: %+v %v", first, err)
+	}
+	second, err := groupstore.Reemit(context.Background(), s, noop, time.Now(), 0, 5000)
+	if err != nil || !second.Complete || first.Groups+second.Groups != 250 {
+		t.Fatalf("resumed run: %+v after %+v, %v; want the remaining groups", second, first, err)
+	}
+	third, _ := groupstore.Reemit(context.Background(), s, noop, time.Now(), 0, 5000)
+	if third.Groups != 250 {
+		t.Fatalf("a complete run after resuming covers %d groups, want 250", third.Groups)
+	}
+}

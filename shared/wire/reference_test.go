@@ -186,5 +186,3 @@ func encodeDelimited(t testing.TB, fams map[string]*dto.MetricFamily) []byte {
 	}
 	return buf.Bytes()
 }
-
-var _ = wire.Counter

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -429,8 +428,6 @@ func BenchmarkRelayPeakHeap(b *testing.B) {
 	b.ReportMetric(extra/float64(len(c.raw)), "peakheap/decoded")
 	b.ReportMetric(float64(peak.Load())/(1<<20), "peakheap-MiB")
 }
-
-var _ = strings.Repeat
 
 // nullTransport accepts every request without I/O.
 type nullTransport struct{}
