@@ -12,6 +12,7 @@ import (
 
 	"github.com/promrelay/promrelay/internal/testpeer"
 	"github.com/promrelay/promrelay/shared/config"
+	"github.com/promrelay/promrelay/shared/groupstore"
 	"github.com/promrelay/promrelay/shared/relay"
 )
 
@@ -33,9 +34,30 @@ scrape_configs:
     honor_labels: true
     static_configs: [{targets: [%q]}]
 `, testpeer.Host(pg.URL))})
+	stateDir := t.TempDir()
 	env := map[string]string{
 		"PROMRELAY_UPSTREAM_URL": prom.RemoteWriteURL(),
-		"PROMRELAY_STATE_URL":    "file://" + t.TempDir(),
+		"PROMRELAY_STATE_URL":    "file://" + stateDir,
+	}
+	// stored reads the groups the store holds for a job.
+	stored := func(job string) []*groupstore.Group {
+		fs, err := groupstore.NewFileStore(stateDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, _, err := fs.List(context.Background(), "", 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []*groupstore.Group
+		for _, g := range all {
+			for _, l := range g.Key {
+				if l[0] == "job" && l[1] == job {
+					out = append(out, g)
+				}
+			}
+		}
+		return out
 	}
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {
@@ -100,6 +122,9 @@ scrape_configs:
 
 	both(http.MethodPut, "/metrics/job/state", "a 3\n", 200)
 	expect("after a PUT without b", "state", "a=3")
+	if gs := stored("state"); len(gs) != 1 || len(gs[0].Stale) != 0 {
+		t.Fatalf("after the staleness marker for b was accepted the group should hold none pending: %+v", gs)
+	}
 
 	both(http.MethodPost, "/metrics/job/state", "c 4\n", 200)
 	expect("after a POST of c", "state", "a=3 c=4")
@@ -108,6 +133,9 @@ scrape_configs:
 	expect("after DELETE", "state", "")
 	if v := prom.Query(t, `push_time_seconds{job="state"}`); len(v) != 0 {
 		t.Fatalf("push_time_seconds still visible after DELETE: %v", v)
+	}
+	if gs := stored("state"); len(gs) != 0 {
+		t.Fatalf("the deleted group is still in the store: %+v", gs[0])
 	}
 
 	// Concurrent pushes to one group lose nothing.

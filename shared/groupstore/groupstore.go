@@ -43,6 +43,9 @@ type Family struct {
 
 // Group is the state of one grouping key.
 type Group struct {
+	// ID is the group's store id, as the writer computed it (ID of the
+	// grouping key and the writer's tenant); empty means ID(Key).
+	ID string `json:"id,omitempty"`
 	// Key is the label set of the group's push_time_seconds series
 	// without __name__: the grouping labels plus external and tenant
 	// labels, sorted.
@@ -194,6 +197,14 @@ func Removed(old, new *Group) []Series {
 
 // Value returns a stored value as a float.
 func (s Series) Float() float64 { return math.Float64frombits(s.Value) }
+
+// StoreID returns the id g is stored under.
+func (g *Group) StoreID() string {
+	if g.ID != "" {
+		return g.ID
+	}
+	return ID(Labels(g.Key))
+}
 
 // AddStale appends series to g.Stale, without duplicates.
 func (g *Group) AddStale(series []Series) {

@@ -144,7 +144,7 @@ func Reemit(ctx context.Context, s Store, write func(ctx context.Context, tenant
 			if ttl > 0 && !g.Deleted && g.PushTime > 0 && now.Sub(time.UnixMilli(g.PushTime)) > ttl {
 				g.Deleted = true
 				g.AddStale(StaleSeries(g))
-				if err := s.Update(ctx, ID(Labels(g.Key)), func(cur *Group) (*Group, error) {
+				if err := s.Update(ctx, g.StoreID(), func(cur *Group) (*Group, error) {
 					if cur == nil {
 						return nil, nil
 					}
@@ -191,7 +191,7 @@ func settle(ctx context.Context, s Store, sent *Group) error {
 	if len(sent.Stale) == 0 && !sent.Deleted {
 		return nil
 	}
-	return s.Update(ctx, ID(Labels(sent.Key)), func(cur *Group) (*Group, error) {
+	return s.Update(ctx, sent.StoreID(), func(cur *Group) (*Group, error) {
 		if cur == nil {
 			return nil, nil
 		}

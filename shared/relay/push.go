@@ -108,9 +108,10 @@ func (h *Handler) recordFailure(ctx context.Context, st *requestState, key push.
 	if h.o.Store != nil {
 		now := h.o.Now().UnixMilli()
 		last := st.wr.Series[len(st.wr.Series)-1]
-		if err := h.o.Store.Update(ctx, groupID(key, id), func(g *groupstore.Group) (*groupstore.Group, error) {
+		gid := groupID(key, id)
+		if err := h.o.Store.Update(ctx, gid, func(g *groupstore.Group) (*groupstore.Group, error) {
 			if g == nil {
-				g = &groupstore.Group{Key: withoutName(last.Labels), Families: map[string]*groupstore.Family{}}
+				g = &groupstore.Group{ID: gid, Key: withoutName(last.Labels), Families: map[string]*groupstore.Family{}}
 				if id.Tenant != nil {
 					g.Tenant = id.Tenant.Name
 				}

@@ -63,8 +63,9 @@ func (h *Handler) pushStateful(ctx context.Context, st *requestState, key push.G
 		f.Series = append(f.Series, groupstore.Series{Labels: groupstore.StoredLabels(s.Labels), Value: math.Float64bits(s.Samples[0].Value)})
 	}
 	var sent *groupstore.Group
-	err := h.o.Store.Update(ctx, groupID(key, out.identity), func(old *groupstore.Group) (*groupstore.Group, error) {
-		g := &groupstore.Group{Key: keyLabels, PushTime: now.UnixMilli(), Families: map[string]*groupstore.Family{}}
+	gid := groupID(key, out.identity)
+	err := h.o.Store.Update(ctx, gid, func(old *groupstore.Group) (*groupstore.Group, error) {
+		g := &groupstore.Group{ID: gid, Key: keyLabels, PushTime: now.UnixMilli(), Families: map[string]*groupstore.Family{}}
 		if out.identity.Tenant != nil {
 			g.Tenant = out.identity.Tenant.Name
 		}
@@ -88,7 +89,7 @@ func (h *Handler) pushStateful(ctx context.Context, st *requestState, key push.G
 			g.AddStale(groupstore.Removed(live, g))
 		}
 		g.ClearStale(g.AllSeries())
-		sent = &groupstore.Group{Key: g.Key, Stale: append([]groupstore.Series(nil), g.Stale...)}
+		sent = &groupstore.Group{ID: gid, Key: g.Key, Stale: append([]groupstore.Series(nil), g.Stale...)}
 		return g, nil
 	})
 	if err != nil {
@@ -116,10 +117,12 @@ func (h *Handler) pushStateful(ctx context.Context, st *requestState, key push.G
 // upstream took them (the group stays marked deleted until then).
 func (h *Handler) deleteGroup(ctx context.Context, st *requestState, key push.GroupingKey, out *outcome) {
 	var sent *groupstore.Group
-	err := h.o.Store.Update(ctx, groupID(key, out.identity), func(old *groupstore.Group) (*groupstore.Group, error) {
+	gid := groupID(key, out.identity)
+	err := h.o.Store.Update(ctx, gid, func(old *groupstore.Group) (*groupstore.Group, error) {
 		if old == nil {
 			return nil, nil
 		}
+		old.ID = gid
 		if !old.Deleted {
 			old.AddStale(groupstore.StaleSeries(old))
 			old.Deleted = true
