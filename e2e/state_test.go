@@ -38,6 +38,9 @@ scrape_configs:
 	env := map[string]string{
 		"PROMRELAY_UPSTREAM_URL": prom.RemoteWriteURL(),
 		"PROMRELAY_STATE_URL":    "file://" + stateDir,
+		// An external label makes a group's stored labels differ from its
+		// grouping key, as tenants do.
+		"PROMRELAY_EXTERNAL_LABELS": "relay=r1",
 	}
 	// stored reads the groups the store holds for a job.
 	stored := func(job string) []*groupstore.Group {
