@@ -195,7 +195,7 @@ func Removed(old, new *Group) []Series {
 	return out
 }
 
-// Value returns a stored value as a float.
+// Float returns the stored value as a float64.
 func (s Series) Float() float64 { return math.Float64frombits(s.Value) }
 
 // StoreID returns the id g is stored under.
