@@ -184,7 +184,8 @@ func (s *ObjectStore) List(ctx context.Context, after string, limit int) ([]*Gro
 	if err != nil {
 		return nil, "", fmt.Errorf("group store: %w", err)
 	}
-	var groups []*Group
+	// Read the page's objects eight at a time, keeping their order.
+	var keys []string
 	last := ""
 	for _, obj := range out.Contents {
 		k := aws.ToString(obj.Key)
@@ -193,23 +194,43 @@ func (s *ObjectStore) List(ctx context.Context, after string, limit int) ([]*Gro
 			continue
 		}
 		last = id
-		got, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(k)})
-		if notFound(err) {
-			continue
+		keys = append(keys, k)
+	}
+	found := make([]*Group, len(keys))
+	errs := make([]error, len(keys))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int, k string) {
+			defer func() { <-sem; wg.Done() }()
+			got, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(k)})
+			if notFound(err) {
+				return // deleted meanwhile
+			}
+			if err != nil {
+				errs[i] = fmt.Errorf("group store: %w", err)
+				return
+			}
+			b, err := io.ReadAll(got.Body)
+			got.Body.Close()
+			if err != nil {
+				errs[i] = fmt.Errorf("group store: %w", err)
+				return
+			}
+			found[i], errs[i] = decode(b)
+		}(i, k)
+	}
+	wg.Wait()
+	var groups []*Group
+	for i := range keys {
+		if errs[i] != nil {
+			return nil, "", errs[i]
 		}
-		if err != nil {
-			return nil, "", fmt.Errorf("group store: %w", err)
+		if found[i] != nil {
+			groups = append(groups, found[i])
 		}
-		b, err := io.ReadAll(got.Body)
-		got.Body.Close()
-		if err != nil {
-			return nil, "", fmt.Errorf("group store: %w", err)
-		}
-		g, err := decode(b)
-		if err != nil {
-			return nil, "", err
-		}
-		groups = append(groups, g)
 	}
 	next := ""
 	if aws.ToBool(out.IsTruncated) {
