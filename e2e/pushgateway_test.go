@@ -103,9 +103,9 @@ scrape_configs:
 	compared := 0
 	for _, a := range ok {
 		q := fmt.Sprintf(`{job=%q, __name__!~"push_time_seconds|push_failure_time_seconds"}`, a.job)
-		refSeries := values(ref.WaitFor(t, fmt.Sprintf(`{job=%q}`, a.job), 1, 15*time.Second))
+		ref.WaitFor(t, fmt.Sprintf(`{job=%q}`, a.job), 1, 15*time.Second)
 		// Once the push time is there, the scrape that holds the data has run.
-		refSeries = values(ref.Query(t, q))
+		refSeries := values(ref.Query(t, q))
 		got := values(prom.Query(t, q))
 		if diff := compareSeries(got, refSeries); diff != "" {
 			t.Errorf("job %s: relay upstream differs from Pushgateway+Prometheus:\n%s", a.job, diff)

@@ -134,9 +134,6 @@ func NewSigV4(ctx context.Context, upstreamURL string, o SigV4Options) (*SigV4, 
 	return &SigV4{region: cfg.Region, creds: cache, signer: v4.NewSigner(), minGap: o.MinForcedRefresh}, nil
 }
 
-// Region returns the signing region.
-func (s *SigV4) Region() string { return s.region }
-
 // Sign implements Signer: the payload hash is the SHA-256 of the exact
 // (compressed) body, and X-Scope-OrgID, which AMP rejects when signed, is
 // removed.

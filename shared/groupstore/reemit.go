@@ -107,7 +107,7 @@ func Reemit(ctx context.Context, s Store, write func(ctx context.Context, tenant
 		}
 		res.Series += len(b.wr.Series)
 		for _, g := range b.done {
-			if err := settle(ctx, s, g); err != nil {
+			if err := Settle(ctx, s, g); err != nil {
 				return err
 			}
 		}
@@ -185,9 +185,10 @@ func Reemit(ctx context.Context, s Store, write func(ctx context.Context, tenant
 	return res, nil
 }
 
-// settle records that g's pending staleness markers reached the upstream:
-// they are cleared, and a deleted group is removed.
-func settle(ctx context.Context, s Store, sent *Group) error {
+// Settle records that the pending staleness markers of sent (a snapshot of
+// a group) reached the upstream: they are cleared from the stored group,
+// and a deleted group is removed. Errors are the store's.
+func Settle(ctx context.Context, s Store, sent *Group) error {
 	if len(sent.Stale) == 0 && !sent.Deleted {
 		return nil
 	}
@@ -202,6 +203,3 @@ func settle(ctx context.Context, s Store, sent *Group) error {
 		return cur, nil
 	})
 }
-
-// Settle is settle for callers outside the package (the push handler).
-func Settle(ctx context.Context, s Store, sent *Group) error { return settle(ctx, s, sent) }

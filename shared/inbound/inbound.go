@@ -12,7 +12,6 @@
 package inbound
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -308,17 +307,4 @@ func (a *Authenticator) checkPassword(user, pass, hash string) bool {
 	a.cache[key] = now.Add(a.cacheTTL)
 	a.cacheMu.Unlock()
 	return true
-}
-
-type identityKey struct{}
-
-// WithIdentity returns a context carrying id.
-func WithIdentity(ctx context.Context, id Identity) context.Context {
-	return context.WithValue(ctx, identityKey{}, id)
-}
-
-// FromContext returns the identity stored by WithIdentity.
-func FromContext(ctx context.Context) (Identity, bool) {
-	id, ok := ctx.Value(identityKey{}).(Identity)
-	return id, ok
 }

@@ -470,13 +470,6 @@ func SeriesSize(s *Series) int {
 	return n
 }
 
-// EncodedSeriesSize returns the bytes s adds to an encoded WriteRequest,
-// including its field tag and length prefix.
-func EncodedSeriesSize(s *Series) int {
-	n := SeriesSize(s)
-	return 1 + varintSize(uint64(n)) + n
-}
-
 func labelSize(l Label) int {
 	n := 0
 	if len(l.Name) > 0 {

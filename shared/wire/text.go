@@ -231,12 +231,12 @@ func (p *textParser) restOfLine(escapes bool) (string, error) {
 	if !escapes || bytes.IndexByte(raw, '\\') < 0 {
 		return bytesToString(raw), nil
 	}
-	return p.unescape(raw, false)
+	return p.unescape(raw)
 }
 
 // unescape resolves the escapes of raw into the string arena. Label values
 // allow \\, \" and \n; HELP text the same.
-func (p *textParser) unescape(raw []byte, _ bool) (string, error) {
+func (p *textParser) unescape(raw []byte) (string, error) {
 	e := p.e
 	start := len(e.strbuf)
 	for j := 0; j < len(raw); j++ {
@@ -546,7 +546,7 @@ func (p *textParser) labelValue() (string, error) {
 			if !escaped {
 				return bytesToString(raw), nil
 			}
-			return p.unescape(raw, true)
+			return p.unescape(raw)
 		case '\n':
 			return "", p.errorf("label value %q contains unescaped new-line", p.b[start:p.i])
 		case '\\':
