@@ -9,13 +9,13 @@ import (
 
 	"github.com/aliyun/fc-runtime-go-sdk/fc"
 
-	"github.com/promrelay/promrelay/shared/platform"
+	"github.com/promrelay/promrelay/shared/app"
 )
 
 func main() {
-	a, _, err := platform.FromEnv(os.Getenv)
+	a, err := app.FromEnv(app.FunctionCompute, os.Getenv)
 	if err != nil {
-		platform.Fatal(err)
+		app.Fatal(err)
 	}
-	fc.Start(a.FC)
+	fc.Start(a.Adapter.FC)
 }

@@ -10,13 +10,13 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/promrelay/promrelay/shared/platform"
+	"github.com/promrelay/promrelay/shared/app"
 )
 
 func main() {
-	a, _, err := platform.FromEnv(os.Getenv)
+	a, err := app.FromEnv(app.Lambda, os.Getenv)
 	if err != nil {
-		platform.Fatal(err)
+		app.Fatal(err)
 	}
-	lambda.Start(a.Lambda)
+	lambda.Start(a.Adapter.Lambda)
 }

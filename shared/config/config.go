@@ -29,19 +29,40 @@ type Config struct {
 	UpstreamBearerToken string
 	UpstreamTimeout     time.Duration // one upstream attempt
 	MaxRequestBytes     int           // compressed bytes of one upstream request
+	UpstreamMinBackoff  time.Duration // first retry delay
+	UpstreamMaxBackoff  time.Duration // longest retry delay
 
 	RequestTimeout time.Duration // one relayed request, retries included
 	ExternalLabels []wire.Label  // sorted by name
 	PathPrefix     string        // e.g. "/prod" for a gateway stage
 
-	MaxBodyBytes    int // bytes of an inbound body as received
-	MaxDecodedBytes int // bytes of an inbound body after snappy or gzip
-	MaxLabels       int // labels per series
-	MaxLabelBytes   int // bytes of one label name plus value
+	MaxBodyBytes         int // bytes of an inbound body as received
+	MaxDecodedBytes      int // bytes of a remote-write body after snappy
+	MaxPushDecodedBytes  int // bytes of a push body after gzip
+	MaxLabels            int // labels per series
+	MaxLabelBytes        int // bytes of one label name plus value
+	MaxSamplesPerRequest int // samples and histograms of one request, each series counting at least one
+
+	// MemoryLimit is the instance's memory in bytes: it sets GOMEMLIMIT
+	// (unless the environment has one) and sizes the budget for requests
+	// in flight.
+	MemoryLimit int64
+	// MaxConnections caps the server's open connections.
+	MaxConnections int
+	// ServerReadTimeout bounds reading one request, headers and body.
+	ServerReadTimeout time.Duration
+	// ServerIdleTimeout closes kept-alive connections idle this long.
+	ServerIdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's header block.
+	MaxHeaderBytes int
+	// InvokeSecret authenticates Function Compute custom-runtime timer
+	// invocations (POST /invoke): the timer trigger's payload.
+	InvokeSecret string
 
 	LogLevel slog.Level
 
-	RefreshWindow time.Duration // refresh cloud credentials this long before expiry
+	RefreshWindow    time.Duration // refresh cloud credentials this long before expiry
+	MinForcedRefresh time.Duration // least time between refreshes forced by expired-token answers
 
 	AliyunRoleARN     string
 	AliyunExternalID  string
@@ -55,24 +76,29 @@ type Config struct {
 	SigV4ExternalID  string
 	SigV4STSEndpoint string
 
-	InboundAuth       []string // none, bearer, basic, jwt; empty: none on the server, an error on FC and Lambda
-	InboundTokens     []string
-	InboundTokensFile string
-	BasicUsersFile    string
-	JWTSecret         string
-	JWTPublicKeyFile  string
-	JWTJWKS           string
-	JWTIssuer         string
-	JWTAudience       string
-	JWTTenantClaim    string
-	JWTTenantLabel    string
-	TenantsFile       string
+	InboundAuth        []string // none, bearer, basic, jwt; empty: none on the server, an error on FC and Lambda
+	InboundTokens      []string
+	InboundReadTokens  []string
+	BasicMaxConcurrent int // bcrypt verifications at once
+	JWTMaxLifetime     time.Duration
+	InboundTokensFile  string
+	BasicUsersFile     string
+	JWTSecret          string
+	JWTPublicKeyFile   string
+	JWTJWKS            string
+	JWTIssuer          string
+	JWTAudience        string
+	JWTTenantClaim     string
+	JWTTenantLabel     string
+	TenantsFile        string
 
-	StateURL       string        // group store: file:///dir, s3://bucket/prefix, oss://bucket/prefix; empty: stateless
-	StateEndpoint  string        // S3-compatible endpoint URL for the store
-	StateRegion    string        // region of the store's bucket
-	ReemitInterval time.Duration // how often the scheduled job re-sends the groups
-	GroupTTL       time.Duration // delete groups not pushed for this long; 0 keeps them
+	StateURL           string        // group store: file:///dir, s3://bucket/prefix, oss://bucket/prefix; empty: stateless
+	StateEndpoint      string        // S3-compatible endpoint URL for the store
+	StateRegion        string        // region of the store's bucket
+	ReemitInterval     time.Duration // how often the scheduled job re-sends the groups
+	GroupTTL           time.Duration // delete groups not pushed for this long; 0 keeps them
+	MaxSeriesPerGroup  int           // series one stored group may hold
+	MaxGroupsPerTenant int           // stored groups per tenant (writers without a tenant share one count)
 
 	// FCCustomRuntime is set when Function Compute's custom runtime runs the
 	// server (FC_SERVER_PORT or FC_CUSTOM_LISTEN_PORT present): then its
@@ -128,6 +154,10 @@ var Settings = []Setting{
 		set: duration(func(c *Config) *time.Duration { return &c.RequestTimeout })},
 	{Env: "PROMRELAY_EXTERNAL_LABELS", Flag: "external-labels", Usage: "labels added to every series, overriding labels of the same name: k=v,k2=v2",
 		set: func(c *Config, v string) (err error) { c.ExternalLabels, err = ParseLabels(v); return err }},
+	{Env: "PROMRELAY_UPSTREAM_MIN_BACKOFF", Flag: "upstream.min-backoff", Default: "50ms", Usage: "delay before the first retry of an upstream request; doubled per retry, with jitter",
+		set: duration(func(c *Config) *time.Duration { return &c.UpstreamMinBackoff })},
+	{Env: "PROMRELAY_UPSTREAM_MAX_BACKOFF", Flag: "upstream.max-backoff", Default: "5s", Usage: "longest delay between retries of an upstream request",
+		set: duration(func(c *Config) *time.Duration { return &c.UpstreamMaxBackoff })},
 	{Env: "PROMRELAY_PATH_PREFIX", Flag: "path-prefix", Usage: "path prefix to strip from every route, e.g. /prod for an API gateway stage",
 		set: func(c *Config, v string) error {
 			v = strings.TrimRight(v, "/")
@@ -149,6 +179,40 @@ var Settings = []Setting{
 		set: duration(func(c *Config) *time.Duration { return &c.RefreshWindow })},
 	{Env: "PROMRELAY_ALIYUN_ROLE_ARN", Flag: "aliyun.role-arn", Usage: "RAM role to assume (STS AssumeRole) on top of the default credential chain, e.g. acs:ram::123:role/promrelay",
 		set: func(c *Config, v string) error { c.AliyunRoleARN = v; return nil }},
+	{Env: "PROMRELAY_CREDENTIALS_MIN_FORCED_REFRESH", Flag: "upstream.min-forced-refresh", Default: "10s", Usage: "least time between credential refreshes forced by an upstream's expired-token answer",
+		set: duration(func(c *Config) *time.Duration { return &c.MinForcedRefresh })},
+	{Env: "PROMRELAY_MEMORY_LIMIT", Flag: "memory-limit", Usage: "memory of the instance in bytes: sets GOMEMLIMIT (unless set) and the budget for requests in flight; default the function's memory size on Function Compute (FC_FUNCTION_MEMORY_SIZE) and Lambda (AWS_LAMBDA_FUNCTION_MEMORY_SIZE), else 536870912",
+		set: func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return err
+			}
+			if n < 64<<20 {
+				return errors.New("must be at least 67108864 (64 MiB)")
+			}
+			c.MemoryLimit = n
+			return nil
+		}},
+	{Env: "PROMRELAY_MAX_CONNECTIONS", Flag: "server.max-connections", Default: "512", Usage: "most open connections the server accepts at once; more wait in the listen queue",
+		set: positiveInt(func(c *Config) *int { return &c.MaxConnections })},
+	{Env: "PROMRELAY_SERVER_READ_TIMEOUT", Flag: "server.read-timeout", Default: "30s", Usage: "time limit for the server to read one request, headers and body (a trickled body is cut off)",
+		set: duration(func(c *Config) *time.Duration { return &c.ServerReadTimeout })},
+	{Env: "PROMRELAY_SERVER_IDLE_TIMEOUT", Flag: "server.idle-timeout", Default: "60s", Usage: "kept-alive connections idle this long are closed",
+		set: duration(func(c *Config) *time.Duration { return &c.ServerIdleTimeout })},
+	{Env: "PROMRELAY_SERVER_MAX_HEADER_BYTES", Flag: "server.max-header-bytes", Default: "65536", Usage: "largest request header block in bytes",
+		set: positiveInt(func(c *Config) *int { return &c.MaxHeaderBytes })},
+	{Env: "PROMRELAY_INVOKE_SECRET", Flag: "invoke-secret", Usage: "Function Compute custom runtime: the timer trigger's payload, which POST /invoke must carry to run the scheduled job (at least 16 bytes)", Secret: true,
+		set: func(c *Config, v string) error {
+			if len(v) < 16 {
+				return errors.New("must be at least 16 bytes")
+			}
+			c.InvokeSecret = v
+			return nil
+		}},
+	{Env: "PROMRELAY_MAX_PUSH_DECODED_BYTES", Flag: "limits.max-push-decoded-bytes", Default: "8388608", Usage: "largest push body in bytes after gzip decoding (pushes expand more in memory than remote writes)",
+		set: positiveInt(func(c *Config) *int { return &c.MaxPushDecodedBytes })},
+	{Env: "PROMRELAY_MAX_SAMPLES_PER_REQUEST", Flag: "limits.max-samples-per-request", Default: "100000", Usage: "most samples and histograms in one request, each series counting at least one; checked while decoding",
+		set: positiveInt(func(c *Config) *int { return &c.MaxSamplesPerRequest })},
 	{Env: "PROMRELAY_ALIYUN_EXTERNAL_ID", Flag: "aliyun.external-id", Usage: "external id for the role assumption", Secret: true,
 		set: func(c *Config, v string) error { c.AliyunExternalID = v; return nil }},
 	{Env: "PROMRELAY_ALIYUN_ROLE_SESSION_NAME", Flag: "aliyun.role-session-name", Default: "promrelay", Usage: "session name of the role assumption",
@@ -190,18 +254,15 @@ var Settings = []Setting{
 			return nil
 		}},
 	{Env: "PROMRELAY_INBOUND_TOKENS", Flag: "inbound.tokens", Usage: "static bearer tokens, comma-separated", Secret: true,
-		set: func(c *Config, v string) error {
-			for _, t := range strings.Split(v, ",") {
-				if t = strings.TrimSpace(t); t != "" {
-					c.InboundTokens = append(c.InboundTokens, t)
-				}
-			}
-			return nil
-		}},
+		set: func(c *Config, v string) error { c.InboundTokens = splitList(v); return nil }},
+	{Env: "PROMRELAY_INBOUND_READ_TOKENS", Flag: "inbound.read-tokens", Usage: "static bearer tokens of readers without a tenant (scope read: they see every series), comma-separated", Secret: true,
+		set: func(c *Config, v string) error { c.InboundReadTokens = splitList(v); return nil }},
 	{Env: "PROMRELAY_INBOUND_TOKENS_FILE", Flag: "inbound.tokens-file", Usage: "file of static bearer tokens, one per line",
 		set: func(c *Config, v string) error { c.InboundTokensFile = v; return nil }},
 	{Env: "PROMRELAY_INBOUND_BASIC_USERS_FILE", Flag: "inbound.basic-users-file", Usage: "basic-auth users with bcrypt hashes, in Prometheus web.yml format (basic_auth_users:)",
 		set: func(c *Config, v string) error { c.BasicUsersFile = v; return nil }},
+	{Env: "PROMRELAY_INBOUND_BASIC_MAX_CONCURRENT", Flag: "inbound.basic-max-concurrent", Default: "4", Usage: "most bcrypt verifications at once; further uncached basic-auth requests wait, then get 503",
+		set: positiveInt(func(c *Config) *int { return &c.BasicMaxConcurrent })},
 	{Env: "PROMRELAY_JWT_SECRET", Flag: "jwt.secret", Usage: "HS256 shared secret (at least 32 bytes)", Secret: true,
 		set: func(c *Config, v string) error { c.JWTSecret = v; return nil }},
 	{Env: "PROMRELAY_JWT_PUBLIC_KEY_FILE", Flag: "jwt.public-key-file", Usage: "RS256 or ES256 public key, PEM",
@@ -212,6 +273,8 @@ var Settings = []Setting{
 		set: func(c *Config, v string) error { c.JWTIssuer = v; return nil }},
 	{Env: "PROMRELAY_JWT_AUDIENCE", Flag: "jwt.audience", Usage: "required aud claim",
 		set: func(c *Config, v string) error { c.JWTAudience = v; return nil }},
+	{Env: "PROMRELAY_JWT_MAX_LIFETIME", Flag: "jwt.max-lifetime", Usage: "reject JWTs valid for longer than this (exp - iat, and exp - now), e.g. 24h; unset: no bound",
+		set: duration(func(c *Config) *time.Duration { return &c.JWTMaxLifetime })},
 	{Env: "PROMRELAY_JWT_TENANT_CLAIM", Flag: "jwt.tenant-claim", Usage: "claim that names the writer's tenant (from the tenants file), or with PROMRELAY_JWT_TENANT_LABEL the value of that label",
 		set: func(c *Config, v string) error { c.JWTTenantClaim = v; return nil }},
 	{Env: "PROMRELAY_JWT_TENANT_LABEL", Flag: "jwt.tenant-label", Usage: "label set to the tenant claim's value, e.g. tenant_userid",
@@ -242,6 +305,21 @@ var Settings = []Setting{
 		set: duration(func(c *Config) *time.Duration { return &c.GroupTTL })},
 	{Env: "PROMRELAY_LOG_LEVEL", Flag: "log.level", Default: "info", Usage: "log level: debug, info, warn or error",
 		set: func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{Env: "PROMRELAY_MAX_SERIES_PER_GROUP", Flag: "state.max-series-per-group", Default: "10000", Usage: "most series one stored group may hold; a push that would grow it beyond gets 413",
+		set: positiveInt(func(c *Config) *int { return &c.MaxSeriesPerGroup })},
+	{Env: "PROMRELAY_MAX_GROUPS_PER_TENANT", Flag: "state.max-groups-per-tenant", Default: "10000", Usage: "most stored groups per tenant (writers without a tenant share one count); a push that would create one more gets 429",
+		set: positiveInt(func(c *Config) *int { return &c.MaxGroupsPerTenant })},
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, t := range strings.Split(v, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func duration(field func(*Config) *time.Duration) func(*Config, string) error {
@@ -301,8 +379,46 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.FCCustomRuntime = getenv("FC_SERVER_PORT") != "" || getenv("FC_CUSTOM_LISTEN_PORT") != ""
+	if c.MemoryLimit == 0 {
+		c.MemoryLimit = DefaultMemoryLimit
+		// The function's configured memory, in MB, as the platforms
+		// announce it to the instance.
+		for _, name := range []string{"FC_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"} {
+			if mb, err := strconv.ParseInt(getenv(name), 10, 64); err == nil && mb > 0 {
+				c.MemoryLimit = mb << 20
+				break
+			}
+		}
+	}
 	return c, nil
 }
+
+// DefaultMemoryLimit is PROMRELAY_MEMORY_LIMIT's default in bytes where no
+// platform announces the function's memory size.
+const DefaultMemoryLimit = 512 << 20
+
+// Fixed tunings, kept here with the defaults of the settings.
+const (
+	// GoMemLimitShare of PROMRELAY_MEMORY_LIMIT is the Go runtime's soft
+	// memory limit (GOMEMLIMIT), when the user set none.
+	GoMemLimitShare = 0.85
+	// BudgetShare of PROMRELAY_MEMORY_LIMIT is the budget of the requests
+	// in flight; the rest is the runtime, buffers kept for reuse and
+	// garbage not yet collected.
+	BudgetShare = 0.6
+	// BudgetWait is how long a request waits for room in the budget
+	// before it gets 429.
+	BudgetWait = time.Second
+	// ReemitBatchSeries is the most series of one scheduled-job write.
+	ReemitBatchSeries = 5000
+	// JWTLeeway is the clock skew allowed on a JWT's exp, nbf and iat.
+	JWTLeeway = 30 * time.Second
+	// ServerWriteMargin is how much longer than PROMRELAY_REQUEST_TIMEOUT
+	// the server gives a request to write its answer.
+	ServerWriteMargin = 5 * time.Second
+	// ReadHeaderTimeout bounds the server's wait for a request's headers.
+	ReadHeaderTimeout = 10 * time.Second
+)
 
 func settingError(s Setting, v string, err error) error {
 	shown := strconv.Quote(v)
@@ -360,6 +476,15 @@ func (c *Config) Validate() error {
 		if static {
 			return fmt.Errorf("PROMRELAY_UPSTREAM_AUTH=%s: unset PROMRELAY_UPSTREAM_USERNAME, _PASSWORD and _BEARER_TOKEN", c.AuthMode())
 		}
+	}
+	if len(c.InboundAuth) > 1 && slices.Contains(c.InboundAuth, "none") {
+		return errors.New("PROMRELAY_INBOUND_AUTH: none cannot be combined with another mode (it would let requests without credentials through)")
+	}
+	if c.FCCustomRuntime && c.StateURL != "" && c.InvokeSecret == "" {
+		return errors.New("PROMRELAY_INVOKE_SECRET is required on Function Compute's custom runtime with PROMRELAY_STATE_URL: the timer trigger's payload that authenticates POST /invoke")
+	}
+	if c.UpstreamMinBackoff > c.UpstreamMaxBackoff {
+		return errors.New("PROMRELAY_UPSTREAM_MIN_BACKOFF must not exceed PROMRELAY_UPSTREAM_MAX_BACKOFF")
 	}
 	if c.JWTTenantLabel != "" && c.JWTTenantClaim == "" {
 		return errors.New("PROMRELAY_JWT_TENANT_LABEL needs PROMRELAY_JWT_TENANT_CLAIM")

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aliyun/credentials-go/credentials/providers"
-	"github.com/aliyun/fc-runtime-go-sdk/fccontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -27,6 +25,10 @@ type ObjectOptions struct {
 	Region   string
 	// PathStyle addresses buckets in the path (S3-compatible servers).
 	PathStyle bool
+	// Credentials, when set, sign the store's requests instead of the AWS
+	// SDK's default chain; oss:// requires them (Alibaba Cloud credentials,
+	// adapted to the SDK).
+	Credentials aws.CredentialsProvider
 	// ConfigOptions are passed to config.LoadDefaultConfig (tests).
 	ConfigOptions []func(*config.LoadOptions) error
 }
@@ -34,15 +36,17 @@ type ObjectOptions struct {
 // ObjectStore keeps one JSON object per group under a prefix of a bucket.
 // An update reads the object and its ETag and writes it back with If-Match
 // (If-None-Match: * for a new group), retrying when another writer won.
-// oss:// uses OSS's S3-compatible API with Alibaba Cloud credentials (the
-// Function Compute invocation's, else credentials-go's default chain).
+// oss:// uses OSS's S3-compatible API with the Alibaba Cloud credentials in
+// ObjectOptions.Credentials.
 type ObjectStore struct {
 	client *s3.Client
 	bucket string
 	prefix string
 }
 
-// NewObjectStore returns the store for bucket/prefix.
+// NewObjectStore returns the store for bucket/prefix; scheme is "s3" or
+// "oss". Errors are for options that cannot work (oss:// without a region or
+// credentials) and from loading the AWS SDK configuration.
 func NewObjectStore(ctx context.Context, scheme, bucket, prefix string, o ObjectOptions) (*ObjectStore, error) {
 	opts := append([]func(*config.LoadOptions) error{}, o.ConfigOptions...)
 	if o.Region != "" {
@@ -55,7 +59,9 @@ func NewObjectStore(ctx context.Context, scheme, bucket, prefix string, o Object
 		if o.Endpoint == "" {
 			o.Endpoint = "https://s3.oss-" + o.Region + ".aliyuncs.com"
 		}
-		opts = append(opts, config.WithCredentialsProvider(aliyunCredentials()))
+		if o.Credentials == nil {
+			return nil, errors.New("oss:// needs Alibaba Cloud credentials")
+		}
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
@@ -66,36 +72,17 @@ func NewObjectStore(ctx context.Context, scheme, bucket, prefix string, o Object
 			so.BaseEndpoint = aws.String(o.Endpoint)
 		}
 		so.UsePathStyle = o.PathStyle
+		// Set on the client, not through config.WithCredentialsProvider,
+		// which wraps the provider in a cache of its own: the provider
+		// decides how long its credentials live.
+		if o.Credentials != nil {
+			so.Credentials = o.Credentials
+		}
 	})
 	if prefix != "" {
 		prefix += "/"
 	}
 	return &ObjectStore{client: client, bucket: bucket, prefix: prefix}, nil
-}
-
-// aliyunCredentials adapts Alibaba Cloud credentials to the AWS SDK: the
-// invocation's role credentials on Function Compute, else credentials-go's
-// default chain (not goroutine-safe: guarded).
-func aliyunCredentials() aws.CredentialsProvider {
-	var mu sync.Mutex
-	var chain providers.CredentialsProvider
-	return aws.CredentialsProviderFunc(func(ctx context.Context) (aws.Credentials, error) {
-		if fcc, ok := fccontext.FromContext(ctx); ok && fcc.Credentials.AccessKeyId != "" {
-			c := fcc.Credentials
-			return aws.Credentials{AccessKeyID: c.AccessKeyId, SecretAccessKey: c.AccessKeySecret, SessionToken: c.SecurityToken}, nil
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if chain == nil {
-			chain = providers.NewDefaultCredentialsProvider()
-		}
-		c, err := chain.GetCredentials()
-		if err != nil {
-			return aws.Credentials{}, err
-		}
-		return aws.Credentials{AccessKeyID: c.AccessKeyId, SecretAccessKey: c.AccessKeySecret, SessionToken: c.SecurityToken,
-			CanExpire: c.SecurityToken != "", Expires: time.Now().Add(time.Minute)}, nil
-	})
 }
 
 func (s *ObjectStore) key(id string) string { return s.prefix + id + ".json" }
@@ -122,6 +109,9 @@ func notFound(err error) bool {
 
 // Update implements Store.
 func (s *ObjectStore) Update(ctx context.Context, id string, fn func(*Group) (*Group, error)) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
 	for attempt := 0; attempt < 20; attempt++ {
 		var cur *Group
 		etag := ""
@@ -169,43 +159,49 @@ func (s *ObjectStore) Update(ctx context.Context, id string, fn func(*Group) (*G
 		if !conflict(err) {
 			return fmt.Errorf("group store: %w", err)
 		}
-		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("group store: %w: %w", ErrConflict, ctx.Err())
+		case <-time.After(time.Duration(attempt+1) * 10 * time.Millisecond):
+		}
 	}
 	return fmt.Errorf("group store: %w after 20 attempts", ErrConflict)
 }
 
 // List implements Store.
-func (s *ObjectStore) List(ctx context.Context, after string, limit int) ([]*Group, string, error) {
+func (s *ObjectStore) List(ctx context.Context, after string, limit int) (Listing, error) {
 	in := &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(s.prefix), MaxKeys: aws.Int32(int32(limit))}
 	if after != "" {
 		in.StartAfter = aws.String(s.key(after))
 	}
 	out, err := s.client.ListObjectsV2(ctx, in)
 	if err != nil {
-		return nil, "", fmt.Errorf("group store: %w", err)
+		return Listing{}, fmt.Errorf("group store: %w", err)
 	}
 	// Read the page's objects eight at a time, keeping their order.
-	var keys []string
+	var ids []string
 	last := ""
 	for _, obj := range out.Contents {
-		k := aws.ToString(obj.Key)
-		id, ok := strings.CutSuffix(strings.TrimPrefix(k, s.prefix), ".json")
+		id, ok := strings.CutSuffix(strings.TrimPrefix(aws.ToString(obj.Key), s.prefix), ".json")
 		if !ok {
 			continue
 		}
 		last = id
-		keys = append(keys, k)
+		if checkID(id) == nil {
+			ids = append(ids, id)
+		}
 	}
-	found := make([]*Group, len(keys))
-	errs := make([]error, len(keys))
+	found := make([]*Group, len(ids))
+	errs := make([]error, len(ids))
+	corrupt := make([]error, len(ids))
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
-	for i, k := range keys {
+	for i, id := range ids {
 		wg.Add(1)
 		sem <- struct{}{}
-		go func(i int, k string) {
+		go func() {
 			defer func() { <-sem; wg.Done() }()
-			got, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(k)})
+			got, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(id))})
 			if notFound(err) {
 				return // deleted meanwhile
 			}
@@ -219,24 +215,52 @@ func (s *ObjectStore) List(ctx context.Context, after string, limit int) ([]*Gro
 				errs[i] = fmt.Errorf("group store: %w", err)
 				return
 			}
-			found[i], errs[i] = decode(b)
-		}(i, k)
+			found[i], corrupt[i] = decode(b)
+		}()
 	}
 	wg.Wait()
-	var groups []*Group
-	for i := range keys {
-		if errs[i] != nil {
-			return nil, "", errs[i]
-		}
-		if found[i] != nil {
-			groups = append(groups, found[i])
+	var l Listing
+	for i, id := range ids {
+		switch {
+		case errs[i] != nil:
+			return Listing{}, errs[i]
+		case corrupt[i] != nil:
+			if l.Corrupt == nil {
+				l.Corrupt = map[string]error{}
+			}
+			l.Corrupt[id] = corrupt[i]
+		case found[i] != nil:
+			if found[i].ID == "" {
+				found[i].ID = id
+			}
+			l.Groups = append(l.Groups, found[i])
 		}
 	}
-	next := ""
 	if aws.ToBool(out.IsTruncated) {
-		next = last
+		l.Next = last
 	}
-	return groups, next, nil
+	return l, nil
+}
+
+// Count implements Store.
+func (s *ObjectStore) Count(ctx context.Context, prefix string, max int) (int, error) {
+	in := &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(s.prefix + prefix), MaxKeys: aws.Int32(int32(min(max+1, 1000)))}
+	n := 0
+	for {
+		out, err := s.client.ListObjectsV2(ctx, in)
+		if err != nil {
+			return 0, fmt.Errorf("group store: %w", err)
+		}
+		for _, obj := range out.Contents {
+			if strings.HasSuffix(aws.ToString(obj.Key), ".json") {
+				n++
+			}
+		}
+		if n > max || !aws.ToBool(out.IsTruncated) {
+			return n, nil
+		}
+		in.ContinuationToken = out.NextContinuationToken
+	}
 }
 
 // LoadCursor implements Cursors.

@@ -1,5 +1,5 @@
 // Package platform adapts the serverless platforms' invocation events to
-// the relay's http.Handler and back (DESIGN.md §2): Function Compute 3.0
+// the relay's http.Handler and back: Function Compute 3.0
 // HTTP-trigger and timer events, Lambda Function URL, API Gateway HTTP API
 // v2 and ALB target-group events and EventBridge schedules, and Function
 // Compute's custom-runtime HTTP contract. Every HTTP event becomes an
@@ -19,7 +19,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/promrelay/promrelay/shared/relay"
+	"github.com/promrelay/promrelay/shared/requestid"
 	"github.com/promrelay/promrelay/shared/wire"
 )
 
@@ -31,7 +31,7 @@ type ScheduledFunc func(ctx context.Context) error
 // concurrent invocations.
 type Adapter struct {
 	Handler      http.Handler
-	MaxBodyBytes int           // largest decoded request body; 0 means 16 MiB
+	MaxBodyBytes int           // largest request body, after the event's base64; required
 	Scheduled    ScheduledFunc // nil: timer events only log that no job is configured
 	Logger       *slog.Logger  // nil means slog.Default()
 }
@@ -43,12 +43,7 @@ func (a *Adapter) logger() *slog.Logger {
 	return a.Logger
 }
 
-func (a *Adapter) maxBody() int {
-	if a.MaxBodyBytes <= 0 {
-		return 16 << 20
-	}
-	return a.MaxBodyBytes
-}
+func (a *Adapter) maxBody() int { return a.MaxBodyBytes }
 
 // httpEvent is the platform-neutral form of an HTTP invocation.
 type httpEvent struct {
@@ -71,7 +66,7 @@ type response struct {
 // the handler would answer them: 4xx with the reason.
 func (a *Adapter) serveEvent(ctx context.Context, ev httpEvent) response {
 	if ev.requestID != "" {
-		ctx = relay.WithRequestID(ctx, ev.requestID)
+		ctx = requestid.With(ctx, ev.requestID)
 	}
 	var body []byte
 	if ev.base64 {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	lambdaevents "github.com/aws/aws-lambda-go/events"
 
 	"github.com/promrelay/promrelay/shared/platform"
+	"github.com/promrelay/promrelay/shared/requestid"
 )
 
 // echo answers with what it received, so the tests see the request the
@@ -74,7 +77,7 @@ func TestFCHTTPTrigger(t *testing.T) {
 
 func TestFCTimerAndUnknown(t *testing.T) {
 	ran := 0
-	a := &platform.Adapter{Handler: echo, Scheduled: func(context.Context) error { ran++; return nil }}
+	a := &platform.Adapter{Handler: echo, MaxBodyBytes: 1 << 20, Scheduled: func(context.Context) error { ran++; return nil }}
 	if _, err := a.FC(context.Background(), []byte(`{"triggerTime":"2026-11-21T00:00:00Z","triggerName":"t","payload":""}`)); err != nil || ran != 1 {
 		t.Fatalf("timer: %v, ran %d", err, ran)
 	}
@@ -87,7 +90,7 @@ func TestFCTimerAndUnknown(t *testing.T) {
 }
 
 func TestLambdaEvents(t *testing.T) {
-	a := &platform.Adapter{Handler: echo}
+	a := &platform.Adapter{Handler: echo, MaxBodyBytes: 1 << 20}
 	url := lambdaevents.LambdaFunctionURLRequest{Version: "2.0", RawPath: "/api/v1/write", RawQueryString: "x=1",
 		Headers: map[string]string{"content-type": "application/x-protobuf"}, Body: base64.StdEncoding.EncodeToString([]byte("snappy")), IsBase64Encoded: true}
 	url.RequestContext.HTTP.Method = "POST"
@@ -129,32 +132,62 @@ func TestLambdaEvents(t *testing.T) {
 }
 
 func TestCustomRuntime(t *testing.T) {
-	var gotCreds *fccontext.Credentials
+	var reached []string
 	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if fcc, ok := fccontext.FromContext(r.Context()); ok {
-			gotCreds = &fcc.Credentials
+		reached = append(reached, r.URL.Path)
+		if _, ok := fccontext.FromContext(r.Context()); ok {
+			t.Error("a caller's x-fc-access-key-* headers chose credentials")
 		}
-		if r.Header.Get("x-fc-access-key-secret") != "" {
+		if r.Header.Get("x-fc-access-key-secret") != "" || r.Header.Get("x-fc-access-key-id") != "" {
 			t.Error("credential headers reach the relay")
 		}
+		if got := requestid.From(r.Context()); got != "req-1" {
+			t.Errorf("request id %q, want the x-fc-request-id", got)
+		}
 	})
-	ran := false
-	a := &platform.Adapter{Scheduled: func(context.Context) error { ran = true; return nil }}
-	for _, trust := range []bool{false, true} {
-		gotCreds = nil
-		h := a.CustomRuntime(inner, trust)
-		req := httptest.NewRequest("POST", "/metrics/job/x", strings.NewReader("m 1\n"))
-		req.Header.Set("x-fc-access-key-id", "STS.id")
-		req.Header.Set("x-fc-access-key-secret", "secret")
-		req.Header.Set("x-fc-security-token", "token")
-		h.ServeHTTP(httptest.NewRecorder(), req)
-		if trust != (gotCreds != nil) || (trust && gotCreds.AccessKeyId != "STS.id") {
-			t.Fatalf("trust=%v: credentials in context %+v", trust, gotCreds)
+	runs := 0
+	a := &platform.Adapter{Scheduled: func(context.Context) error { runs++; return nil }, Logger: slog.New(slog.DiscardHandler)}
+	const secret = "0123456789abcdef-secret"
+	h := a.CustomRuntime(inner, secret)
+	req := httptest.NewRequest("POST", "/metrics/job/x", strings.NewReader("m 1\n"))
+	req.Header.Set("x-fc-request-id", "req-1")
+	req.Header.Set("x-fc-access-key-id", "STS.id")
+	req.Header.Set("x-fc-access-key-secret", "secret")
+	req.Header.Set("x-fc-security-token", "token")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	if len(reached) != 1 {
+		t.Fatalf("the relay saw %v", reached)
+	}
+	invoke := func(body string) int {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/invoke", strings.NewReader(body)))
+		return rec.Code
+	}
+	// Anonymous and wrong-secret invocations run nothing (issue 11: ten
+	// anonymous calls were ten re-emissions).
+	for _, body := range []string{"", "{}", `{"payload":"guess"}`, `{"payload":"0123456789abcdef-secreT"}`, "not json"} {
+		if code := invoke(body); code != http.StatusForbidden {
+			t.Errorf("invoke %q: %d, want 403", body, code)
 		}
 	}
+	if runs != 0 {
+		t.Fatalf("the job ran %d times without the secret", runs)
+	}
+	if code := invoke(`{"triggerTime":"2026-12-01T00:00:00Z","triggerName":"reemit","payload":"` + secret + `"}`); code != 200 || runs != 1 {
+		t.Fatalf("invoke with the secret: %d, %d runs", code, runs)
+	}
+	// A failing job's error stays in the log.
+	a.Scheduled = func(context.Context) error { return errors.New("upstream https://user:pw@host/?api_key=k said no") }
 	rec := httptest.NewRecorder()
-	a.CustomRuntime(inner, true).ServeHTTP(rec, httptest.NewRequest("POST", "/invoke", nil))
-	if rec.Code != 200 || !ran {
-		t.Fatalf("/invoke: %d, ran %v", rec.Code, ran)
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/invoke", strings.NewReader(`{"payload":"`+secret+`"}`)))
+	if rec.Code != 500 || strings.Contains(rec.Body.String(), "api_key") {
+		t.Fatalf("failed job: %d %q", rec.Code, rec.Body.String())
+	}
+	// No secret configured: /invoke never runs the job.
+	if rec := httptest.NewRecorder(); true {
+		a.CustomRuntime(inner, "").ServeHTTP(rec, httptest.NewRequest("POST", "/invoke", strings.NewReader(`{"payload":""}`)))
+		if rec.Code != http.StatusForbidden {
+			t.Fatalf("no secret: %d", rec.Code)
+		}
 	}
 }

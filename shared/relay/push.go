@@ -3,62 +3,96 @@ package relay
 import (
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
 	"mime"
 	"net/http"
+	"strings"
 
-	"github.com/promrelay/promrelay/shared/groupstore"
 	"github.com/promrelay/promrelay/shared/inbound"
 	"github.com/promrelay/promrelay/shared/push"
+	"github.com/promrelay/promrelay/shared/pushstate"
 	"github.com/promrelay/promrelay/shared/wire"
 )
 
-// servePush handles PUT, POST and DELETE /metrics/job/... as the
-// Pushgateway does: 400 for a bad URL or body, 200 once the upstream has
+// servePush handles PUT, POST and DELETE below /metrics/ as the Pushgateway
+// does: 400 for a bad grouping key or body, 200 once the upstream has
 // accepted the push, 202 for a DELETE.
-func (h *Handler) servePush(r *http.Request, groupPath string, out *outcome) {
+func (h *Handler) servePush(ctx context.Context, r *http.Request, id inbound.Identity) reply {
+	groupPath := strings.TrimPrefix(r.URL.EscapedPath(), "/metrics/")
+	if strings.HasSuffix(groupPath, "/") && strings.Count(groupPath, "/") == 1 {
+		// /metrics/job/ (nothing after the job segment): the Pushgateway
+		// redirects it to /metrics/job, which is not a route.
+		if strings.HasPrefix(groupPath, push.JobLabel+"/") {
+			return h.redirect(r, "/metrics/job")
+		}
+		return reply{status: http.StatusNotFound, msg: "404 page not found"}
+	}
 	key, err := push.ParseGroupingKey(groupPath)
 	if err != nil {
-		out.status, out.msg = http.StatusBadRequest, err.Error()
-		return
+		return reply{status: http.StatusBadRequest, msg: err.Error()}
 	}
 	if max := h.o.Limits.MaxLabels; max > 0 && len(key) > max {
-		out.status, out.msg = http.StatusBadRequest, fmt.Sprintf("grouping key has %d labels, more than the limit of %d", len(key), max)
-		return
+		return reply{status: http.StatusBadRequest, msg: "the grouping key has more labels than PROMRELAY_MAX_LABELS allows"}
 	}
+	owner := ownerOf(id)
+	if r.Method == http.MethodDelete {
+		if err := h.o.State.Delete(ctx, key, owner); err != nil {
+			return errorReply(err)
+		}
+		return reply{status: http.StatusAccepted}
+	}
+	return h.pushBody(ctx, r, key, owner, id)
+}
+
+// redirect answers 307 to path (below the path prefix, which the log
+// wrapper puts back).
+func (h *Handler) redirect(_ *http.Request, path string) reply {
+	return reply{status: http.StatusTemporaryRedirect, location: path}
+}
+
+// ownerOf is the pushstate owner of a writer.
+func ownerOf(id inbound.Identity) pushstate.Owner {
+	o := pushstate.Owner{Labels: id.Labels}
+	if id.Tenant != nil {
+		o.Tenant = id.Tenant.Name
+	}
+	return o
+}
+
+// pushBody reads, decodes, converts and applies a PUT or POST.
+func (h *Handler) pushBody(ctx context.Context, r *http.Request, key push.GroupingKey, owner pushstate.Owner, id inbound.Identity) reply {
 	st := h.getState()
 	defer h.putState(st)
-	if r.Method == http.MethodDelete {
-		if h.o.Store == nil {
-			// Without a group store there is nothing to delete upstream.
-			h.o.Logger.LogAttrs(r.Context(), slog.LevelInfo, "group delete accepted", slog.String("grouping_key", key.String()))
-			out.status = http.StatusAccepted
-			return
-		}
-		h.deleteGroup(r.Context(), st, key, out)
-		return
-	}
+	c := &charge{b: h.o.Budget}
+	defer c.release()
 
-	st.body, err = readBody(r, st.body, h.o.MaxBodyBytes)
-	out.bytesIn = len(st.body)
+	var err error
+	st.body, err = readBody(ctx, r, st.body, h.o.MaxBodyBytes, c)
+	addBytesIn(ctx, len(st.body))
 	if err != nil {
-		out.status, out.msg = bodyStatus(err), err.Error()
-		return
+		return bodyReply(err)
 	}
+	cost := func(decoded int) int64 { return pushCost(decoded, h.o.MaxSamples) }
 	body := st.body
 	switch enc := contentEncoding(r); enc {
 	case "", "identity":
+		if len(body) > h.o.MaxPushDecodedBytes {
+			return errorReply(&wire.TooLargeError{What: "decompressed push body", Size: len(body), Limit: h.o.MaxPushDecodedBytes})
+		}
+		if err := c.grow(ctx, cost(len(body))); err != nil {
+			return errorReply(err)
+		}
 	case "gzip":
-		st.decoded, err = gunzip(st.decoded, st.body, h.o.MaxDecodedBytes)
+		st.decoded, err = gunzip(ctx, st.decoded, st.body, h.o.MaxPushDecodedBytes, c, cost)
 		if err != nil {
-			out.status, out.msg = bodyStatus(err), err.Error()
-			return
+			var tl *wire.TooLargeError
+			if errors.As(err, &tl) {
+				tl.What = "decompressed push body"
+			}
+			return bodyReply(err)
 		}
 		body = st.decoded
 	default:
-		out.status, out.msg = http.StatusUnsupportedMediaType, "unsupported Content-Encoding "+enc+"; use gzip or none"
-		return
+		return reply{status: http.StatusUnsupportedMediaType, msg: "unsupported Content-Encoding " + enc + "; use gzip or none"}
 	}
 
 	if isDelimited(r.Header.Get("Content-Type")) {
@@ -69,10 +103,13 @@ func (h *Handler) servePush(r *http.Request, groupPath string, out *outcome) {
 		err = st.exp.ParseText(body)
 	}
 	if err != nil {
-		out.status, out.msg = http.StatusBadRequest, err.Error()
-		return
+		return reply{status: http.StatusBadRequest, msg: err.Error()}
 	}
-	out.samplesIn = st.exp.NumSamples()
+	n := st.exp.NumSamples()
+	addSamplesIn(ctx, n)
+	if n > h.o.MaxSamples {
+		return limitReply(n, h.o.MaxSamples)
+	}
 	now := h.o.Now()
 	err = st.conv.Convert(&st.wr, &st.exp, key, now)
 	if err == nil {
@@ -85,48 +122,42 @@ func (h *Handler) servePush(r *http.Request, groupPath string, out *outcome) {
 		}
 	}
 	if err != nil {
-		out.status, out.msg = http.StatusBadRequest, "pushed metrics are invalid: "+err.Error()
 		var inv *push.InvalidError
 		if errors.As(err, &inv) {
-			h.recordFailure(r.Context(), st, key, out.identity)
+			st.wr.Reset()
+			st.conv.FailureSeries(&st.wr, key, now)
+			h.applyLabels(&st.wr, id)
+			h.o.State.RecordFailure(ctx, key, owner, &st.wr)
 		}
-		return
+		return reply{status: http.StatusBadRequest, msg: "pushed metrics are invalid: " + err.Error()}
 	}
-	if h.o.Store != nil {
-		h.pushStateful(r.Context(), st, key, r.Method == http.MethodPut, now, out)
-		return
+	h.applyLabels(&st.wr, id)
+	err = h.o.State.Push(ctx, pushstate.Push{Key: key, Owner: owner, Replace: r.Method == http.MethodPut,
+		Request: &st.wr, Families: st.conv.SeriesFamily, Time: now})
+	if err != nil {
+		return errorReply(err)
 	}
-	h.relayPush(r.Context(), &st.wr, out, http.StatusOK)
+	return reply{status: http.StatusOK}
 }
 
-// recordFailure sends push_failure_time_seconds for a rejected push, as the
-// Pushgateway records it; a failure to send is only logged.
-func (h *Handler) recordFailure(ctx context.Context, st *requestState, key push.GroupingKey, id inbound.Identity) {
-	st.wr.Reset()
-	st.conv.FailureSeries(&st.wr, key, h.o.Now())
-	h.applyLabels(&st.wr, id)
-	if h.o.Store != nil {
-		now := h.o.Now().UnixMilli()
-		last := st.wr.Series[len(st.wr.Series)-1]
-		gid := groupID(key, id)
-		if err := h.o.Store.Update(ctx, gid, func(g *groupstore.Group) (*groupstore.Group, error) {
-			if g == nil {
-				g = &groupstore.Group{ID: gid, Key: withoutName(last.Labels), Families: map[string]*groupstore.Family{}}
-				if id.Tenant != nil {
-					g.Tenant = id.Tenant.Name
-				}
-			}
-			g.FailureTime = now
-			return g, nil
-		}); err != nil {
-			h.o.Logger.LogAttrs(ctx, slog.LevelWarn, "cannot record push failure time", slog.String("grouping_key", key.String()), slog.String("error", err.Error()))
-		}
+// bodyReply answers a body that could not be read or decoded: 413 for a
+// limit, 429 for the budget, 400 for the rest.
+func bodyReply(err error) reply {
+	var (
+		tl *wire.TooLargeError
+		be *BudgetError
+	)
+	if errors.As(err, &tl) || errors.As(err, &be) {
+		return errorReply(err)
 	}
-	ctx, cancel := h.deadline(ctx)
-	defer cancel()
-	if _, err := h.upstreamFor(id).Write(ctx, &st.wr); err != nil {
-		h.o.Logger.LogAttrs(ctx, slog.LevelWarn, "cannot record push failure time", slog.String("grouping_key", key.String()), slog.String("error", err.Error()))
-	}
+	return reply{status: http.StatusBadRequest, msg: err.Error()}
+}
+
+// applyLabels sets the external labels, then the writer's tenant labels,
+// which win over anything in the body, the URL or the external labels.
+func (h *Handler) applyLabels(wr *wire.WriteRequest, id inbound.Identity) {
+	wr.ApplyLabels(h.o.ExternalLabels)
+	wr.ApplyLabels(id.Labels)
 }
 
 // isDelimited reports whether a Content-Type names protobuf-delimited

@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"log/slog"
 	"net/http"
@@ -10,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/promrelay/promrelay/shared/pushstate"
 	"github.com/promrelay/promrelay/shared/relay"
+	"github.com/promrelay/promrelay/shared/requestid"
 	"github.com/promrelay/promrelay/shared/upstream"
 	"github.com/promrelay/promrelay/shared/wire"
 )
@@ -40,13 +43,34 @@ func (u *recordingUpstream) WriteEncoded(ctx context.Context, raw []byte) (upstr
 	return u.Write(ctx, &wr)
 }
 
+// newHandler is the relay under test, stateless, with small limits; mod
+// changes its options.
 func newHandler(up relay.Upstream, mod func(*relay.Options)) http.Handler {
-	o := relay.Options{Upstream: up, Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: 1024, MaxDecodedBytes: 4096,
-		Now: func() time.Time { return time.Unix(100, 0) }}
+	h, _ := newHandlerLog(up, mod)
+	return h
+}
+
+// newHandlerLog also returns the handler's log.
+func newHandlerLog(up relay.Upstream, mod func(*relay.Options)) (http.Handler, *bytes.Buffer) {
+	var log bytes.Buffer
+	logger := slog.New(requestid.NewLogHandler(slog.NewJSONHandler(&log, nil)))
+	now := func() time.Time { return time.Unix(100, 0) }
+	ups := func(string) relay.Upstream { return up }
+	state, err := pushstate.New(pushstate.Options{Write: relay.Writer(ups), Now: now, Logger: logger})
+	if err != nil {
+		panic(err)
+	}
+	o := relay.Options{Upstreams: ups, State: state, Logger: logger, MaxBodyBytes: 1024, MaxDecodedBytes: 4096,
+		MaxPushDecodedBytes: 4096, MaxSamples: 1000, RequestTimeout: 5 * time.Second,
+		Budget: relay.NewBudget(64<<20, 10*time.Millisecond), Now: now}
 	if mod != nil {
 		mod(&o)
 	}
-	return relay.New(o)
+	h, err := relay.New(o)
+	if err != nil {
+		panic(err)
+	}
+	return h, &log
 }
 
 func serve(h http.Handler, method, path string, body []byte, hdr ...string) *httptest.ResponseRecorder {
@@ -76,7 +100,7 @@ func TestRoutesAndLimits(t *testing.T) {
 		{"without prefix", "POST", "/metrics/job/a", []byte("m 1\n"), nil, 404, ""},
 		{"prefix lookalike", "POST", "/production/metrics/job/a", []byte("m 1\n"), nil, 404, ""},
 		{"unknown route", "GET", "/prod/nope", nil, nil, 404, "404 page not found"},
-		{"remote write GET", "GET", "/prod/api/v1/write", nil, nil, 405, "POST"},
+		{"remote write GET", "GET", "/prod/api/v1/write", nil, nil, 405, "Method Not Allowed"},
 		{"body too large", "POST", "/prod/metrics/job/a", bytes.Repeat([]byte("m 1\n"), 300), nil, 413, "exceeds the limit of 1024"},
 		{"unknown content encoding", "POST", "/prod/metrics/job/a", []byte("m 1\n"), []string{"Content-Encoding", "br"}, 415, "Content-Encoding"},
 		{"rw zstd", "POST", "/prod/api/v1/write", []byte("x"), []string{"Content-Encoding", "zstd"}, 415, "snappy"},
@@ -95,7 +119,7 @@ func TestDecodedSizeLimit(t *testing.T) {
 	h := newHandler(&recordingUpstream{}, nil)
 	// 1 KiB of gzip that inflates past the 4 KiB decoded limit.
 	var zbuf bytes.Buffer
-	zw := gzipWriter(&zbuf)
+	zw := gzip.NewWriter(&zbuf)
 	zw.Write(bytes.Repeat([]byte("m 1\n"), 5000))
 	zw.Close()
 	rec := serve(h, "POST", "/metrics/job/a", zbuf.Bytes(), "Content-Encoding", "gzip")
@@ -141,5 +165,71 @@ func TestExternalLabelsOnPushAndRemoteWrite(t *testing.T) {
 	want := []string{`m{job="forced",region="eu"}`, `push_time_seconds{job="forced",region="eu"}`, `rw{job="forced",region="eu"}`}
 	if strings.Join(up.series, " ") != strings.Join(want, " ") {
 		t.Fatalf("upstream got %v, want %v", up.series, want)
+	}
+}
+
+// TestPushgatewayURLEdges: the statuses the real Pushgateway 1.5.1 answers
+// for odd push URLs (e2e's TestPushgatewayReference compares them with the
+// binary).
+func TestPushgatewayURLEdges(t *testing.T) {
+	h := newHandler(&recordingUpstream{}, func(o *relay.Options) { o.PathPrefix = "/prod" })
+	cases := []struct {
+		method, path   string
+		status         int
+		header, expect string
+	}{
+		{"PUT", "/prod/metrics/job/", 307, "Location", "/prod/metrics/job"},
+		{"PUT", "/prod/metrics/job", 404, "", ""},
+		{"PUT", "/prod/metrics/", 404, "", ""},
+		{"PUT", "/prod/metrics/foo/x", 404, "", ""},
+		{"PUT", "/prod/metrics/job@base64/", 404, "", ""},
+		{"PUT", "/prod/metrics/job/j//x", 301, "Location", "/prod/metrics/job/j/x"},
+		{"GET", "/prod/metrics/job/j", 405, "Allow", "DELETE, POST, PUT"},
+		{"POST", "/prod/-/healthy", 405, "Allow", "GET, HEAD"},
+		{"HEAD", "/prod/-/ready", 200, "", ""},
+		{"PUT", "/prod/metrics/job/j/a/b", 200, "", ""},
+		{"PUT", "/prod/metrics/job/j/a/b%2Fc", 200, "", ""},
+		{"PUT", "/prod/metrics/job/j%00x", 400, "", ""},
+	}
+	for _, c := range cases {
+		rec := serve(h, c.method, c.path, []byte("m 1\n"))
+		if rec.Code != c.status {
+			t.Errorf("%s %s: %d %q, want %d", c.method, c.path, rec.Code, rec.Body.String(), c.status)
+			continue
+		}
+		if c.header != "" {
+			if got := strings.Join(rec.Header().Values(c.header), ", "); got != c.expect {
+				t.Errorf("%s %s: %s %q, want %q", c.method, c.path, c.header, got, c.expect)
+			}
+		}
+	}
+}
+
+// TestOneLogLinePerRequest: every request, routed or not, logs one line
+// with its route, status and request id; misses name their path.
+func TestOneLogLinePerRequest(t *testing.T) {
+	h, log := newHandlerLog(&recordingUpstream{}, func(o *relay.Options) { o.PathPrefix = "/prod" })
+	for _, p := range []string{"/prod/metrics/job/a", "/elsewhere/metrics/job/a", "/prod/nope"} {
+		req := httptest.NewRequest("PUT", p, strings.NewReader("m 1\n"))
+		req = req.WithContext(requestid.With(req.Context(), "rid-"+p))
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	lines := strings.Split(strings.TrimSpace(log.String()), "\n")
+	var reqLines []string
+	for _, l := range lines {
+		if strings.Contains(l, `"msg":"request"`) {
+			reqLines = append(reqLines, l)
+		}
+	}
+	if len(reqLines) != 3 {
+		t.Fatalf("%d request lines:\n%s", len(reqLines), log.String())
+	}
+	for i, want := range []string{`"route":"push","status":200`, `"route":"outside_prefix","status":404`, `"route":"unknown","status":404`} {
+		if !strings.Contains(reqLines[i], want) || !strings.Contains(reqLines[i], `"request_id":"rid-`) {
+			t.Errorf("line %d = %s, want %s and a request id", i, reqLines[i], want)
+		}
+	}
+	if !strings.Contains(reqLines[1], `"path":"/elsewhere/metrics/job/a"`) {
+		t.Errorf("a prefix miss does not name its path: %s", reqLines[1])
 	}
 }

@@ -1,10 +1,14 @@
 package relay
 
 import (
+	"context"
 	"fmt"
 	"mime"
 	"net/http"
 
+	"github.com/golang/snappy"
+
+	"github.com/promrelay/promrelay/shared/inbound"
 	"github.com/promrelay/promrelay/shared/wire"
 )
 
@@ -12,55 +16,89 @@ import (
 // block-compressed protobuf. Valid series are relayed even when others are
 // invalid; the answer is then 400 naming the first invalid series, so the
 // sender drops only what could never be stored.
-func (h *Handler) serveRemoteWrite(r *http.Request, out *outcome) {
+func (h *Handler) serveRemoteWrite(ctx context.Context, r *http.Request, id inbound.Identity) reply {
 	if msg := checkRemoteWriteContentType(r.Header.Get("Content-Type")); msg != "" {
-		out.status, out.msg = http.StatusUnsupportedMediaType, msg
-		return
+		return reply{status: http.StatusUnsupportedMediaType, msg: msg}
 	}
 	if enc := contentEncoding(r); enc != "" && enc != "snappy" {
-		out.status, out.msg = http.StatusUnsupportedMediaType, "unsupported Content-Encoding "+enc+"; remote write uses snappy"
-		return
+		return reply{status: http.StatusUnsupportedMediaType, msg: "unsupported Content-Encoding " + enc + "; remote write uses snappy"}
 	}
 	st := h.getState()
 	defer h.putState(st)
+	c := &charge{b: h.o.Budget}
+	defer c.release()
 
 	var err error
-	st.body, err = readBody(r, st.body, h.o.MaxBodyBytes)
-	out.bytesIn = len(st.body)
+	st.body, err = readBody(ctx, r, st.body, h.o.MaxBodyBytes, c)
+	addBytesIn(ctx, len(st.body))
 	if err != nil {
-		out.status, out.msg = bodyStatus(err), err.Error()
-		return
+		return bodyReply(err)
+	}
+	// Snappy's block format starts with the decoded length: reserve its
+	// cost before decoding.
+	n, err := snappy.DecodedLen(st.body)
+	if err != nil {
+		return reply{status: http.StatusBadRequest, msg: "cannot decode snappy block: " + err.Error()}
+	}
+	if n > h.o.MaxDecodedBytes {
+		return errorReply(&wire.TooLargeError{What: "decompressed body", Size: n, Limit: h.o.MaxDecodedBytes})
+	}
+	if err := c.grow(ctx, int64(n)*remoteWriteBytesPerByte); err != nil {
+		return errorReply(err)
 	}
 	st.decoded, err = wire.DecodeSnappy(st.decoded, st.body, h.o.MaxDecodedBytes)
 	if err != nil {
-		out.status, out.msg = bodyStatus(err), err.Error()
-		return
+		return bodyReply(err)
 	}
 	// Validate, set the external and tenant labels and re-encode at the
 	// wire level; invalid series are dropped and counted.
-	st.out, err = st.rw.Rewrite(st.out[:0], st.decoded, h.labelsToSet(st, out.identity), h.o.Limits)
+	st.out, err = st.rw.Rewrite(st.out[:0], st.decoded, h.labelsToSet(st, id), h.o.Limits)
 	if err != nil {
-		out.status, out.msg = http.StatusBadRequest, "cannot decode remote-write request: "+err.Error()
-		return
+		return reply{status: http.StatusBadRequest, msg: "cannot decode remote-write request: " + err.Error()}
 	}
-	out.samplesIn = st.rw.SamplesIn
-	out.invalid = st.rw.Invalid
+	addSamplesIn(ctx, st.rw.SamplesIn)
+	if st.rw.SamplesIn > h.o.MaxSamples {
+		return limitReply(st.rw.SamplesIn, h.o.MaxSamples)
+	}
 	if len(st.out) > 0 {
-		ctx, cancel := h.deadline(r.Context())
-		defer cancel()
-		res, err := h.upstreamFor(out.identity).WriteEncoded(ctx, st.out)
-		out.up = res
+		res, err := h.o.Upstreams(ownerOf(id).Tenant).WriteEncoded(ctx, st.out)
+		record(ctx, res, err, st.rw.Samples)
 		if err != nil {
-			h.upstreamError(err, out)
-			return
+			return errorReply(err)
 		}
-		out.samplesOut = st.rw.Samples
 	}
-	out.status = http.StatusNoContent
 	if st.rw.FirstInvalid != nil {
-		out.status = http.StatusBadRequest
-		out.msg = fmt.Sprintf("%d of %d series rejected, the others were relayed; first: %v", st.rw.Invalid, st.rw.Invalid+st.rw.Series, st.rw.FirstInvalid)
+		return reply{status: http.StatusBadRequest,
+			msg: fmt.Sprintf("%d of %d series rejected, the others were relayed; first: %v", st.rw.Invalid, st.rw.Invalid+st.rw.Series, st.rw.FirstInvalid)}
 	}
+	return reply{status: http.StatusNoContent}
+}
+
+// labelsToSet returns the external labels with the writer's tenant labels
+// merged in (the tenant's win), sorted, in st's memory: the single set the
+// remote-write Rewriter splices into every series.
+func (h *Handler) labelsToSet(st *requestState, id inbound.Identity) []wire.Label {
+	ext, ten := h.o.ExternalLabels, id.Labels
+	if len(ten) == 0 {
+		return ext
+	}
+	st.set = st.set[:0]
+	i, j := 0, 0
+	for i < len(ext) || j < len(ten) {
+		switch {
+		case j == len(ten) || (i < len(ext) && ext[i].Name < ten[j].Name):
+			st.set = append(st.set, ext[i])
+			i++
+		case i == len(ext) || ten[j].Name < ext[i].Name:
+			st.set = append(st.set, ten[j])
+			j++
+		default: // same name: the tenant's label wins
+			st.set = append(st.set, ten[j])
+			i++
+			j++
+		}
+	}
+	return st.set
 }
 
 // checkRemoteWriteContentType returns why a Content-Type cannot be relayed,

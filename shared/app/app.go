@@ -1,0 +1,314 @@
+// Package app is promrelay's one composition root: it turns the settings
+// (shared/config) into the running relay — signers and credential
+// providers (auth), upstream clients (upstream, one per tenant with its
+// own), the group store (groupstore), the Pushgateway state (pushstate),
+// inbound authentication (inbound), the HTTP handler (relay), the
+// scheduled job, and the platform adapter (platform). The three commands
+// in functions/ call it and nothing else. It is the only package under
+// shared/ that imports shared/config.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/promrelay/promrelay/shared/auth"
+	"github.com/promrelay/promrelay/shared/config"
+	"github.com/promrelay/promrelay/shared/groupstore"
+	"github.com/promrelay/promrelay/shared/inbound"
+	"github.com/promrelay/promrelay/shared/platform"
+	"github.com/promrelay/promrelay/shared/pushstate"
+	"github.com/promrelay/promrelay/shared/relay"
+	"github.com/promrelay/promrelay/shared/requestid"
+	"github.com/promrelay/promrelay/shared/upstream"
+	"github.com/promrelay/promrelay/shared/wire"
+)
+
+// Version is promrelay's version, sent in the upstream User-Agent.
+const Version = "0.2.0"
+
+// App is a built relay.
+type App struct {
+	Config  config.Config
+	Logger  *slog.Logger
+	Handler *relay.Handler
+	State   *pushstate.State
+	// Adapter serves platform events (Function Compute, Lambda, the
+	// custom runtime) with Handler and Scheduled.
+	Adapter *platform.Adapter
+
+	jobs singleflight.Group
+}
+
+// Kind is where the relay runs.
+type Kind int
+
+// Kinds of App. On the functions, PROMRELAY_INBOUND_AUTH is required: their
+// endpoints are public.
+const (
+	Server Kind = iota
+	FunctionCompute
+	Lambda
+)
+
+// FromEnv builds the App of kind from the environment (getenv, usually
+// os.Getenv), after Load and Validate. Errors name the setting at fault.
+func FromEnv(kind Kind, getenv func(string) string) (*App, error) {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return nil, err
+	}
+	return New(kind, cfg, getenv)
+}
+
+// New builds the App of kind from cfg, which it validates. getenv tells
+// whether the user set GOMEMLIMIT. Errors name the setting at fault.
+func New(kind Kind, cfg config.Config, getenv func(string) string) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if kind != Server && len(cfg.InboundAuth) == 0 {
+		// A function's HTTP trigger or URL is public: who may write must be
+		// a decision, not a default.
+		return nil, errors.New("PROMRELAY_INBOUND_AUTH is required on Function Compute and Lambda: set bearer, basic or jwt (several with commas), or none to accept any writer")
+	}
+	logger := slog.New(requestid.NewLogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})))
+	if getenv("GOMEMLIMIT") == "" {
+		// Below the platform's limit, so the collector works harder before
+		// the platform kills the instance.
+		debug.SetMemoryLimit(int64(float64(cfg.MemoryLimit) * config.GoMemLimitShare))
+	}
+	a := &App{Config: cfg, Logger: logger}
+	ups, err := upstreams(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var store groupstore.Store
+	if cfg.StateURL != "" {
+		if store, err = groupstore.Open(context.Background(), cfg.StateURL, groupstore.ObjectOptions{
+			Endpoint: cfg.StateEndpoint, Region: cfg.StateRegion, PathStyle: cfg.StateEndpoint != ""}); err != nil {
+			return nil, fmt.Errorf("PROMRELAY_STATE_URL: %w", err)
+		}
+	}
+	if a.State, err = pushstate.New(pushstate.Options{
+		Store:              store,
+		Write:              relay.Writer(ups),
+		TTL:                cfg.GroupTTL,
+		MaxSeriesPerGroup:  cfg.MaxSeriesPerGroup,
+		MaxGroupsPerTenant: cfg.MaxGroupsPerTenant,
+		BatchSeries:        config.ReemitBatchSeries,
+		Now:                time.Now,
+		Logger:             logger,
+	}); err != nil {
+		return nil, err
+	}
+	authn, err := authenticator(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	o := relay.Options{
+		Upstreams:           ups,
+		State:               a.State,
+		ExternalLabels:      cfg.ExternalLabels,
+		PathPrefix:          cfg.PathPrefix,
+		RequestTimeout:      cfg.RequestTimeout,
+		MaxBodyBytes:        cfg.MaxBodyBytes,
+		MaxDecodedBytes:     cfg.MaxDecodedBytes,
+		MaxPushDecodedBytes: cfg.MaxPushDecodedBytes,
+		Limits:              wire.Limits{MaxLabels: cfg.MaxLabels, MaxLabelBytes: cfg.MaxLabelBytes},
+		MaxSamples:          cfg.MaxSamplesPerRequest,
+		Budget:              relay.NewBudget(int64(float64(cfg.MemoryLimit)*config.BudgetShare), config.BudgetWait),
+		Logger:              logger,
+		Now:                 time.Now,
+	}
+	if authn != nil {
+		o.Inbound = authn
+	}
+	if a.Handler, err = relay.New(o); err != nil {
+		return nil, err
+	}
+	a.Adapter = &platform.Adapter{Handler: a.Handler, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger, Scheduled: a.Scheduled}
+	return a, nil
+}
+
+// Scheduled is the scheduled job (FC timer, Lambda schedule, the
+// custom runtime's /invoke, the server's ticker): it re-emits the stored
+// groups. Runs that start while one is running wait for it and share its
+// result, so concurrent triggers cost one run. Without a store it logs
+// that there is nothing to do.
+func (a *App) Scheduled(ctx context.Context) error {
+	if !a.State.Stateful() {
+		a.Logger.InfoContext(ctx, "no scheduled job configured: set PROMRELAY_STATE_URL for stateful pushes")
+		return nil
+	}
+	_, err, _ := a.jobs.Do("reemit", func() (any, error) {
+		start := time.Now()
+		res, err := a.State.Reemit(ctx)
+		attrs := []slog.Attr{slog.Int("groups", res.Groups), slog.Int("samples", res.Samples), slog.Int("expired", res.Expired),
+			slog.Int("skipped", res.Skipped), slog.Bool("complete", res.Complete),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000)}
+		if err != nil {
+			a.Logger.LogAttrs(ctx, slog.LevelError, "re-emission failed", append(attrs, slog.String("error", err.Error()))...)
+			return nil, err
+		}
+		a.Logger.LogAttrs(ctx, slog.LevelInfo, "re-emitted", attrs...)
+		return nil, nil
+	})
+	return err
+}
+
+// upstreams builds the default upstream client and one per tenant that
+// names its own upstream.
+func upstreams(cfg config.Config) (relay.Upstreams, error) {
+	def, err := newUpstream(cfg)
+	if err != nil {
+		return nil, err
+	}
+	byTenant := map[string]relay.Upstream{}
+	if cfg.TenantsFile != "" {
+		tenants, err := inbound.LoadTenants(cfg.TenantsFile)
+		if err != nil {
+			return nil, fmt.Errorf("PROMRELAY_TENANTS_FILE: %w", err)
+		}
+		for _, t := range tenants.All() {
+			if t.Upstream == nil {
+				continue
+			}
+			tc := cfg
+			tc.UpstreamURL, tc.UpstreamAuth = t.Upstream.URL, t.Upstream.Auth
+			tc.UpstreamUsername, tc.UpstreamPassword, tc.UpstreamBearerToken = t.Upstream.Username, t.Upstream.Password, t.Upstream.BearerToken
+			if t.Upstream.AliyunRoleARN != "" {
+				tc.AliyunRoleARN = t.Upstream.AliyunRoleARN
+			}
+			if t.Upstream.SigV4RoleARN != "" {
+				tc.SigV4RoleARN = t.Upstream.SigV4RoleARN
+			}
+			if t.Upstream.SigV4Region != "" {
+				tc.SigV4Region = t.Upstream.SigV4Region
+			}
+			if err := tc.Validate(); err != nil {
+				return nil, fmt.Errorf("tenant %q upstream: %w", t.Name, err)
+			}
+			if byTenant[t.Name], err = newUpstream(tc); err != nil {
+				return nil, fmt.Errorf("tenant %q upstream: %w", t.Name, err)
+			}
+		}
+	}
+	return func(tenant string) relay.Upstream {
+		if up := byTenant[tenant]; up != nil {
+			return up
+		}
+		return def
+	}, nil
+}
+
+// NewSigner returns the upstream signer for cfg's PROMRELAY_UPSTREAM_AUTH
+// mode.
+func NewSigner(ctx context.Context, cfg config.Config) (auth.Signer, error) {
+	switch mode := cfg.AuthMode(); mode {
+	case config.AuthNone, config.AuthBasic, config.AuthBearer:
+		return &auth.Static{Username: cfg.UpstreamUsername, Password: cfg.UpstreamPassword, BearerToken: cfg.UpstreamBearerToken}, nil
+	case config.AuthAliyun:
+		return auth.NewAliyun(auth.AliyunOptions{
+			RoleARN:     cfg.AliyunRoleARN,
+			ExternalID:  cfg.AliyunExternalID,
+			SessionName: cfg.AliyunSessionName,
+			Duration:    cfg.AliyunDuration,
+			STSEndpoint: cfg.AliyunSTSEndpoint,
+			Form:        auth.AliyunForm(cfg.AliyunAuthForm),
+			Window:      cfg.RefreshWindow,
+		})
+	case config.AuthSigV4:
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return auth.NewSigV4(ctx, cfg.UpstreamURL, auth.SigV4Options{
+			Region:      cfg.SigV4Region,
+			RoleARN:     cfg.SigV4RoleARN,
+			ExternalID:  cfg.SigV4ExternalID,
+			STSEndpoint: cfg.SigV4STSEndpoint,
+			Window:      cfg.RefreshWindow,
+		})
+	default:
+		return nil, fmt.Errorf("PROMRELAY_UPSTREAM_AUTH: unknown mode %q", mode)
+	}
+}
+
+// newUpstream builds the upstream client and its signer for cfg.
+func newUpstream(cfg config.Config) (*upstream.Client, error) {
+	signer, err := NewSigner(context.Background(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	return upstream.New(upstream.Config{
+		URL:             cfg.UpstreamURL,
+		Timeout:         cfg.UpstreamTimeout,
+		MaxRequestBytes: cfg.MaxRequestBytes,
+		UserAgent:       "promrelay/" + Version,
+		Transport:       &auth.Transport{Base: upstream.NewTransport(), Signer: signer},
+	})
+}
+
+// authenticator builds inbound authentication from cfg; nil when
+// PROMRELAY_INBOUND_AUTH is empty or only "none" without a tenants file.
+func authenticator(cfg config.Config, logger *slog.Logger) (*inbound.Authenticator, error) {
+	var tenants *inbound.Tenants
+	if cfg.TenantsFile != "" {
+		var err error
+		if tenants, err = inbound.LoadTenants(cfg.TenantsFile); err != nil {
+			return nil, fmt.Errorf("PROMRELAY_TENANTS_FILE: %w", err)
+		}
+	}
+	if len(cfg.InboundAuth) == 0 || (len(cfg.InboundAuth) == 1 && cfg.InboundAuth[0] == inbound.ModeNone && tenants == nil) {
+		return nil, nil
+	}
+	o := inbound.Options{Modes: cfg.InboundAuth, Tokens: cfg.InboundTokens, Tenants: tenants, Logger: logger}
+	if cfg.InboundTokensFile != "" {
+		more, err := inbound.LoadTokens(cfg.InboundTokensFile)
+		if err != nil {
+			return nil, fmt.Errorf("PROMRELAY_INBOUND_TOKENS_FILE: %w", err)
+		}
+		o.Tokens = append(o.Tokens, more...)
+	}
+	if cfg.BasicUsersFile != "" {
+		users, err := inbound.LoadBasicUsers(cfg.BasicUsersFile)
+		if err != nil {
+			return nil, fmt.Errorf("PROMRELAY_INBOUND_BASIC_USERS_FILE: %w", err)
+		}
+		o.BasicUsers = users
+	}
+	if slices.Contains(cfg.InboundAuth, inbound.ModeJWT) {
+		jo := inbound.JWTOptions{Secret: []byte(cfg.JWTSecret), JWKS: cfg.JWTJWKS, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+			TenantClaim: cfg.JWTTenantClaim, TenantLabel: cfg.JWTTenantLabel, Leeway: config.JWTLeeway}
+		if cfg.JWTPublicKeyFile != "" {
+			pem, err := os.ReadFile(cfg.JWTPublicKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("PROMRELAY_JWT_PUBLIC_KEY_FILE: %w", err)
+			}
+			jo.PublicKeyPEM = pem
+		}
+		v, err := inbound.NewJWTVerifier(jo)
+		if err != nil {
+			return nil, fmt.Errorf("PROMRELAY_INBOUND_AUTH=jwt: %w", err)
+		}
+		o.JWT = v
+	}
+	a, err := inbound.New(o)
+	if err != nil {
+		return nil, fmt.Errorf("PROMRELAY_INBOUND_AUTH: %w", err)
+	}
+	return a, nil
+}
+
+// Fatal logs a start-up error as one JSON line and exits with status 1.
+func Fatal(err error) {
+	slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("invalid configuration", "error", err.Error())
+	os.Exit(1)
+}

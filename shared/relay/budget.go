@@ -1,0 +1,82 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+)
+
+// Budget bounds the memory of all requests in flight together, in bytes:
+// each request reserves what it will cost before it does the work
+// (its body, and its decoded size times the route's measured expansion
+// factor), and gives it back when it answers. A request that does not fit
+// waits up to Wait, then gets 429 with Retry-After; one that could never
+// fit gets 413. It is safe for concurrent use.
+type Budget struct {
+	sem  *semaphore.Weighted
+	size int64
+	wait time.Duration
+}
+
+// NewBudget returns a budget of size bytes whose requests wait up to wait
+// for room.
+func NewBudget(size int64, wait time.Duration) *Budget {
+	return &Budget{sem: semaphore.NewWeighted(size), size: size, wait: wait}
+}
+
+// Size returns the budget in bytes.
+func (b *Budget) Size() int64 { return b.size }
+
+// BudgetError is a request the budget could not take: Need bytes more,
+// with Held already reserved, out of Size.
+type BudgetError struct {
+	Need, Held, Size int64
+}
+
+func (e *BudgetError) Error() string {
+	if e.Need+e.Held > e.Size {
+		return fmt.Sprintf("the request needs about %d bytes of memory, more than this instance's budget of %d bytes (PROMRELAY_MEMORY_LIMIT): send smaller requests", e.Need+e.Held, e.Size)
+	}
+	return "too many requests in flight for this instance's memory (PROMRELAY_MEMORY_LIMIT); retry later"
+}
+
+// TooLarge reports whether the request could never fit.
+func (e *BudgetError) TooLarge() bool { return e.Need+e.Held > e.Size }
+
+// charge is one request's reservation, grown as the request learns its
+// size.
+type charge struct {
+	b    *Budget
+	held int64
+}
+
+// grow reserves n more bytes, waiting up to the budget's Wait (and no
+// longer than ctx).
+func (c *charge) grow(ctx context.Context, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	if c.held+n > c.b.size {
+		return &BudgetError{Need: n, Held: c.held, Size: c.b.size}
+	}
+	if !c.b.sem.TryAcquire(n) {
+		wctx, cancel := context.WithTimeout(ctx, c.b.wait)
+		err := c.b.sem.Acquire(wctx, n)
+		cancel()
+		if err != nil {
+			return &BudgetError{Need: n, Held: c.held, Size: c.b.size}
+		}
+	}
+	c.held += n
+	return nil
+}
+
+// release gives the whole reservation back.
+func (c *charge) release() {
+	if c.held > 0 {
+		c.b.sem.Release(c.held)
+		c.held = 0
+	}
+}

@@ -1,0 +1,158 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/promrelay/promrelay/shared/inbound"
+	"github.com/promrelay/promrelay/shared/pushstate"
+	"github.com/promrelay/promrelay/shared/upstream"
+	"github.com/promrelay/promrelay/shared/wire"
+)
+
+// reply is a route's answer.
+type reply struct {
+	status     int
+	msg        string        // the error body; "" for none
+	detail     string        // for the log line only
+	retryAfter time.Duration // Retry-After, for 429 and 503
+	location   string        // Location, for redirects
+}
+
+// routeFunc serves an authenticated request within ctx's deadline.
+type routeFunc func(ctx context.Context, r *http.Request, id inbound.Identity) reply
+
+// authenticated runs serve for an authenticated writer, within the
+// request's one deadline. A failure is 401 with the challenge (or 403),
+// and the connection is closed so that the unauthenticated body is not
+// read.
+func (h *Handler) authenticated(serve routeFunc) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		st := statsFrom(r.Context())
+		var id inbound.Identity
+		if h.o.Inbound != nil {
+			var err error
+			if id, err = h.o.Inbound.Authenticate(r); err != nil {
+				rep := reply{status: inbound.Status(err), msg: err.Error()}
+				switch rep.status {
+				case http.StatusUnauthorized:
+					h.o.Inbound.Challenge(w.Header())
+					rep.msg = inbound.ErrMissing.Error()
+				case http.StatusForbidden:
+					rep.msg = http.StatusText(rep.status)
+				case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+					rep.retryAfter = time.Second
+				}
+				w.Header().Set("Connection", "close")
+				h.respond(w, st, rep)
+				return
+			}
+		}
+		st.mu.Lock()
+		st.identity = id
+		st.mu.Unlock()
+		ctx, cancel := h.deadline(r.Context())
+		defer cancel()
+		h.respond(w, st, serve(ctx, r, id))
+	}
+}
+
+func (h *Handler) respond(w http.ResponseWriter, st *stats, rep reply) {
+	if rep.status == 0 {
+		rep.status = http.StatusOK
+	}
+	st.mu.Lock()
+	st.msg, st.detail = rep.msg, rep.detail
+	st.mu.Unlock()
+	if rep.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((rep.retryAfter+time.Second-1)/time.Second)))
+	}
+	if rep.location != "" {
+		w.Header().Set("Location", rep.location)
+	}
+	if rep.msg == "" {
+		w.WriteHeader(rep.status)
+		return
+	}
+	http.Error(w, rep.msg, rep.status)
+}
+
+// maxMargin is the most kept free before a platform's invocation deadline,
+// so that the relay's own answer (a 502 or 504 naming the fault) still
+// reaches the sender before the platform ends the invocation.
+const maxMargin = 500 * time.Millisecond
+
+// deadline is the request's one deadline: RequestTimeout from now, or the
+// platform's earlier invocation deadline less min(500 ms, a tenth of the
+// time left). Everything the request does — store updates, every upstream
+// attempt — runs within it.
+func (h *Handler) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := time.Now().Add(h.o.RequestTimeout)
+	if pd, ok := ctx.Deadline(); ok {
+		margin := min(maxMargin, time.Until(pd)/10)
+		if pd.Add(-margin).Before(d) {
+			d = pd.Add(-margin)
+		}
+	}
+	return context.WithDeadline(ctx, d)
+}
+
+// errorReply maps what a request ran into to its answer: the upstream's
+// answer as the upstream client decided it, 413 for limits that a retry
+// cannot pass, 429 for what passes later, 503 for a store failure, 504 for
+// the deadline, and 400 for invalid input.
+func errorReply(err error) reply {
+	var (
+		ue *upstream.Error
+		tl *wire.TooLargeError
+		be *BudgetError
+		le *pushstate.LimitError
+		se *pushstate.StoreError
+	)
+	switch {
+	case errors.As(err, &ue):
+		return reply{status: ue.Status, msg: ue.Msg, retryAfter: ue.RetryAfter}
+	case errors.As(err, &tl):
+		return reply{status: http.StatusRequestEntityTooLarge, msg: tl.Error() + " (" + sizeSetting(tl.What) + ")"}
+	case errors.As(err, &be):
+		if be.TooLarge() {
+			return reply{status: http.StatusRequestEntityTooLarge, msg: be.Error()}
+		}
+		return reply{status: http.StatusTooManyRequests, msg: be.Error(), retryAfter: time.Second}
+	case errors.As(err, &le):
+		if le.What == pushstate.LimitSeriesPerGroup {
+			return reply{status: http.StatusRequestEntityTooLarge, msg: le.Error() + " (PROMRELAY_MAX_SERIES_PER_GROUP)"}
+		}
+		return reply{status: http.StatusTooManyRequests, msg: le.Error() + " (PROMRELAY_MAX_GROUPS_PER_TENANT); delete groups, or wait for PROMRELAY_GROUP_TTL", retryAfter: time.Minute}
+	case errors.As(err, &se):
+		return reply{status: http.StatusServiceUnavailable, msg: "group store unavailable; retry later", detail: se.Error(), retryAfter: time.Second}
+	case errors.Is(err, context.DeadlineExceeded):
+		return reply{status: http.StatusGatewayTimeout, msg: "the request did not finish within its deadline (PROMRELAY_REQUEST_TIMEOUT)"}
+	case errors.Is(err, context.Canceled):
+		// The sender went away; nobody reads the answer.
+		return reply{status: 499, msg: "client closed the request"}
+	}
+	return reply{status: http.StatusBadGateway, msg: "relay failed", detail: err.Error()}
+}
+
+// sizeSetting names the setting behind a size limit.
+func sizeSetting(what string) string {
+	switch what {
+	case "request body":
+		return "PROMRELAY_MAX_BODY_BYTES"
+	case "decompressed push body":
+		return "PROMRELAY_MAX_PUSH_DECODED_BYTES"
+	default:
+		return "PROMRELAY_MAX_DECODED_BYTES"
+	}
+}
+
+// limitReply is the 413 for a request over PROMRELAY_MAX_SAMPLES_PER_REQUEST.
+func limitReply(n, limit int) reply {
+	return reply{status: http.StatusRequestEntityTooLarge,
+		msg: fmt.Sprintf("the request has more than %d samples (it has at least %d), the limit of PROMRELAY_MAX_SAMPLES_PER_REQUEST; send smaller requests", limit, n)}
+}
