@@ -98,7 +98,7 @@ func newAuth(t testing.TB, modes ...string) *inbound.Authenticator {
 		t.Fatal(err)
 	}
 	a, err := inbound.New(inbound.Options{Modes: modes, Tokens: []string{"plain-token"}, BasicUsers: map[string]string{"alice": string(hash)},
-		JWT: v, Tenants: tenants, Logger: slog.New(slog.DiscardHandler)})
+		JWT: v, Tenants: tenants, Logger: slog.New(slog.DiscardHandler), MaxConcurrentBcrypt: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestJWKSFileAndTenantLabel(t *testing.T) {
 	jwks, _ := json.Marshal(map[string]any{"keys": []map[string]string{{"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig", "n": n, "e": e}}})
 	path := filepath.Join(t.TempDir(), "jwks.json")
 	os.WriteFile(path, jwks, 0o600)
-	v, err := inbound.NewJWTVerifier(inbound.JWTOptions{JWKS: path, TenantClaim: "org", TenantLabel: "tenant_userid"})
+	v, err := inbound.NewJWTVerifier(inbound.JWTOptions{JWKS: path, Issuer: "https://issuer.example", Audience: "promrelay", TenantClaim: "org", TenantLabel: "tenant_userid"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,8 +279,11 @@ func TestRequireTenantAndConfigErrors(t *testing.T) {
 func TestChallengeAndLogs(t *testing.T) {
 	var logs bytes.Buffer
 	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
-	a, _ := inbound.New(inbound.Options{Modes: []string{"bearer", "basic"}, Tokens: []string{"secret-token-value"},
-		BasicUsers: map[string]string{"u": string(hash)}, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	a, err := inbound.New(inbound.Options{Modes: []string{"bearer", "basic"}, Tokens: []string{"secret-token-value"},
+		BasicUsers: map[string]string{"u": string(hash)}, Logger: slog.New(slog.NewJSONHandler(&logs, nil)), MaxConcurrentBcrypt: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	h := http.Header{}
 	a.Challenge(h)
 	if got := strings.Join(h.Values("WWW-Authenticate"), "; "); got != `Bearer realm="promrelay"; Basic realm="promrelay"` {

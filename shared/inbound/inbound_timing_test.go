@@ -26,8 +26,8 @@ func BenchmarkAuthenticate(b *testing.B) {
 		header string
 	}{
 		{"bearer", inbound.Options{Modes: []string{"bearer"}, Tokens: []string{"t1", "t2", "t3"}}, "Bearer t2"},
-		{"basic-cached", inbound.Options{Modes: []string{"basic"}, BasicUsers: map[string]string{"u": string(hash)}}, basic("u", "pw")},
-		{"basic-uncached", inbound.Options{Modes: []string{"basic"}, BasicUsers: map[string]string{"u": string(hash)}, BasicCacheTTL: time.Nanosecond}, basic("u", "pw")},
+		{"basic-cached", inbound.Options{Modes: []string{"basic"}, BasicUsers: map[string]string{"u": string(hash)}, MaxConcurrentBcrypt: 1}, basic("u", "pw")},
+		{"basic-uncached", inbound.Options{Modes: []string{"basic"}, BasicUsers: map[string]string{"u": string(hash)}, BasicCacheTTL: time.Nanosecond, MaxConcurrentBcrypt: 1}, basic("u", "pw")},
 		{"jwt-hs256", inbound.Options{Modes: []string{"jwt"}, JWT: hs}, "Bearer " + sign(b, jwt.SigningMethodHS256, secret, exp)},
 		{"jwt-rs256", inbound.Options{Modes: []string{"jwt"}, JWT: rs}, "Bearer " + sign(b, jwt.SigningMethodRS256, rsaKey, exp)},
 		{"jwt-es256", inbound.Options{Modes: []string{"jwt"}, JWT: es}, "Bearer " + sign(b, jwt.SigningMethodES256, ecKey, exp)},
