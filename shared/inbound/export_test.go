@@ -10,3 +10,6 @@ func SetCompare(a *Authenticator, f func(hash, password []byte) error) {
 func Compare(a *Authenticator) func(hash, password []byte) error {
 	return a.passwords.compare
 }
+
+// SecureURL reports whether a JWKS may be fetched from u.
+var SecureURL = secureURL

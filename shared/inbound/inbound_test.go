@@ -298,3 +298,99 @@ func TestChallengeAndLogs(t *testing.T) {
 		t.Fatalf("failures not counted: %s", logs.String())
 	}
 }
+
+// TestNoneIsExclusive: "none" next to another mode let every request
+// without Authorization through (and past require_tenant), making the
+// other mode optional. It is a construction error naming the setting.
+func TestNoneIsExclusive(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	v, _ := inbound.NewJWTVerifier(inbound.JWTOptions{Secret: secret})
+	requireTenant, _ := inbound.ParseTenants([]byte("require_tenant: true\ntenants: [{name: a, labels: {t: x}}]\n"))
+	for _, tc := range []struct {
+		name    string
+		modes   []string
+		tenants *inbound.Tenants
+	}{
+		{"none,bearer", []string{"none", "bearer"}, nil},
+		{"bearer,none", []string{"bearer", "none"}, nil},
+		{"none,basic", []string{"none", "basic"}, nil},
+		{"none,jwt", []string{"none", "jwt"}, nil},
+		{"none with require_tenant", []string{"none"}, requireTenant},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := inbound.New(inbound.Options{Modes: tc.modes, Tokens: []string{"tok"}, BasicUsers: map[string]string{"u": string(hash)},
+				JWT: v, Tenants: tc.tenants, MaxConcurrentBcrypt: 1, Logger: slog.New(slog.DiscardHandler)})
+			if err == nil || !strings.HasPrefix(err.Error(), "PROMRELAY_INBOUND_AUTH: ") || !strings.Contains(err.Error(), "none") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("%v, want one line naming PROMRELAY_INBOUND_AUTH", err)
+			}
+		})
+	}
+	a, err := inbound.New(inbound.Options{Modes: []string{"none"}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(request("")); err != nil {
+		t.Fatalf("none alone: %v", err)
+	}
+}
+
+// TestNoSecretInErrorsOrLogs presents wrong secrets of every kind and
+// loads files with secrets in the wrong place, and checks that no error
+// and no log line contains them.
+func TestNoSecretInErrorsOrLogs(t *testing.T) {
+	var logs bytes.Buffer
+	hash, _ := bcrypt.GenerateFromPassword([]byte("right-password"), bcrypt.MinCost)
+	tenants, _ := inbound.ParseTenants([]byte(tenantsYAML))
+	v, _ := inbound.NewJWTVerifier(inbound.JWTOptions{Secret: secret, TenantClaim: "tenant"})
+	a, err := inbound.New(inbound.Options{Modes: []string{"bearer", "basic", "jwt"}, Tokens: []string{"hunter0-token"}, Tenants: tenants,
+		BasicUsers: map[string]string{"alice": string(hash)}, JWT: v, MaxConcurrentBcrypt: 1,
+		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongKey := []byte("hunter9-not-the-secret-but-32-bytes-long")
+	var errs []string
+	for _, h := range []string{
+		"Bearer hunter1-token",
+		basic("alice", "hunter2-password"),
+		basic("hunter3-user", "hunter3-password"),
+		basic("alice", "hunter4-"+strings.Repeat("x", 80)),
+		"Bearer " + sign(t, jwt.SigningMethodHS256, wrongKey, claims("tenant", "team-a")),
+		basic("any", sign(t, jwt.SigningMethodHS256, wrongKey, claims("tenant", "team-a"))),
+		"Bearer hunter5.hunter5.hunter5",
+		"Digest hunter6",
+	} {
+		_, err := a.Authenticate(request(h))
+		if err == nil {
+			t.Fatalf("%s accepted", h)
+		}
+		errs = append(errs, err.Error())
+	}
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"tenants.yml": "require_tenant: hunter7-secret-value\n",
+		"users.yml":   "basic_auth_users: hunter8-hash-value\n",
+	} {
+		path := filepath.Join(dir, name)
+		os.WriteFile(path, []byte(body), 0o600)
+		var err error
+		if name == "tenants.yml" {
+			_, err = inbound.LoadTenants(path)
+		} else {
+			_, err = inbound.LoadBasicUsers(path)
+		}
+		if err == nil {
+			t.Fatalf("%s accepted", name)
+		}
+		errs = append(errs, err.Error())
+	}
+	all := strings.Join(errs, "\n") + "\n" + logs.String()
+	for _, s := range []string{"hunter", "right-password", string(secret)} {
+		if strings.Contains(all, s) {
+			t.Fatalf("%q in an error or the log:\n%s", s, all)
+		}
+	}
+	if n := strings.Count(logs.String(), "authentication failed"); n != 8 {
+		t.Fatalf("%d failures logged, want 8:\n%s", n, logs.String())
+	}
+}
