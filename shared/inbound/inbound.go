@@ -3,12 +3,19 @@
 // format of Prometheus' web.yml), and JWTs (HS256 with a shared secret,
 // RS256/ES256 with a PEM key or a JWKS), mapped to tenants whose labels the
 // relay applies last, so a writer can never write into another tenant's
-// series.
+// series. Mode none (no authentication) stands alone: next to another mode
+// it would make that mode optional.
 //
 // Answers: no or malformed credentials → 401 with a WWW-Authenticate header
 // per enabled scheme; valid credentials without permission (an unknown
-// tenant) → 403. The messages never say which part was wrong, and failures
-// are logged without the credential.
+// tenant) → 403; too many bcrypt verifications in flight → 503 with
+// Retry-After (*BusyError). The messages never say which part was wrong,
+// and neither errors nor logs contain a token, password or hash.
+//
+// Basic auth costs one bcrypt verification per uncached attempt whether or
+// not the user exists (unknown users are verified against a dummy hash), so
+// user names cannot be found by timing; passwords over 72 bytes, which
+// bcrypt would truncate, are refused.
 package inbound
 
 import (

@@ -394,3 +394,60 @@ func TestNoSecretInErrorsOrLogs(t *testing.T) {
 		t.Fatalf("%d failures logged, want 8:\n%s", n, logs.String())
 	}
 }
+
+func TestLoadFiles(t *testing.T) {
+	dir := t.TempDir()
+	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	htpasswd := "$2y$" + string(hash[4:]) // htpasswd -B writes $2y$
+	files := map[string]string{
+		"tokens":      "# comment\n tok-1 \n\ntok-2\n",
+		"users.yml":   "basic_auth_users:\n  alice: " + htpasswd + "\n",
+		"plain.yml":   "basic_auth_users:\n  alice: plaintext\n",
+		"tenants.yml": tenantsYAML,
+		"bad.yml":     "tenants: [{name: a}, {name: a}]\n",
+	}
+	for name, body := range files {
+		os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600)
+	}
+	toks, err := inbound.LoadTokens(filepath.Join(dir, "tokens"))
+	if err != nil || strings.Join(toks, ",") != "tok-1,tok-2" {
+		t.Fatalf("tokens %q %v", toks, err)
+	}
+	users, err := inbound.LoadBasicUsers(filepath.Join(dir, "users.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := inbound.New(inbound.Options{Modes: []string{"basic"}, BasicUsers: users, MaxConcurrentBcrypt: 1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(request(basic("alice", "pw"))); err != nil {
+		t.Fatalf("$2y$ hash: %v", err)
+	}
+	if _, err := inbound.LoadBasicUsers(filepath.Join(dir, "plain.yml")); err == nil || strings.Contains(err.Error(), "plaintext") {
+		t.Fatalf("plain password: %v", err)
+	}
+	tenants, err := inbound.LoadTenants(filepath.Join(dir, "tenants.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tn := range tenants.All() {
+		names = append(names, tn.Name)
+	}
+	if strings.Join(names, ",") != "team-a,team-b" {
+		t.Fatalf("tenants %v", names)
+	}
+	if _, err := inbound.LoadTenants(filepath.Join(dir, "bad.yml")); err == nil || !strings.Contains(err.Error(), "bad.yml") {
+		t.Fatalf("bad tenants file: %v", err)
+	}
+	for _, missing := range []func(string) error{
+		func(p string) error { _, err := inbound.LoadTokens(p); return err },
+		func(p string) error { _, err := inbound.LoadBasicUsers(p); return err },
+		func(p string) error { _, err := inbound.LoadTenants(p); return err },
+	} {
+		if missing(filepath.Join(dir, "missing")) == nil {
+			t.Fatal("missing file accepted")
+		}
+	}
+}

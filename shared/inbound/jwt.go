@@ -57,7 +57,6 @@ type JWTVerifier struct {
 	opts    JWTOptions
 	parser  *jwt.Parser
 	keyfunc jwt.Keyfunc
-	now     func() time.Time
 }
 
 // NewJWTVerifier returns a verifier for o. Errors are one line naming the
@@ -110,9 +109,7 @@ func NewJWTVerifier(o JWTOptions) (*JWTVerifier, error) {
 	if o.Audience != "" {
 		popts = append(popts, jwt.WithAudience(o.Audience))
 	}
-	v := &JWTVerifier{opts: o, now: time.Now}
-	popts = append(popts, jwt.WithTimeFunc(func() time.Time { return v.now() }))
-	v.parser = jwt.NewParser(popts...)
+	v := &JWTVerifier{opts: o, parser: jwt.NewParser(popts...)}
 	v.keyfunc = func(t *jwt.Token) (any, error) {
 		switch t.Method.(type) {
 		case *jwt.SigningMethodHMAC:
@@ -124,14 +121,14 @@ func NewJWTVerifier(o JWTOptions) (*JWTVerifier, error) {
 				return k, nil
 			}
 			if jwks != nil {
-				return jwks.Keyfunc(t)
+				return jwksKey(jwks, t, o.JWKS)
 			}
 		case *jwt.SigningMethodECDSA:
 			if k, ok := pub.(*ecdsa.PublicKey); ok {
 				return k, nil
 			}
 			if jwks != nil {
-				return jwks.Keyfunc(t)
+				return jwksKey(jwks, t, o.JWKS)
 			}
 		}
 		return nil, fmt.Errorf("no key for algorithm %s", t.Method.Alg())
@@ -156,7 +153,7 @@ func (v *JWTVerifier) Verify(token string) (jwt.MapClaims, error) {
 		if err != nil || exp == nil {
 			return nil, jwt.ErrTokenRequiredClaimMissing
 		}
-		start, slack := v.now(), v.opts.Leeway
+		start, slack := time.Now(), v.opts.Leeway
 		if iat, err := claims.GetIssuedAt(); err == nil && iat != nil {
 			start, slack = iat.Time, 0
 		}
@@ -202,15 +199,34 @@ func loadJWKS(loc string) (keyfunc.Keyfunc, error) {
 		Client: client,
 		RefreshErrorHandlerFunc: func(string) func(context.Context, error) {
 			return func(ctx context.Context, err error) {
-				slog.Default().WarnContext(ctx, "cannot refresh the JWKS", "url", shown,
-					"error", strings.ReplaceAll(err.Error(), loc, shown))
+				slog.Default().WarnContext(ctx, "cannot refresh the JWKS", "url", shown, "error", redactIn(err.Error(), loc))
 			}
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("PROMRELAY_JWT_JWKS: cannot load the JWKS %s: %s", shown, strings.ReplaceAll(err.Error(), loc, shown))
+		return nil, fmt.Errorf("PROMRELAY_JWT_JWKS: cannot load the JWKS %s: %s", shown, redactIn(err.Error(), loc))
 	}
 	return k, nil
+}
+
+// jwksKey looks up t's key in the JWKS at loc. Its errors (a failed
+// refresh) are shown without the URL's user information and query, since
+// they end up in the log.
+func jwksKey(k keyfunc.Keyfunc, t *jwt.Token, loc string) (any, error) {
+	key, err := k.Keyfunc(t)
+	if err != nil {
+		return nil, errors.New(redactIn(err.Error(), loc))
+	}
+	return key, nil
+}
+
+// redactIn replaces the URL loc in msg by its scheme, host and path.
+func redactIn(msg, loc string) string {
+	u, err := url.Parse(loc)
+	if err != nil || !strings.Contains(loc, "://") {
+		return msg
+	}
+	return strings.ReplaceAll(msg, loc, redactURL(u))
 }
 
 // secureURL reports whether a JWKS may be fetched from u: https://, or

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,7 +124,12 @@ func TestJWKSOverHTTPSOnly(t *testing.T) {
 // redirect from it to a plain-HTTP host.
 func TestJWKSURL(t *testing.T) {
 	keys := jwksJSON(t)
+	var down atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down", 500)
+			return
+		}
 		if r.URL.Path == "/redirect" {
 			http.Redirect(w, r, "http://idp.example/jwks.json", http.StatusFound)
 			return
@@ -139,6 +145,14 @@ func TestJWKSURL(t *testing.T) {
 	if _, err := v.Verify(signKID(t, claims())); err != nil {
 		t.Fatalf("token signed with a key of the fetched JWKS: %v", err)
 	}
+	down.Store(true)
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims())
+	tok.Header["kid"] = "k2" // unknown: keyfunc refreshes, and fails
+	s, _ := tok.SignedString(rsaKey)
+	if _, err := v.Verify(s); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("unknown kid after a failed refresh: %v", err)
+	}
+	down.Store(false)
 
 	var logs bytes.Buffer
 	prev := slog.Default()
