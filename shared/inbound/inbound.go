@@ -56,7 +56,7 @@ var (
 
 // BusyError is returned by Authenticate when a basic-auth password needed a
 // bcrypt verification but Options.MaxConcurrentBcrypt verifications were
-// already running and the request's context ended before one finished.
+// already running and the request's context ended before a slot freed.
 // Status maps it to 503 Service Unavailable; the HTTP layer sends
 // Retry-After with RetryAfter rounded up to whole seconds (RFC 9110,
 // section 10.2.3), so senders retry instead of dropping the samples.
