@@ -3,12 +3,19 @@
 // format of Prometheus' web.yml), and JWTs (HS256 with a shared secret,
 // RS256/ES256 with a PEM key or a JWKS), mapped to tenants whose labels the
 // relay applies last, so a writer can never write into another tenant's
-// series.
+// series. Mode none (no authentication) stands alone: next to another mode
+// it would make that mode optional.
 //
 // Answers: no or malformed credentials → 401 with a WWW-Authenticate header
 // per enabled scheme; valid credentials without permission (an unknown
-// tenant) → 403. The messages never say which part was wrong, and failures
-// are logged without the credential.
+// tenant) → 403; too many bcrypt verifications in flight → 503 with
+// Retry-After (*BusyError). The messages never say which part was wrong,
+// and neither errors nor logs contain a token, password or hash.
+//
+// Basic auth costs one bcrypt verification per uncached attempt whether or
+// not the user exists (unknown users are verified against a dummy hash), so
+// user names cannot be found by timing; passwords over 72 bytes, which
+// bcrypt would truncate, are refused.
 package inbound
 
 import (
@@ -19,11 +26,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/promrelay/promrelay/shared/wire"
 )
@@ -50,9 +54,23 @@ var (
 	ErrForbidden = errors.New("forbidden")
 )
 
+// BusyError is returned by Authenticate when a basic-auth password needed a
+// bcrypt verification but Options.MaxConcurrentBcrypt verifications were
+// already running and the request's context ended before a slot freed.
+// Status maps it to 503 Service Unavailable; the HTTP layer sends
+// Retry-After with RetryAfter rounded up to whole seconds (RFC 9110,
+// section 10.2.3), so senders retry instead of dropping the samples.
+type BusyError struct {
+	RetryAfter time.Duration // how long the sender should wait; always ≥ 1 s
+}
+
+func (e *BusyError) Error() string {
+	return "too many password verifications in flight, retry later"
+}
+
 // Options configure an Authenticator.
 type Options struct {
-	Modes      []string          // any of ModeNone, ModeBearer, ModeBasic, ModeJWT
+	Modes      []string          // any of ModeBearer, ModeBasic, ModeJWT; or ModeNone alone
 	Tokens     []string          // static bearer tokens
 	BasicUsers map[string]string // user name → bcrypt hash
 	JWT        *JWTVerifier      // nil unless ModeJWT
@@ -61,6 +79,11 @@ type Options struct {
 	// BasicCacheTTL bounds how long a successful basic verification is
 	// remembered, so bcrypt does not dominate latency; 0 means 5 minutes.
 	BasicCacheTTL time.Duration
+	// MaxConcurrentBcrypt caps the bcrypt verifications running at once
+	// (PROMRELAY_INBOUND_BASIC_MAX_CONCURRENT); a request over the cap
+	// waits for a slot until its context ends, then gets a *BusyError.
+	// Required (≥ 1) with ModeBasic.
+	MaxConcurrentBcrypt int
 }
 
 // Authenticator checks the credentials of inbound requests. It is safe for
@@ -69,29 +92,24 @@ type Authenticator struct {
 	none, bearer, basic bool
 	jwt                 *JWTVerifier
 	tokens              map[[32]byte]string // sha256(token) → tenant name ("" for none)
-	users               map[string]string   // user → bcrypt hash
 	tenants             *Tenants
 	logger              *slog.Logger
 	failures            atomic.Int64
-
-	cacheTTL time.Duration
-	cacheMu  sync.Mutex
-	cache    map[[32]byte]time.Time // sha256(user, password) → expiry of a good verification
+	passwords           *passwords // nil unless ModeBasic
 }
 
-// New returns an Authenticator for o. It fails when a mode lacks what it
-// needs (tokens, users, keys) or a token or user maps to an unknown tenant.
+// New returns an Authenticator for o. It fails with one line naming the
+// setting at fault when a mode is unknown, ModeNone is combined with
+// another mode or with require_tenant, a mode lacks what it needs (tokens,
+// users, keys, MaxConcurrentBcrypt), a user's hash is not a bcrypt hash,
+// or a token or user maps to an unknown tenant.
 func New(o Options) (*Authenticator, error) {
-	a := &Authenticator{tokens: map[[32]byte]string{}, users: o.BasicUsers, tenants: o.Tenants, logger: o.Logger,
-		cacheTTL: o.BasicCacheTTL, cache: map[[32]byte]time.Time{}}
+	a := &Authenticator{tokens: map[[32]byte]string{}, tenants: o.Tenants, logger: o.Logger}
 	if a.logger == nil {
 		a.logger = slog.Default()
 	}
-	if a.cacheTTL <= 0 {
-		a.cacheTTL = 5 * time.Minute
-	}
 	if len(o.Modes) == 0 {
-		return nil, errors.New("no inbound authentication mode")
+		return nil, errors.New("PROMRELAY_INBOUND_AUTH: no inbound authentication mode")
 	}
 	for _, m := range o.Modes {
 		switch m {
@@ -103,12 +121,21 @@ func New(o Options) (*Authenticator, error) {
 			a.basic = true
 		case ModeJWT:
 			if o.JWT == nil {
-				return nil, errors.New("jwt mode needs a secret, a public key or a JWKS")
+				return nil, errors.New("PROMRELAY_INBOUND_AUTH: jwt mode needs a secret, a public key or a JWKS")
 			}
 			a.jwt = o.JWT
 		default:
-			return nil, fmt.Errorf("unknown inbound authentication mode %q", m)
+			return nil, fmt.Errorf("PROMRELAY_INBOUND_AUTH: unknown inbound authentication mode %q", m)
 		}
+	}
+	// "none" admits every request without credentials: next to another
+	// mode it would turn that mode into an optional one (and skip
+	// require_tenant for every anonymous writer).
+	if a.none && (a.bearer || a.basic || a.jwt != nil) {
+		return nil, fmt.Errorf("PROMRELAY_INBOUND_AUTH: mode none cannot be combined with other modes (got %s)", strings.Join(o.Modes, ","))
+	}
+	if a.none && o.Tenants != nil && o.Tenants.RequireTenant {
+		return nil, errors.New("PROMRELAY_INBOUND_AUTH: mode none admits writers without a tenant, but the tenants file sets require_tenant")
 	}
 	for _, t := range o.Tokens {
 		if t != "" {
@@ -118,21 +145,25 @@ func New(o Options) (*Authenticator, error) {
 	if o.Tenants != nil {
 		for token, tenant := range o.Tenants.Tokens {
 			if o.Tenants.byName[tenant] == nil {
-				return nil, fmt.Errorf("tenants file: a token maps to unknown tenant %q", tenant)
+				return nil, fmt.Errorf("PROMRELAY_TENANTS_FILE: a token maps to unknown tenant %q", tenant)
 			}
 			a.tokens[sha256.Sum256([]byte(token))] = tenant
 		}
 		for user, tenant := range o.Tenants.Users {
 			if o.Tenants.byName[tenant] == nil {
-				return nil, fmt.Errorf("tenants file: user %q maps to unknown tenant %q", user, tenant)
+				return nil, fmt.Errorf("PROMRELAY_TENANTS_FILE: user %q maps to unknown tenant %q", user, tenant)
 			}
 		}
 	}
 	if a.bearer && len(a.tokens) == 0 {
-		return nil, errors.New("bearer mode needs tokens (PROMRELAY_INBOUND_TOKENS, PROMRELAY_INBOUND_TOKENS_FILE or the tenants file)")
+		return nil, errors.New("PROMRELAY_INBOUND_AUTH: bearer mode needs tokens (PROMRELAY_INBOUND_TOKENS, PROMRELAY_INBOUND_TOKENS_FILE or the tenants file)")
 	}
-	if a.basic && len(a.users) == 0 {
-		return nil, errors.New("basic mode needs users (PROMRELAY_INBOUND_BASIC_USERS_FILE)")
+	if a.basic {
+		p, err := newPasswords(o.BasicUsers, o.BasicCacheTTL, o.MaxConcurrentBcrypt)
+		if err != nil {
+			return nil, err
+		}
+		a.passwords = p
 	}
 	return a, nil
 }
@@ -151,10 +182,14 @@ func (a *Authenticator) Challenge(h http.Header) {
 }
 
 // Status maps an Authenticate error to its HTTP status: 403 for
-// ErrForbidden, 401 otherwise.
+// ErrForbidden, 503 for a *BusyError (send Retry-After), 401 otherwise.
 func Status(err error) int {
-	if errors.Is(err, ErrForbidden) {
+	var busy *BusyError
+	switch {
+	case errors.Is(err, ErrForbidden):
 		return http.StatusForbidden
+	case errors.As(err, &busy):
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusUnauthorized
 }
@@ -163,13 +198,23 @@ func Status(err error) int {
 // static token, or a JWT), or basic auth (a user with a bcrypt hash, or, for
 // clients that only speak basic auth such as client_golang's BasicAuth, a
 // static token or a JWT as the password). It returns ErrMissing, ErrInvalid
-// or ErrForbidden, and logs each failure without the credential.
+// or ErrForbidden (wrapped), or a *BusyError when a bcrypt verification
+// could not start before r's context ended, and logs each failure without
+// the credential. Failures() does not count a *BusyError.
 func (a *Authenticator) Authenticate(r *http.Request) (Identity, error) {
 	id, scheme, err := a.authenticate(r)
 	if err != nil {
-		n := a.failures.Add(1)
+		var busy *BusyError
+		var n int64
+		if errors.As(err, &busy) {
+			n = a.failures.Load()
+		} else {
+			n = a.failures.Add(1)
+		}
 		reason := "invalid credentials"
 		switch {
+		case busy != nil:
+			reason = "busy"
 		case errors.Is(err, ErrForbidden):
 			reason = "forbidden"
 		case err == ErrMissing:
@@ -221,31 +266,7 @@ func (a *Authenticator) authenticate(r *http.Request) (Identity, string, error) 
 		if !ok {
 			return Identity{}, "basic", ErrInvalid
 		}
-		if a.basic {
-			if hash, known := a.users[user]; known {
-				if !a.checkPassword(user, pass, hash) {
-					return Identity{}, "basic", ErrInvalid
-				}
-				id := Identity{Subject: "user:" + user}
-				if a.tenants != nil {
-					if t := a.tenants.Users[user]; t != "" {
-						id.Tenant = a.tenants.byName[t]
-					}
-				}
-				id, err := a.finish(id)
-				return id, "basic", err
-			}
-		}
-		if a.bearer {
-			if id, found, err := a.token(pass); found {
-				return id, "basic-token", err
-			}
-		}
-		if a.jwt != nil && strings.Count(pass, ".") == 2 {
-			id, err := a.jwtIdentity(pass)
-			return id, "basic-jwt", err
-		}
-		return Identity{}, "basic", ErrInvalid
+		return a.basicAuth(r, user, pass)
 	default:
 		return Identity{}, strings.ToLower(scheme), ErrInvalid
 	}
@@ -276,35 +297,4 @@ func (a *Authenticator) finish(id Identity) (Identity, error) {
 		return id, fmt.Errorf("%w: %s has no tenant", ErrForbidden, id.Subject)
 	}
 	return id, nil
-}
-
-// checkPassword verifies a basic-auth password against its bcrypt hash,
-// remembering good verifications for the cache TTL. The cache key is a
-// SHA-256 of user and password, so no plaintext is kept.
-func (a *Authenticator) checkPassword(user, pass, hash string) bool {
-	h := sha256.New()
-	h.Write([]byte(user))
-	h.Write([]byte{0})
-	h.Write([]byte(pass))
-	h.Write([]byte{0})
-	h.Write([]byte(hash))
-	var key [32]byte
-	h.Sum(key[:0])
-	now := time.Now()
-	a.cacheMu.Lock()
-	exp, ok := a.cache[key]
-	a.cacheMu.Unlock()
-	if ok && now.Before(exp) {
-		return true
-	}
-	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(pass)) != nil {
-		return false
-	}
-	a.cacheMu.Lock()
-	if len(a.cache) >= 10000 {
-		clear(a.cache)
-	}
-	a.cache[key] = now.Add(a.cacheTTL)
-	a.cacheMu.Unlock()
-	return true
 }

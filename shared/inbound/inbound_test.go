@@ -98,7 +98,7 @@ func newAuth(t testing.TB, modes ...string) *inbound.Authenticator {
 		t.Fatal(err)
 	}
 	a, err := inbound.New(inbound.Options{Modes: modes, Tokens: []string{"plain-token"}, BasicUsers: map[string]string{"alice": string(hash)},
-		JWT: v, Tenants: tenants, Logger: slog.New(slog.DiscardHandler)})
+		JWT: v, Tenants: tenants, Logger: slog.New(slog.DiscardHandler), MaxConcurrentBcrypt: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestJWKSFileAndTenantLabel(t *testing.T) {
 	jwks, _ := json.Marshal(map[string]any{"keys": []map[string]string{{"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig", "n": n, "e": e}}})
 	path := filepath.Join(t.TempDir(), "jwks.json")
 	os.WriteFile(path, jwks, 0o600)
-	v, err := inbound.NewJWTVerifier(inbound.JWTOptions{JWKS: path, TenantClaim: "org", TenantLabel: "tenant_userid"})
+	v, err := inbound.NewJWTVerifier(inbound.JWTOptions{JWKS: path, Issuer: "https://issuer.example", Audience: "promrelay", TenantClaim: "org", TenantLabel: "tenant_userid"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,8 +279,11 @@ func TestRequireTenantAndConfigErrors(t *testing.T) {
 func TestChallengeAndLogs(t *testing.T) {
 	var logs bytes.Buffer
 	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
-	a, _ := inbound.New(inbound.Options{Modes: []string{"bearer", "basic"}, Tokens: []string{"secret-token-value"},
-		BasicUsers: map[string]string{"u": string(hash)}, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	a, err := inbound.New(inbound.Options{Modes: []string{"bearer", "basic"}, Tokens: []string{"secret-token-value"},
+		BasicUsers: map[string]string{"u": string(hash)}, Logger: slog.New(slog.NewJSONHandler(&logs, nil)), MaxConcurrentBcrypt: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	h := http.Header{}
 	a.Challenge(h)
 	if got := strings.Join(h.Values("WWW-Authenticate"), "; "); got != `Bearer realm="promrelay"; Basic realm="promrelay"` {
@@ -293,5 +296,158 @@ func TestChallengeAndLogs(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"failures_total":2`) {
 		t.Fatalf("failures not counted: %s", logs.String())
+	}
+}
+
+// TestNoneIsExclusive: "none" next to another mode let every request
+// without Authorization through (and past require_tenant), making the
+// other mode optional. It is a construction error naming the setting.
+func TestNoneIsExclusive(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	v, _ := inbound.NewJWTVerifier(inbound.JWTOptions{Secret: secret})
+	requireTenant, _ := inbound.ParseTenants([]byte("require_tenant: true\ntenants: [{name: a, labels: {t: x}}]\n"))
+	for _, tc := range []struct {
+		name    string
+		modes   []string
+		tenants *inbound.Tenants
+	}{
+		{"none,bearer", []string{"none", "bearer"}, nil},
+		{"bearer,none", []string{"bearer", "none"}, nil},
+		{"none,basic", []string{"none", "basic"}, nil},
+		{"none,jwt", []string{"none", "jwt"}, nil},
+		{"none with require_tenant", []string{"none"}, requireTenant},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := inbound.New(inbound.Options{Modes: tc.modes, Tokens: []string{"tok"}, BasicUsers: map[string]string{"u": string(hash)},
+				JWT: v, Tenants: tc.tenants, MaxConcurrentBcrypt: 1, Logger: slog.New(slog.DiscardHandler)})
+			if err == nil || !strings.HasPrefix(err.Error(), "PROMRELAY_INBOUND_AUTH: ") || !strings.Contains(err.Error(), "none") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("%v, want one line naming PROMRELAY_INBOUND_AUTH", err)
+			}
+		})
+	}
+	a, err := inbound.New(inbound.Options{Modes: []string{"none"}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(request("")); err != nil {
+		t.Fatalf("none alone: %v", err)
+	}
+}
+
+// TestNoSecretInErrorsOrLogs presents wrong secrets of every kind and
+// loads files with secrets in the wrong place, and checks that no error
+// and no log line contains them.
+func TestNoSecretInErrorsOrLogs(t *testing.T) {
+	var logs bytes.Buffer
+	hash, _ := bcrypt.GenerateFromPassword([]byte("right-password"), bcrypt.MinCost)
+	tenants, _ := inbound.ParseTenants([]byte(tenantsYAML))
+	v, _ := inbound.NewJWTVerifier(inbound.JWTOptions{Secret: secret, TenantClaim: "tenant"})
+	a, err := inbound.New(inbound.Options{Modes: []string{"bearer", "basic", "jwt"}, Tokens: []string{"hunter0-token"}, Tenants: tenants,
+		BasicUsers: map[string]string{"alice": string(hash)}, JWT: v, MaxConcurrentBcrypt: 1,
+		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongKey := []byte("hunter9-not-the-secret-but-32-bytes-long")
+	var errs []string
+	for _, h := range []string{
+		"Bearer hunter1-token",
+		basic("alice", "hunter2-password"),
+		basic("hunter3-user", "hunter3-password"),
+		basic("alice", "hunter4-"+strings.Repeat("x", 80)),
+		"Bearer " + sign(t, jwt.SigningMethodHS256, wrongKey, claims("tenant", "team-a")),
+		basic("any", sign(t, jwt.SigningMethodHS256, wrongKey, claims("tenant", "team-a"))),
+		"Bearer hunter5.hunter5.hunter5",
+		"Digest hunter6",
+	} {
+		_, err := a.Authenticate(request(h))
+		if err == nil {
+			t.Fatalf("%s accepted", h)
+		}
+		errs = append(errs, err.Error())
+	}
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"tenants.yml": "require_tenant: hunter7-secret-value\n",
+		"users.yml":   "basic_auth_users: hunter8-hash-value\n",
+	} {
+		path := filepath.Join(dir, name)
+		os.WriteFile(path, []byte(body), 0o600)
+		var err error
+		if name == "tenants.yml" {
+			_, err = inbound.LoadTenants(path)
+		} else {
+			_, err = inbound.LoadBasicUsers(path)
+		}
+		if err == nil {
+			t.Fatalf("%s accepted", name)
+		}
+		errs = append(errs, err.Error())
+	}
+	all := strings.Join(errs, "\n") + "\n" + logs.String()
+	for _, s := range []string{"hunter", "right-password", string(secret)} {
+		if strings.Contains(all, s) {
+			t.Fatalf("%q in an error or the log:\n%s", s, all)
+		}
+	}
+	if n := strings.Count(logs.String(), "authentication failed"); n != 8 {
+		t.Fatalf("%d failures logged, want 8:\n%s", n, logs.String())
+	}
+}
+
+func TestLoadFiles(t *testing.T) {
+	dir := t.TempDir()
+	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	htpasswd := "$2y$" + string(hash[4:]) // htpasswd -B writes $2y$
+	files := map[string]string{
+		"tokens":      "# comment\n tok-1 \n\ntok-2\n",
+		"users.yml":   "basic_auth_users:\n  alice: " + htpasswd + "\n",
+		"plain.yml":   "basic_auth_users:\n  alice: plaintext\n",
+		"tenants.yml": tenantsYAML,
+		"bad.yml":     "tenants: [{name: a}, {name: a}]\n",
+	}
+	for name, body := range files {
+		os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600)
+	}
+	toks, err := inbound.LoadTokens(filepath.Join(dir, "tokens"))
+	if err != nil || strings.Join(toks, ",") != "tok-1,tok-2" {
+		t.Fatalf("tokens %q %v", toks, err)
+	}
+	users, err := inbound.LoadBasicUsers(filepath.Join(dir, "users.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := inbound.New(inbound.Options{Modes: []string{"basic"}, BasicUsers: users, MaxConcurrentBcrypt: 1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(request(basic("alice", "pw"))); err != nil {
+		t.Fatalf("$2y$ hash: %v", err)
+	}
+	if _, err := inbound.LoadBasicUsers(filepath.Join(dir, "plain.yml")); err == nil || strings.Contains(err.Error(), "plaintext") {
+		t.Fatalf("plain password: %v", err)
+	}
+	tenants, err := inbound.LoadTenants(filepath.Join(dir, "tenants.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tn := range tenants.All() {
+		names = append(names, tn.Name)
+	}
+	if strings.Join(names, ",") != "team-a,team-b" {
+		t.Fatalf("tenants %v", names)
+	}
+	if _, err := inbound.LoadTenants(filepath.Join(dir, "bad.yml")); err == nil || !strings.Contains(err.Error(), "bad.yml") {
+		t.Fatalf("bad tenants file: %v", err)
+	}
+	for _, missing := range []func(string) error{
+		func(p string) error { _, err := inbound.LoadTokens(p); return err },
+		func(p string) error { _, err := inbound.LoadBasicUsers(p); return err },
+		func(p string) error { _, err := inbound.LoadTenants(p); return err },
+	} {
+		if missing(filepath.Join(dir, "missing")) == nil {
+			t.Fatal("missing file accepted")
+		}
 	}
 }

@@ -1,11 +1,16 @@
 package inbound
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -22,9 +27,18 @@ import (
 type JWTOptions struct {
 	Secret       []byte // HS256 shared secret
 	PublicKeyPEM []byte // RS256 or ES256 public key, PEM
-	JWKS         string // a JWKS file path or an https:// URL (fetched and refreshed by keyfunc)
-	Issuer       string // required "iss" when set
-	Audience     string // required in "aud" when set
+	// JWKS is a JWKS file path or an https:// URL, fetched and refreshed
+	// by keyfunc; http:// is accepted only for a loopback host
+	// (localhost, 127.0.0.0/8, ::1). A JWKS usually belongs to an identity
+	// provider that issues tokens for other services too, so with a JWKS
+	// Issuer and Audience are required.
+	JWKS     string
+	Issuer   string // required "iss" when set (PROMRELAY_JWT_ISSUER)
+	Audience string // required in "aud" when set (PROMRELAY_JWT_AUDIENCE)
+	// MaxLifetime, when > 0, is the longest lifetime a token may claim:
+	// exp − iat, or exp − now for a token without iat (plus Leeway), must
+	// not exceed it (PROMRELAY_JWT_MAX_LIFETIME). 0 means unlimited.
+	MaxLifetime time.Duration
 	// TenantClaim names the claim that carries the writer's tenant: a
 	// tenant name from the tenants file, or, with TenantLabel set, the
 	// value of that label directly.
@@ -36,21 +50,28 @@ type JWTOptions struct {
 // JWTVerifier verifies JWTs with golang-jwt: the algorithm must match the
 // configured key (HS256 for the secret; RS256/ES256 for public keys), so
 // "none" and algorithm confusion (an HS256 token "signed" with a public
-// key) are rejected; "exp" is required; "nbf", "iss" and "aud" are checked.
+// key) are rejected; "exp" is required; "nbf", "iat" (not in the future),
+// "iss" and "aud" are checked (RFC 7519, section 4.1), and the lifetime
+// against JWTOptions.MaxLifetime.
 type JWTVerifier struct {
 	opts    JWTOptions
 	parser  *jwt.Parser
 	keyfunc jwt.Keyfunc
 }
 
-// NewJWTVerifier returns a verifier for o. Errors name the bad key or JWKS.
+// NewJWTVerifier returns a verifier for o. Errors are one line naming the
+// setting at fault: a short secret, a key that is not RSA or EC PEM, a
+// JWKS that cannot be read or is not served over https://, a JWKS without
+// PROMRELAY_JWT_ISSUER or PROMRELAY_JWT_AUDIENCE, a negative
+// PROMRELAY_JWT_MAX_LIFETIME. They never contain the secret or a URL's
+// user information or query.
 func NewJWTVerifier(o JWTOptions) (*JWTVerifier, error) {
 	var methods []string
 	var pub any
 	var jwks keyfunc.Keyfunc
 	if len(o.Secret) > 0 {
 		if len(o.Secret) < 32 {
-			return nil, errors.New("the HS256 secret must be at least 32 bytes")
+			return nil, errors.New("PROMRELAY_JWT_SECRET: the HS256 secret must be at least 32 bytes")
 		}
 		methods = append(methods, "HS256")
 	}
@@ -62,28 +83,26 @@ func NewJWTVerifier(o JWTOptions) (*JWTVerifier, error) {
 			pub = k
 			methods = append(methods, "ES256")
 		} else {
-			return nil, errors.New("the JWT public key is neither an RSA nor an EC public key in PEM")
+			return nil, errors.New("PROMRELAY_JWT_PUBLIC_KEY_FILE: the JWT public key is neither an RSA nor an EC public key in PEM")
 		}
 	}
 	if o.JWKS != "" {
-		var err error
-		if strings.HasPrefix(o.JWKS, "https://") || strings.HasPrefix(o.JWKS, "http://") {
-			jwks, err = keyfunc.NewDefault([]string{o.JWKS})
-		} else {
-			var raw []byte
-			if raw, err = os.ReadFile(o.JWKS); err == nil {
-				jwks, err = keyfunc.NewJWKSetJSON(json.RawMessage(raw))
-			}
+		if o.Issuer == "" || o.Audience == "" {
+			return nil, errors.New("PROMRELAY_JWT_JWKS needs PROMRELAY_JWT_ISSUER and PROMRELAY_JWT_AUDIENCE, so that tokens the identity provider issued for other services are refused")
 		}
-		if err != nil {
-			return nil, fmt.Errorf("cannot load the JWKS %s: %w", o.JWKS, err)
+		var err error
+		if jwks, err = loadJWKS(o.JWKS); err != nil {
+			return nil, err
 		}
 		methods = append(methods, "RS256", "ES256")
+	}
+	if o.MaxLifetime < 0 {
+		return nil, fmt.Errorf("PROMRELAY_JWT_MAX_LIFETIME: must not be negative, got %s", o.MaxLifetime)
 	}
 	if len(methods) == 0 {
 		return nil, errors.New("jwt mode needs PROMRELAY_JWT_SECRET, PROMRELAY_JWT_PUBLIC_KEY_FILE or PROMRELAY_JWT_JWKS")
 	}
-	popts := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithExpirationRequired(), jwt.WithLeeway(o.Leeway)}
+	popts := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(o.Leeway)}
 	if o.Issuer != "" {
 		popts = append(popts, jwt.WithIssuer(o.Issuer))
 	}
@@ -102,14 +121,14 @@ func NewJWTVerifier(o JWTOptions) (*JWTVerifier, error) {
 				return k, nil
 			}
 			if jwks != nil {
-				return jwks.Keyfunc(t)
+				return jwksKey(jwks, t, o.JWKS)
 			}
 		case *jwt.SigningMethodECDSA:
 			if k, ok := pub.(*ecdsa.PublicKey); ok {
 				return k, nil
 			}
 			if jwks != nil {
-				return jwks.Keyfunc(t)
+				return jwksKey(jwks, t, o.JWKS)
 			}
 		}
 		return nil, fmt.Errorf("no key for algorithm %s", t.Method.Alg())
@@ -117,13 +136,121 @@ func NewJWTVerifier(o JWTOptions) (*JWTVerifier, error) {
 	return v, nil
 }
 
-// Verify checks a token and returns its claims.
+// ErrLifetime is returned by Verify for a token whose lifetime exceeds
+// JWTOptions.MaxLifetime.
+var ErrLifetime = errors.New("token lifetime exceeds the maximum")
+
+// Verify checks a token and returns its claims. Errors are golang-jwt's
+// (jwt.ErrTokenExpired, jwt.ErrTokenInvalidIssuer, ...) or ErrLifetime;
+// none contains the token.
 func (v *JWTVerifier) Verify(token string) (jwt.MapClaims, error) {
 	claims := jwt.MapClaims{}
 	if _, err := v.parser.ParseWithClaims(token, claims, v.keyfunc); err != nil {
 		return nil, err
 	}
+	if limit := v.opts.MaxLifetime; limit > 0 {
+		exp, err := claims.GetExpirationTime() // present: the parser requires it
+		if err != nil || exp == nil {
+			return nil, jwt.ErrTokenRequiredClaimMissing
+		}
+		start, slack := time.Now(), v.opts.Leeway
+		if iat, err := claims.GetIssuedAt(); err == nil && iat != nil {
+			start, slack = iat.Time, 0
+		}
+		if exp.Sub(start) > limit+slack {
+			return nil, fmt.Errorf("%w: %s > %s", ErrLifetime, exp.Sub(start).Round(time.Second), limit)
+		}
+	}
 	return claims, nil
+}
+
+// loadJWKS reads a JWKS file, or fetches (and keeps refreshing) a JWKS URL
+// with keyfunc over a client that follows no redirect off https://.
+func loadJWKS(loc string) (keyfunc.Keyfunc, error) {
+	if !strings.Contains(loc, "://") {
+		raw, err := os.ReadFile(loc)
+		if err != nil {
+			return nil, fmt.Errorf("PROMRELAY_JWT_JWKS: %w", err)
+		}
+		k, err := keyfunc.NewJWKSetJSON(json.RawMessage(raw))
+		if err != nil {
+			return nil, fmt.Errorf("PROMRELAY_JWT_JWKS: cannot load the JWKS %s: %w", loc, err)
+		}
+		return k, nil
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		return nil, errors.New("PROMRELAY_JWT_JWKS: not a valid URL")
+	}
+	shown := redactURL(u)
+	if !secureURL(u) {
+		return nil, fmt.Errorf("PROMRELAY_JWT_JWKS: %s must be an https:// URL (http:// only on a loopback host)", shown)
+	}
+	client := &http.Client{
+		Timeout: 10 * time.Second,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if !secureURL(req.URL) || len(via) >= 5 {
+				return fmt.Errorf("refusing the JWKS redirect to %s", redactURL(req.URL))
+			}
+			return nil
+		},
+	}
+	k, err := keyfunc.NewDefaultOverrideCtx(context.Background(), []string{loc}, keyfunc.Override{
+		Client: client,
+		RefreshErrorHandlerFunc: func(string) func(context.Context, error) {
+			return func(ctx context.Context, err error) {
+				slog.Default().WarnContext(ctx, "cannot refresh the JWKS", "url", shown, "error", redactIn(err.Error(), loc))
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("PROMRELAY_JWT_JWKS: cannot load the JWKS %s: %s", shown, redactIn(err.Error(), loc))
+	}
+	return k, nil
+}
+
+// jwksKey looks up t's key in the JWKS at loc. Its errors (a failed
+// refresh) are shown without the URL's user information and query, since
+// they end up in the log.
+func jwksKey(k keyfunc.Keyfunc, t *jwt.Token, loc string) (any, error) {
+	key, err := k.Keyfunc(t)
+	if err != nil {
+		return nil, errors.New(redactIn(err.Error(), loc))
+	}
+	return key, nil
+}
+
+// redactIn replaces the URL loc in msg by its scheme, host and path.
+func redactIn(msg, loc string) string {
+	u, err := url.Parse(loc)
+	if err != nil || !strings.Contains(loc, "://") {
+		return msg
+	}
+	return strings.ReplaceAll(msg, loc, redactURL(u))
+}
+
+// secureURL reports whether a JWKS may be fetched from u: https://, or
+// http:// to a loopback host, where nothing on the network can change the
+// keys in transit.
+func secureURL(u *url.URL) bool {
+	switch u.Scheme {
+	case "https":
+		return u.Host != ""
+	case "http":
+		h := u.Hostname()
+		if h == "localhost" {
+			return true
+		}
+		ip := net.ParseIP(h)
+		return ip != nil && ip.IsLoopback()
+	}
+	return false
+}
+
+// redactURL shows u as scheme, host and path only: user information and
+// the query may carry credentials.
+func redactURL(u *url.URL) string {
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 }
 
 func (a *Authenticator) jwtIdentity(token string) (Identity, error) {

@@ -1,8 +1,10 @@
 package inbound
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -65,7 +67,7 @@ func ParseTenants(b []byte) (*Tenants, error) {
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&t); err != nil {
-		return nil, err
+		return nil, yamlError(err)
 	}
 	t.byName = map[string]*Tenant{}
 	for _, s := range t.List {
@@ -89,6 +91,16 @@ func ParseTenants(b []byte) (*Tenants, error) {
 		t.byName[s.Name] = tn
 	}
 	return &t, nil
+}
+
+// yamlQuoted matches the value yaml.v3 quotes in a type error
+// ("line 3: cannot unmarshal !!str `s3cr3t-...` into bool").
+var yamlQuoted = regexp.MustCompile("`.*`")
+
+// yamlError returns err without the file's values: a tenants or users file
+// holds passwords, tokens and hashes, and errors end up in logs.
+func yamlError(err error) error {
+	return errors.New(yamlQuoted.ReplaceAllString(err.Error(), "a value"))
 }
 
 // LoadTenants reads and parses a tenants file.
@@ -125,7 +137,7 @@ func LoadBasicUsers(path string) (map[string]string, error) {
 		Users map[string]string `yaml:"basic_auth_users"`
 	}
 	if err := yaml.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, yamlError(err))
 	}
 	for u, h := range f.Users {
 		if !strings.HasPrefix(h, "$2") {
