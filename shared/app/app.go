@@ -269,7 +269,8 @@ func authenticator(cfg config.Config, logger *slog.Logger) (*inbound.Authenticat
 	if len(cfg.InboundAuth) == 0 || (len(cfg.InboundAuth) == 1 && cfg.InboundAuth[0] == inbound.ModeNone && tenants == nil) {
 		return nil, nil
 	}
-	o := inbound.Options{Modes: cfg.InboundAuth, Tokens: cfg.InboundTokens, Tenants: tenants, Logger: logger}
+	o := inbound.Options{Modes: cfg.InboundAuth, Tokens: cfg.InboundTokens, Tenants: tenants, Logger: logger,
+		MaxConcurrentBcrypt: cfg.BasicMaxConcurrent}
 	if cfg.InboundTokensFile != "" {
 		more, err := inbound.LoadTokens(cfg.InboundTokensFile)
 		if err != nil {
@@ -286,7 +287,8 @@ func authenticator(cfg config.Config, logger *slog.Logger) (*inbound.Authenticat
 	}
 	if slices.Contains(cfg.InboundAuth, inbound.ModeJWT) {
 		jo := inbound.JWTOptions{Secret: []byte(cfg.JWTSecret), JWKS: cfg.JWTJWKS, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
-			TenantClaim: cfg.JWTTenantClaim, TenantLabel: cfg.JWTTenantLabel, Leeway: config.JWTLeeway}
+			TenantClaim: cfg.JWTTenantClaim, TenantLabel: cfg.JWTTenantLabel, Leeway: config.JWTLeeway,
+			MaxLifetime: cfg.JWTMaxLifetime}
 		if cfg.JWTPublicKeyFile != "" {
 			pem, err := os.ReadFile(cfg.JWTPublicKeyFile)
 			if err != nil {
@@ -296,15 +298,11 @@ func authenticator(cfg config.Config, logger *slog.Logger) (*inbound.Authenticat
 		}
 		v, err := inbound.NewJWTVerifier(jo)
 		if err != nil {
-			return nil, fmt.Errorf("PROMRELAY_INBOUND_AUTH=jwt: %w", err)
+			return nil, err
 		}
 		o.JWT = v
 	}
-	a, err := inbound.New(o)
-	if err != nil {
-		return nil, fmt.Errorf("PROMRELAY_INBOUND_AUTH: %w", err)
-	}
-	return a, nil
+	return inbound.New(o)
 }
 
 // Fatal logs a start-up error as one JSON line and exits with status 1.

@@ -26,13 +26,17 @@ type reply struct {
 // routeFunc serves an authenticated request within ctx's deadline.
 type routeFunc func(ctx context.Context, r *http.Request, id inbound.Identity) reply
 
-// authenticated runs serve for an authenticated writer, within the
-// request's one deadline. A failure is 401 with the challenge (or 403),
+// authenticated runs serve for an authenticated writer, both within the
+// request's one deadline (a password verification waits for a slot no
+// longer). A failure is 401 with the challenge (or 403),
 // and the connection is closed so that the unauthenticated body is not
 // read.
 func (h *Handler) authenticated(serve routeFunc) func(http.ResponseWriter, *http.Request) {
 	return func(w http.ResponseWriter, r *http.Request) {
 		st := statsFrom(r.Context())
+		ctx, cancel := h.deadline(r.Context())
+		defer cancel()
+		r = r.WithContext(ctx)
 		var id inbound.Identity
 		if h.o.Inbound != nil {
 			var err error
@@ -44,8 +48,13 @@ func (h *Handler) authenticated(serve routeFunc) func(http.ResponseWriter, *http
 					rep.msg = inbound.ErrMissing.Error()
 				case http.StatusForbidden:
 					rep.msg = http.StatusText(rep.status)
-				case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+				case http.StatusServiceUnavailable:
+					rep.msg = "too many password verifications in flight; retry later"
 					rep.retryAfter = time.Second
+					var busy *inbound.BusyError
+					if errors.As(err, &busy) {
+						rep.retryAfter = busy.RetryAfter
+					}
 				}
 				w.Header().Set("Connection", "close")
 				h.respond(w, st, rep)
@@ -55,8 +64,6 @@ func (h *Handler) authenticated(serve routeFunc) func(http.ResponseWriter, *http
 		st.mu.Lock()
 		st.identity = id
 		st.mu.Unlock()
-		ctx, cancel := h.deadline(r.Context())
-		defer cancel()
 		h.respond(w, st, serve(ctx, r, id))
 	}
 }
