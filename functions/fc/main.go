@@ -5,15 +5,13 @@
 package main
 
 import (
-	"os"
-
 	"github.com/aliyun/fc-runtime-go-sdk/fc"
 
 	"github.com/promrelay/promrelay/shared/app"
 )
 
 func main() {
-	a, err := app.FromEnv(app.FunctionCompute, os.Getenv)
+	a, err := app.FromEnv(app.FunctionCompute, app.OS())
 	if err != nil {
 		app.Fatal(err)
 	}

@@ -6,15 +6,13 @@
 package main
 
 import (
-	"os"
-
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/promrelay/promrelay/shared/app"
 )
 
 func main() {
-	a, err := app.FromEnv(app.Lambda, os.Getenv)
+	a, err := app.FromEnv(app.Lambda, app.OS())
 	if err != nil {
 		app.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 func main() {
-	if err := app.RunServer(os.Args[1:], os.Getenv); err != nil && !errors.Is(err, flag.ErrHelp) {
+	if err := app.RunServer(os.Args[1:], app.OS()); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "promrelay:", err)
 		os.Exit(1)
 	}

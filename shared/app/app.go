@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"runtime/debug"
@@ -59,19 +60,29 @@ const (
 	Lambda
 )
 
-// FromEnv builds the App of kind from the environment (getenv, usually
-// os.Getenv), after Load and Validate. Errors name the setting at fault.
-func FromEnv(kind Kind, getenv func(string) string) (*App, error) {
-	cfg, err := config.Load(getenv)
+// Env is the process environment an App is built in.
+type Env struct {
+	Getenv func(string) string // os.Getenv
+	Log    io.Writer           // where the JSON log lines go: os.Stderr
+}
+
+// OS is the process's own environment.
+func OS() Env { return Env{Getenv: os.Getenv, Log: os.Stderr} }
+
+// FromEnv builds the App of kind from the PROMRELAY_* variables of env,
+// after Load and Validate. Errors name the setting at fault.
+func FromEnv(kind Kind, env Env) (*App, error) {
+	cfg, err := config.Load(env.Getenv)
 	if err != nil {
 		return nil, err
 	}
-	return New(kind, cfg, getenv)
+	return New(kind, cfg, env)
 }
 
-// New builds the App of kind from cfg, which it validates. getenv tells
-// whether the user set GOMEMLIMIT. Errors name the setting at fault.
-func New(kind Kind, cfg config.Config, getenv func(string) string) (*App, error) {
+// New builds the App of kind from cfg, which it validates; env tells
+// whether the user set GOMEMLIMIT, and takes the log. Errors name the
+// setting at fault.
+func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -80,8 +91,8 @@ func New(kind Kind, cfg config.Config, getenv func(string) string) (*App, error)
 		// a decision, not a default.
 		return nil, errors.New("PROMRELAY_INBOUND_AUTH is required on Function Compute and Lambda: set bearer, basic or jwt (several with commas), or none to accept any writer")
 	}
-	logger := slog.New(requestid.NewLogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})))
-	if getenv("GOMEMLIMIT") == "" {
+	logger := slog.New(requestid.NewLogHandler(slog.NewJSONHandler(env.Log, &slog.HandlerOptions{Level: cfg.LogLevel})))
+	if env.Getenv("GOMEMLIMIT") == "" {
 		// Below the platform's limit, so the collector works harder before
 		// the platform kills the instance.
 		debug.SetMemoryLimit(int64(float64(cfg.MemoryLimit) * config.GoMemLimitShare))

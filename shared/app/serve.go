@@ -89,11 +89,11 @@ func (a *App) tick(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// RunServer is the server command: settings from getenv overridden by the
+// RunServer is the server command: settings from env overridden by the
 // flags in args, the App built, listening on PROMRELAY_LISTEN until SIGINT
 // or SIGTERM. It returns flag.ErrHelp for -h.
-func RunServer(args []string, getenv func(string) string) error {
-	cfg, err := config.Load(getenv)
+func RunServer(args []string, env Env) error {
+	cfg, err := config.Load(env.Getenv)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func RunServer(args []string, getenv func(string) string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	a, err := New(Server, cfg, getenv)
+	a, err := New(Server, cfg, env)
 	if err != nil {
 		return err
 	}

@@ -549,4 +549,6 @@ func (failingStore) Update(context.Context, string, func(*groupstore.Group) (*gr
 func (failingStore) List(context.Context, string, int) (groupstore.Listing, error) {
 	return groupstore.Listing{}, errors.New("disk full")
 }
-func (failingStore) Count(context.Context, string, int) (int, error) { return 0, errors.New("disk full") }
+func (failingStore) Count(context.Context, string, int) (int, error) {
+	return 0, errors.New("disk full")
+}
