@@ -2,6 +2,8 @@ module github.com/promrelay/promrelay
 
 go 1.26.0
 
+toolchain go1.26.8
+
 require (
 	github.com/MicahParks/keyfunc/v3 v3.7.0
 	github.com/aliyun/credentials-go v1.4.14

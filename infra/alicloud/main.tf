@@ -54,6 +54,15 @@ resource "random_id" "bucket" {
 resource "alicloud_oss_bucket" "state" {
   count  = var.create_state_bucket ? 1 : 0
   bucket = "${var.name}-state-${random_id.bucket[0].hex}"
+
+  # Versioning keeps every overwritten group: expire the old versions.
+  lifecycle_rule {
+    id      = "expire-noncurrent-versions"
+    enabled = true
+    noncurrent_version_expiration {
+      days = var.state_noncurrent_days
+    }
+  }
 }
 
 resource "alicloud_oss_bucket_versioning" "state" {

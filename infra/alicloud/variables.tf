@@ -11,9 +11,19 @@ variable "name" {
 }
 
 variable "arms_instance_id" {
-  description = "ID of the Managed Service for Prometheus instance (cluster id) the function writes to; \"*\" for every instance in the region."
+  description = "ID of the Managed Service for Prometheus instance (cluster id) the function writes to. Required: the role is scoped to this one instance."
   type        = string
-  default     = "*"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]+$", var.arms_instance_id))
+    error_message = "arms_instance_id must be one instance's cluster id (no wildcard)."
+  }
+}
+
+variable "state_noncurrent_days" {
+  description = "Days the group store bucket keeps an overwritten or deleted group's old versions (every push writes one)."
+  type        = number
+  default     = 7
 }
 
 variable "arms_actions" {

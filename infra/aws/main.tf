@@ -75,6 +75,26 @@ resource "aws_s3_bucket_versioning" "state" {
   }
 }
 
+# Versioning keeps every overwritten group: expire the old versions.
+resource "aws_s3_bucket_lifecycle_configuration" "state" {
+  count  = var.create_state_bucket ? 1 : 0
+  bucket = aws_s3_bucket.state[0].id
+
+  rule {
+    id     = "expire-noncurrent-versions"
+    status = "Enabled"
+    filter {}
+    noncurrent_version_expiration {
+      noncurrent_days = var.state_noncurrent_days
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.state]
+}
+
 resource "aws_s3_bucket_public_access_block" "state" {
   count                   = var.create_state_bucket ? 1 : 0
   bucket                  = aws_s3_bucket.state[0].id

@@ -33,3 +33,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "state_noncurrent_days" {
+  description = "Days the group store bucket keeps an overwritten or deleted group's old versions (every push writes one)."
+  type        = number
+  default     = 7
+}
