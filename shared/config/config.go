@@ -78,7 +78,6 @@ type Config struct {
 
 	InboundAuth        []string // none, bearer, basic, jwt; empty: none on the server, an error on FC and Lambda
 	InboundTokens      []string
-	InboundReadTokens  []string
 	BasicMaxConcurrent int // bcrypt verifications at once
 	JWTMaxLifetime     time.Duration
 	InboundTokensFile  string
@@ -255,8 +254,6 @@ var Settings = []Setting{
 		}},
 	{Env: "PROMRELAY_INBOUND_TOKENS", Flag: "inbound.tokens", Usage: "static bearer tokens, comma-separated", Secret: true,
 		set: func(c *Config, v string) error { c.InboundTokens = splitList(v); return nil }},
-	{Env: "PROMRELAY_INBOUND_READ_TOKENS", Flag: "inbound.read-tokens", Usage: "static bearer tokens of readers without a tenant (scope read: they see every series), comma-separated", Secret: true,
-		set: func(c *Config, v string) error { c.InboundReadTokens = splitList(v); return nil }},
 	{Env: "PROMRELAY_INBOUND_TOKENS_FILE", Flag: "inbound.tokens-file", Usage: "file of static bearer tokens, one per line",
 		set: func(c *Config, v string) error { c.InboundTokensFile = v; return nil }},
 	{Env: "PROMRELAY_INBOUND_BASIC_USERS_FILE", Flag: "inbound.basic-users-file", Usage: "basic-auth users with bcrypt hashes, in Prometheus web.yml format (basic_auth_users:)",
