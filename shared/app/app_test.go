@@ -1,0 +1,268 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/promrelay/promrelay/shared/app"
+	"github.com/promrelay/promrelay/shared/wire"
+)
+
+// syncBuffer is a log destination safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func env(vars map[string]string, log io.Writer) app.Env {
+	return app.Env{Getenv: func(k string) string { return vars[k] }, Log: log}
+}
+
+// sink is an upstream that counts the samples it accepts.
+func sink(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	var samples atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		raw, err := wire.DecodeSnappy(nil, body, 64<<20)
+		var wr wire.WriteRequest
+		if err == nil {
+			err = wr.Unmarshal(raw)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		samples.Add(int64(len(wr.Series)))
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &samples
+}
+
+func TestStartUpErrorsNameTheSetting(t *testing.T) {
+	up, _ := sink(t)
+	cases := []struct {
+		kind app.Kind
+		vars map[string]string
+		want string
+	}{
+		{app.Server, map[string]string{}, "PROMRELAY_UPSTREAM_URL"},
+		{app.FunctionCompute, map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL}, "PROMRELAY_INBOUND_AUTH is required"},
+		{app.Lambda, map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL}, "PROMRELAY_INBOUND_AUTH is required"},
+		{app.Server, map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL, "PROMRELAY_INBOUND_AUTH": "none,bearer", "PROMRELAY_INBOUND_TOKENS": "t0123456789"}, "PROMRELAY_INBOUND_AUTH"},
+		{app.Server, map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL, "FC_SERVER_PORT": "9000", "PROMRELAY_STATE_URL": "file://" + t.TempDir()}, "PROMRELAY_INVOKE_SECRET"},
+		{app.Server, map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL, "PROMRELAY_STATE_URL": "ftp://x"}, "PROMRELAY_STATE_URL"},
+		{app.Server, map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL, "PROMRELAY_TENANTS_FILE": "/nonexistent"}, "PROMRELAY_TENANTS_FILE"},
+	}
+	for _, c := range cases {
+		_, err := app.FromEnv(c.kind, env(c.vars, io.Discard))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error naming %s", c.vars, err, c.want)
+		}
+	}
+}
+
+// startServer runs the server on a loopback port until the test ends.
+func startServer(t *testing.T, vars map[string]string) (string, *syncBuffer, func() error) {
+	t.Helper()
+	log := &syncBuffer{}
+	a, err := app.FromEnv(app.Server, env(vars, log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	stop := func() error { cancel(); return <-done }
+	t.Cleanup(func() { cancel() })
+	return "http://" + ln.Addr().String(), log, stop
+}
+
+func TestServerRelaysAndShutsDown(t *testing.T) {
+	up, samples := sink(t)
+	base, log, stop := startServer(t, map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL, "PROMRELAY_INBOUND_AUTH": "bearer", "PROMRELAY_INBOUND_TOKENS": "tok-0123456789abcdef"})
+	req, _ := http.NewRequest("PUT", base+"/metrics/job/j", strings.NewReader("m 1\n"))
+	req.Header.Set("Authorization", "Bearer tok-0123456789abcdef")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || samples.Load() != 2 {
+		t.Fatalf("push: %d, upstream got %d samples", resp.StatusCode, samples.Load())
+	}
+	// Without credentials: 401, and the connection is not kept for the
+	// unauthenticated body.
+	resp, err = http.Post(base+"/metrics/job/j", "text/plain", strings.NewReader("m 1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !resp.Close {
+		t.Fatalf("anonymous push: %d, close=%v", resp.StatusCode, resp.Close)
+	}
+	// /invoke is not a route outside Function Compute's custom runtime.
+	resp, err = http.Post(base+"/invoke", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("/invoke: %d, want 404", resp.StatusCode)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), `"msg":"shutting down"`) {
+		t.Errorf("log: %s", log.String())
+	}
+}
+
+// TestServerCutsTrickledBodies: a body sent slower than
+// PROMRELAY_SERVER_READ_TIMEOUT allows loses its connection.
+func TestServerCutsTrickledBodies(t *testing.T) {
+	up, _ := sink(t)
+	base, _, _ := startServer(t, map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL, "PROMRELAY_SERVER_READ_TIMEOUT": "300ms"})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("PUT /metrics/job/j HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nm")); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second)) // a hang detector
+	buf := make([]byte, 4096)
+	n, _ := conn.Read(buf)
+	// The server answers 400 for the cut body, or just closes.
+	if n > 0 && !strings.Contains(string(buf[:n]), " 400 ") {
+		t.Fatalf("answer to a trickled body: %q", buf[:n])
+	}
+	if _, err := conn.Read(buf); err == nil {
+		t.Fatal("the connection stays open")
+	}
+}
+
+func TestFunctionComputeCustomRuntimeInvoke(t *testing.T) {
+	up, samples := sink(t)
+	const secret = "0123456789abcdef"
+	base, _, _ := startServer(t, map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL, "FC_SERVER_PORT": "9000",
+		"PROMRELAY_STATE_URL": "file://" + t.TempDir(), "PROMRELAY_INVOKE_SECRET": secret})
+	resp, err := http.Post(base+"/metrics/job/j", "text/plain", strings.NewReader("m 1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	before := samples.Load()
+	for _, c := range []struct {
+		body string
+		want int
+	}{{`{"payload":"wrong"}`, 403}, {`{"payload":"` + secret + `"}`, 200}} {
+		resp, err := http.Post(base+"/invoke", "application/json", strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Fatalf("invoke %s: %d, want %d", c.body, resp.StatusCode, c.want)
+		}
+	}
+	// One run re-emitted the group: m, push_time_seconds and
+	// push_failure_time_seconds.
+	if got := samples.Load() - before; got != 3 {
+		t.Fatalf("the scheduled job wrote %d samples, want 3", got)
+	}
+}
+
+// TestScheduledRunsCoalesce: triggers that arrive while a run is going
+// share it.
+func TestScheduledRunsCoalesce(t *testing.T) {
+	var writes atomic.Int64
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.Header.Get("User-Agent"), "promrelay") && writes.Add(1) == 1 {
+			<-release
+		}
+		w.WriteHeader(204)
+	}))
+	defer up.Close()
+	dir := t.TempDir()
+	a, err := app.FromEnv(app.Server, env(map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL, "PROMRELAY_STATE_URL": "file://" + dir}, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	a.Handler.ServeHTTP(rec, httptest.NewRequest("PUT", "/metrics/job/j", strings.NewReader("m 1\n")))
+	go func() { time.Sleep(0); close(release) }()
+	_ = rec
+	writes.Store(0)
+	release = make(chan struct{})
+	var wg sync.WaitGroup
+	started := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		close(started)
+		a.Scheduled(context.Background())
+	}()
+	<-started
+	// Wait until the first run is blocked in its upstream write.
+	for writes.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.Scheduled(context.Background()) }()
+	}
+	time.Sleep(50 * time.Millisecond) // let them join the run in flight
+	close(release)
+	wg.Wait()
+	if n := writes.Load(); n != 1 {
+		t.Fatalf("%d scheduled writes for 5 concurrent triggers, want 1", n)
+	}
+}
+
+func TestGroupStoreFileIsPrivate(t *testing.T) {
+	up, _ := sink(t)
+	dir := filepath.Join(t.TempDir(), "groups")
+	a, err := app.FromEnv(app.Server, env(map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL, "PROMRELAY_STATE_URL": "file://" + dir}, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	a.Handler.ServeHTTP(rec, httptest.NewRequest("PUT", "/metrics/job/j", strings.NewReader("m 1\n")))
+	if rec.Code != 200 {
+		t.Fatalf("push: %d %s", rec.Code, rec.Body)
+	}
+	info, err := os.Stat(dir)
+	if err != nil || info.Mode().Perm() != 0o700 {
+		t.Fatalf("store dir: %v %v", info.Mode(), err)
+	}
+}
