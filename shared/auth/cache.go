@@ -11,11 +11,14 @@ import (
 type Credentials struct {
 	AccessKeyID     string
 	AccessKeySecret string
-	SecurityToken   string    // empty for long-term keys
-	Expires         time.Time // zero for credentials that do not expire
+	SecurityToken   string // empty for long-term keys
+	// Expires is the time until which the credentials may be used and
+	// cached; zero for credentials that do not expire.
+	Expires time.Time
 }
 
-// FetchFunc obtains fresh credentials (an STS call, say).
+// FetchFunc obtains fresh credentials (an STS call, say). ctx carries the
+// values of the request that needed them.
 type FetchFunc func(ctx context.Context) (Credentials, error)
 
 // Cache holds credentials and refreshes them before they expire:
@@ -26,12 +29,15 @@ type FetchFunc func(ctx context.Context) (Credentials, error)
 //   - once expired (or invalidated, or never fetched), Get waits for the
 //     one refresh in flight, which all concurrent callers share.
 //
-// It is safe for concurrent use; the FetchFunc is never called
-// concurrently.
+// A refresh runs with the values of the context of the Get that started it
+// (context.WithoutCancel: Function Compute's per-invocation credentials
+// travel in the context) but not its deadline, as it serves every caller;
+// Timeout, when set, bounds it. It is safe for concurrent use; the
+// FetchFunc is never called concurrently.
 type Cache struct {
 	Fetch   FetchFunc
-	Window  time.Duration    // refresh this long before expiry
-	Timeout time.Duration    // bound on one fetch; 0 means 30 s
+	Window  time.Duration    // refresh this long before expiry; 0 refreshes at expiry
+	Timeout time.Duration    // bound on one fetch; 0 leaves it to the FetchFunc's own bounds
 	Now     func() time.Time // nil means time.Now
 
 	mu       sync.Mutex
@@ -63,11 +69,11 @@ func (c *Cache) Get(ctx context.Context) (Credentials, error) {
 		// Inside the refresh window: serve the current credentials and
 		// refresh in the background.
 		cur := c.cur
-		c.startRefresh()
+		c.startRefresh(ctx)
 		c.mu.Unlock()
 		return cur, nil
 	}
-	ch := c.startRefresh()
+	ch := c.startRefresh(ctx)
 	c.mu.Unlock()
 	select {
 	case <-ch:
@@ -85,21 +91,20 @@ func (c *Cache) Get(ctx context.Context) (Credentials, error) {
 	return Credentials{}, errors.New("credentials expired during refresh")
 }
 
-// startRefresh starts a refresh unless one is in flight and returns the
-// channel closed when it ends. c.mu must be held.
-func (c *Cache) startRefresh() chan struct{} {
+// startRefresh starts a refresh with ctx's values unless one is in flight
+// and returns the channel closed when it ends. c.mu must be held.
+func (c *Cache) startRefresh(ctx context.Context) chan struct{} {
 	if c.inflight != nil {
 		return c.inflight
 	}
 	ch := make(chan struct{})
 	c.inflight = ch
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
+	fctx, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
+	if c.Timeout > 0 {
+		fctx, cancel = context.WithTimeout(fctx, c.Timeout)
 	}
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		creds, err := c.Fetch(ctx)
+		creds, err := c.Fetch(fctx)
 		cancel()
 		c.mu.Lock()
 		c.fetches++
@@ -116,20 +121,15 @@ func (c *Cache) startRefresh() chan struct{} {
 }
 
 // Invalidate drops the cached credentials unless they were replaced since
-// the caller used them (used is their AccessKeyID and token), so that a
-// burst of expired-token answers causes one refresh, not one per request.
-// It reports whether the credentials were dropped or already replaced.
-func (c *Cache) Invalidate(used Credentials) bool {
+// the caller used them (used is their AccessKeyID and SecurityToken), so
+// that a burst of expired-token answers causes one refresh, not one per
+// request.
+func (c *Cache) Invalidate(used Credentials) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.have {
-		return true
+	if c.have && c.cur.AccessKeyID == used.AccessKeyID && c.cur.SecurityToken == used.SecurityToken {
+		c.have = false
 	}
-	if c.cur.AccessKeyID != used.AccessKeyID || c.cur.SecurityToken != used.SecurityToken {
-		return true // already refreshed: re-signing will use the new ones
-	}
-	c.have = false
-	return true
 }
 
 // Fetches returns how many fetches have completed (for tests and metrics).
