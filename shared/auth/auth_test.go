@@ -237,7 +237,7 @@ func TestSignFailureIsACredentialsError(t *testing.T) {
 func TestRedactText(t *testing.T) {
 	for in, want := range map[string]string{
 		`Post "https://sts.aliyuncs.com/?AccessKeyId=LTAI&Signature=x": EOF`: `Post "https://sts.aliyuncs.com/": EOF`,
-		"see http://alice:pw@host:9090/api/v1/write?api_key=k#frag now":    "see http://host:9090/api/v1/write now",
+		"see http://alice:pw@host:9090/api/v1/write?api_key=k#frag now":      "see http://host:9090/api/v1/write now",
 		"no url here":                   "no url here",
 		"bad http://host/%zz?key=v end": "bad http://… end",
 		"<a href='https://h/p?q=1'>":    "<a href='https://h/p'>",

@@ -80,4 +80,3 @@ func TestCacheErrorAndRecovery(t *testing.T) {
 		t.Fatalf("%+v %v", got, err)
 	}
 }
-
