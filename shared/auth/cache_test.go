@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -78,5 +79,50 @@ func TestCacheErrorAndRecovery(t *testing.T) {
 	fail.Store(false)
 	if got, err := c.Get(context.Background()); err != nil || got.AccessKeyID != "ok" {
 		t.Fatalf("%+v %v", got, err)
+	}
+}
+
+type ctxKey struct{}
+
+// TestCacheRefreshCarriesTheCallersValues checks that a refresh sees the
+// values of the context of the Get that started it (Function Compute's
+// per-invocation credentials travel there), but not its cancellation: the
+// refresh serves every caller.
+func TestCacheRefreshCarriesTheCallersValues(t *testing.T) {
+	fetchErr := make(chan error, 1)
+	c := &auth.Cache{Fetch: func(ctx context.Context) (auth.Credentials, error) {
+		v, _ := ctx.Value(ctxKey{}).(string)
+		time.Sleep(20 * time.Millisecond)
+		fetchErr <- ctx.Err()
+		return auth.Credentials{AccessKeyID: v}, nil
+	}}
+	ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), ctxKey{}, "from-invocation"), 5*time.Millisecond)
+	defer cancel()
+	if _, err := c.Get(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a caller whose deadline passes while waiting: %v", err)
+	}
+	if err := <-fetchErr; err != nil {
+		t.Fatalf("the refresh was cancelled with its first caller: %v", err)
+	}
+	if got, err := c.Get(context.Background()); err != nil || got.AccessKeyID != "from-invocation" {
+		t.Fatalf("%+v %v", got, err)
+	}
+}
+
+// TestCacheTimeoutBoundsAFetch checks Timeout, and that credentials that
+// arrive already expired are an error, not served.
+func TestCacheTimeoutBoundsAFetch(t *testing.T) {
+	c := &auth.Cache{Timeout: 10 * time.Millisecond, Fetch: func(ctx context.Context) (auth.Credentials, error) {
+		<-ctx.Done()
+		return auth.Credentials{}, ctx.Err()
+	}}
+	if _, err := c.Get(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+	c = &auth.Cache{Fetch: func(ctx context.Context) (auth.Credentials, error) {
+		return auth.Credentials{AccessKeyID: "old", Expires: time.Now().Add(-time.Second)}, nil
+	}}
+	if _, err := c.Get(context.Background()); err == nil || !strings.Contains(err.Error(), "expired during refresh") {
+		t.Fatalf("expired credentials: %v", err)
 	}
 }
