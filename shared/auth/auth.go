@@ -82,9 +82,10 @@ var ErrOtherOrigin = errors.New("refusing to sign a request for another origin t
 // Requests must be rewindable: a body implementing BytesBody, or GetBody
 // set (as http.NewRequest does for in-memory bodies).
 type Transport struct {
-	origin string
-	base   http.RoundTripper
-	signer Signer
+	origin                 string // for messages
+	scheme, hostname, port string // lower case, port explicit
+	base                   http.RoundTripper
+	signer                 Signer
 }
 
 // NewTransport returns a Transport that signs requests for the origin of
@@ -99,24 +100,39 @@ func NewTransport(upstreamURL string, signer Signer, base http.RoundTripper) (*T
 	if signer == nil || base == nil {
 		return nil, errors.New("auth.NewTransport needs a signer and a base transport")
 	}
-	return &Transport{origin: Origin(u), base: base, signer: signer}, nil
+	scheme, hostname, port := originParts(u)
+	return &Transport{origin: Origin(u), scheme: scheme, hostname: hostname, port: port, base: base, signer: signer}, nil
 }
 
 // Origin returns u's origin as "scheme://host:port", scheme and host in
 // lower case and the port explicit (80 for http, 443 for https), as RFC
 // 6454 §4 compares origins.
 func Origin(u *url.URL) string {
-	scheme := strings.ToLower(u.Scheme)
-	host, port := strings.ToLower(u.Hostname()), u.Port()
+	scheme, hostname, port := originParts(u)
+	return scheme + "://" + net.JoinHostPort(hostname, port)
+}
+
+func originParts(u *url.URL) (scheme, hostname, port string) {
+	scheme, hostname, port = strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	return scheme, hostname, explicitPort(scheme, port)
+}
+
+func explicitPort(scheme, port string) string {
 	if port == "" {
 		switch scheme {
 		case "http":
-			port = "80"
+			return "80"
 		case "https":
-			port = "443"
+			return "443"
 		}
 	}
-	return scheme + "://" + net.JoinHostPort(host, port)
+	return port
+}
+
+// sameOrigin reports whether u has t's origin, without allocating.
+func (t *Transport) sameOrigin(u *url.URL) bool {
+	return strings.EqualFold(u.Scheme, t.scheme) && strings.EqualFold(u.Hostname(), t.hostname) &&
+		explicitPort(t.scheme, u.Port()) == t.port
 }
 
 // maxPeek bounds how much of an error answer is read to recognise an
@@ -127,9 +143,9 @@ const maxPeek = 4 << 10
 // for a request to another origin, a *CredentialsError when the signer has
 // no credentials, else the base transport's.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if o := Origin(req.URL); o != t.origin {
+	if !t.sameOrigin(req.URL) {
 		closeBody(req)
-		return nil, fmt.Errorf("%w: %s (signing for %s)", ErrOtherOrigin, o, t.origin)
+		return nil, fmt.Errorf("%w: %s (signing for %s)", ErrOtherOrigin, Origin(req.URL), t.origin)
 	}
 	body, err := readBody(req)
 	if err != nil {

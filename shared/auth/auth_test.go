@@ -108,6 +108,14 @@ func TestOrigin(t *testing.T) {
 	if _, err := tr.RoundTrip(req); !errors.Is(err, auth.ErrOtherOrigin) || !strings.Contains(err.Error(), "http://example.com:80") {
 		t.Errorf("plain http to an https upstream: %v", err)
 	}
+	up := newPeer(t, nil)
+	tr, _ = auth.NewTransport(up.srv.URL+"/api/v1/write", &auth.Static{BearerToken: "t"}, http.DefaultTransport)
+	req, _ = http.NewRequest(http.MethodGet, strings.Replace(up.srv.URL, "http://", "HTTP://", 1)+"/api/v1/query", nil)
+	if resp, err := tr.RoundTrip(req); err != nil || up.signd.Load() != 1 {
+		t.Errorf("same origin, another path and case: %v", err)
+	} else {
+		resp.Body.Close()
+	}
 }
 
 func TestNewTransportRejectsIncompleteArguments(t *testing.T) {
