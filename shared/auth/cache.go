@@ -25,7 +25,9 @@ type FetchFunc func(ctx context.Context) (Credentials, error)
 //
 //   - before Expires-Window, Get returns the cached credentials;
 //   - inside the window, Get still returns them at once and starts one
-//     background refresh, so requests do not wait on STS;
+//     background refresh, so requests do not wait on STS; for credentials
+//     that live less than twice Window, the window is the second half of
+//     their life, so that a refresh does not start on every Get;
 //   - once expired (or invalidated, or never fetched), Get waits for the
 //     one refresh in flight, which all concurrent callers share.
 //
@@ -40,12 +42,13 @@ type Cache struct {
 	Timeout time.Duration    // bound on one fetch; 0 leaves it to the FetchFunc's own bounds
 	Now     func() time.Time // nil means time.Now
 
-	mu       sync.Mutex
-	cur      Credentials
-	have     bool
-	inflight chan struct{}
-	lastErr  error
-	fetches  int
+	mu        sync.Mutex
+	cur       Credentials
+	refreshAt time.Time // when a background refresh is due
+	have      bool
+	inflight  chan struct{}
+	lastErr   error
+	fetches   int
 }
 
 func (c *Cache) now() time.Time {
@@ -60,7 +63,7 @@ func (c *Cache) now() time.Time {
 func (c *Cache) Get(ctx context.Context) (Credentials, error) {
 	c.mu.Lock()
 	now := c.now()
-	if c.have && (c.cur.Expires.IsZero() || now.Before(c.cur.Expires.Add(-c.Window))) {
+	if c.have && (c.cur.Expires.IsZero() || now.Before(c.refreshAt)) {
 		cur := c.cur
 		c.mu.Unlock()
 		return cur, nil
@@ -110,6 +113,11 @@ func (c *Cache) startRefresh(ctx context.Context) chan struct{} {
 		c.fetches++
 		if err == nil {
 			c.cur, c.have, c.lastErr = creds, true, nil
+			fetched := c.now()
+			c.refreshAt = creds.Expires.Add(-c.Window)
+			if half := fetched.Add(creds.Expires.Sub(fetched) / 2); half.After(c.refreshAt) {
+				c.refreshAt = half
+			}
 		} else {
 			c.lastErr = err
 		}

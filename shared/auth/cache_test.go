@@ -126,3 +126,30 @@ func TestCacheTimeoutBoundsAFetch(t *testing.T) {
 		t.Fatalf("expired credentials: %v", err)
 	}
 }
+
+// TestCacheShortLivedCredentials checks that credentials living less than
+// twice the window are refreshed in the second half of their life, not on
+// every Get.
+func TestCacheShortLivedCredentials(t *testing.T) {
+	clock := newFakeClock()
+	var calls atomic.Int32
+	c := &auth.Cache{Window: 5 * time.Minute, Now: clock.Now, Fetch: func(ctx context.Context) (auth.Credentials, error) {
+		calls.Add(1)
+		return auth.Credentials{AccessKeyID: "k", Expires: clock.Now().Add(time.Minute)}, nil
+	}}
+	for i := 0; i < 5; i++ {
+		c.Get(context.Background())
+		clock.Advance(5 * time.Second)
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("%d fetches in the first half of the credentials' life, want 1", calls.Load())
+	}
+	clock.Advance(10 * time.Second) // 35 s in
+	c.Get(context.Background())
+	for i := 0; i < 100 && c.Fetches() < 2; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if c.Fetches() != 2 {
+		t.Fatalf("%d fetches in the second half, want a background refresh", c.Fetches())
+	}
+}
