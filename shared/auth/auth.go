@@ -2,12 +2,19 @@
 // credentials, Alibaba Cloud credentials for Managed Service for Prometheus
 // (ARMS), and AWS SigV4 for Amazon Managed Service for Prometheus (AMP).
 //
-// A Signer is wrapped in a Transport, an http.RoundTripper, so that any
-// outgoing request (remote write today, signed queries later) is signed the
-// same way. Credentials are cached and refreshed before they expire, with
-// one refresh in flight at a time; an answer that says the credentials
-// expired makes the Transport refresh them once and re-sign the request
-// once (DESIGN.md §4).
+// A Signer is wrapped in a Transport, an http.RoundTripper bound to one
+// upstream origin (scheme, host and port), so that any outgoing request to
+// that upstream (remote write today, signed queries later) is signed the
+// same way and no request to another origin is ever signed: a redirect
+// followed by some other http.Client, or a mistaken URL, gets
+// ErrOtherOrigin instead of the credentials.
+//
+// Credentials are cached and refreshed before they expire, with one refresh
+// in flight at a time (Cache); an answer that says the credentials expired
+// makes the Transport drop them and re-sign the request once. A failure to
+// obtain credentials is a *CredentialsError, whose message is the same for
+// every cause ("cannot obtain upstream credentials"); the cause, with URLs
+// cut to scheme, host and path, is in its Detail for the log.
 package auth
 
 import (
@@ -15,43 +22,131 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"strings"
 )
 
 // Signer adds credentials to outgoing requests.
 type Signer interface {
 	// Sign adds credentials to req, whose complete body is body. An error
-	// means no credentials could be had; it is a *CredentialsError.
+	// means no credentials could be had; the Transport turns any error
+	// into a *CredentialsError.
 	Sign(req *http.Request, body []byte) error
 	// Expired reports whether the upstream's answer (its status, headers
 	// and the start of its body) to the signed request req says the
-	// credentials used were stale. When it returns true the signer has dropped them, and the
-	// Transport signs the request once more with fresh ones.
+	// credentials used were stale. When it returns true the signer has
+	// dropped them, and the Transport signs the request once more.
 	Expired(req *http.Request, status int, header http.Header, body []byte) bool
 }
 
+// CredentialsMessage is the message of every *CredentialsError: what the
+// relay answers the sender, with status 503, whatever the cause.
+const CredentialsMessage = "cannot obtain upstream credentials"
+
 // CredentialsError means credentials could not be obtained (a failed STS
-// call, say). The relay answers 503 so that the sender retries.
-type CredentialsError struct{ Err error }
+// call, say). The relay answers 503 CredentialsMessage so that the sender
+// retries. Error returns CredentialsMessage only; Detail holds the cause
+// for the log: the STS error answer (which may name account ids and roles,
+// never a secret) with every URL in it cut to scheme, host and path, so
+// that signed STS query strings (AccessKeyId, SecurityToken, Signature) do
+// not appear.
+type CredentialsError struct {
+	Detail string
+	err    error
+}
 
-func (e *CredentialsError) Error() string { return "cannot get upstream credentials: " + e.Err.Error() }
-func (e *CredentialsError) Unwrap() error { return e.Err }
+// NewCredentialsError wraps err, the reason credentials could not be
+// obtained. Detail is err's message with URLs redacted (RedactText).
+func NewCredentialsError(err error) *CredentialsError {
+	return &CredentialsError{Detail: RedactText(err.Error()), err: err}
+}
 
-// Transport is an http.RoundTripper that signs each request with Signer
-// before passing it to Base, and re-signs it once when the answer says the
-// credentials expired. Requests must be rewindable (GetBody set, as
-// http.NewRequest does for in-memory bodies).
+// Error returns CredentialsMessage.
+func (e *CredentialsError) Error() string { return CredentialsMessage }
+
+// Unwrap returns the cause, for errors.Is (context.DeadlineExceeded, say).
+// Log Detail, not the cause's message.
+func (e *CredentialsError) Unwrap() error { return e.err }
+
+// ErrOtherOrigin is returned (wrapped) by Transport.RoundTrip for a request
+// whose origin (scheme, host, port) is not the one the Transport is bound
+// to: credentials never leave for another host.
+var ErrOtherOrigin = errors.New("refusing to sign a request for another origin than the upstream's")
+
+// Transport is an http.RoundTripper that signs each request for its
+// upstream's origin with a Signer before passing it to the base transport,
+// and re-signs it once when the answer says the credentials expired. A
+// request for any other origin is refused with ErrOtherOrigin, unsent.
+// Requests must be rewindable: a body implementing BytesBody, or GetBody
+// set (as http.NewRequest does for in-memory bodies).
 type Transport struct {
-	Base   http.RoundTripper
-	Signer Signer
+	origin                 string // for messages
+	scheme, hostname, port string // lower case, port explicit
+	base                   http.RoundTripper
+	signer                 Signer
+}
+
+// NewTransport returns a Transport that signs requests for the origin of
+// upstreamURL (an absolute http or https URL) with signer and sends them
+// with base. It returns an error for a URL without an http(s) scheme or a
+// host, or a nil signer or base.
+func NewTransport(upstreamURL string, signer Signer, base http.RoundTripper) (*Transport, error) {
+	u, err := url.Parse(upstreamURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("upstream URL %s is not an absolute http(s) URL", RedactText(upstreamURL))
+	}
+	if signer == nil || base == nil {
+		return nil, errors.New("auth.NewTransport needs a signer and a base transport")
+	}
+	scheme, hostname, port := originParts(u)
+	return &Transport{origin: Origin(u), scheme: scheme, hostname: hostname, port: port, base: base, signer: signer}, nil
+}
+
+// Origin returns u's origin as "scheme://host:port", scheme and host in
+// lower case and the port explicit (80 for http, 443 for https), as RFC
+// 6454 §4 compares origins.
+func Origin(u *url.URL) string {
+	scheme, hostname, port := originParts(u)
+	return scheme + "://" + net.JoinHostPort(hostname, port)
+}
+
+func originParts(u *url.URL) (scheme, hostname, port string) {
+	scheme, hostname, port = strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	return scheme, hostname, explicitPort(scheme, port)
+}
+
+func explicitPort(scheme, port string) string {
+	if port == "" {
+		switch scheme {
+		case "http":
+			return "80"
+		case "https":
+			return "443"
+		}
+	}
+	return port
+}
+
+// sameOrigin reports whether u has t's origin, without allocating.
+func (t *Transport) sameOrigin(u *url.URL) bool {
+	return strings.EqualFold(u.Scheme, t.scheme) && strings.EqualFold(u.Hostname(), t.hostname) &&
+		explicitPort(t.scheme, u.Port()) == t.port
 }
 
 // maxPeek bounds how much of an error answer is read to recognise an
 // expired-token message.
 const maxPeek = 4 << 10
 
-// RoundTrip implements http.RoundTripper.
+// RoundTrip implements http.RoundTripper. Errors: ErrOtherOrigin (wrapped)
+// for a request to another origin, a *CredentialsError when the signer has
+// no credentials, else the base transport's.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !t.sameOrigin(req.URL) {
+		closeBody(req)
+		return nil, fmt.Errorf("%w: %s (signing for %s)", ErrOtherOrigin, Origin(req.URL), t.origin)
+	}
 	body, err := readBody(req)
 	if err != nil {
 		return nil, err
@@ -61,7 +156,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	peek, _ := io.ReadAll(io.LimitReader(resp.Body, maxPeek))
-	if !t.Signer.Expired(signed, resp.StatusCode, resp.Header, peek) {
+	if !t.signer.Expired(signed, resp.StatusCode, resp.Header, peek) {
 		resp.Body = struct {
 			io.Reader
 			io.Closer
@@ -78,22 +173,22 @@ func (t *Transport) send(req *http.Request, body []byte) (*http.Request, *http.R
 	r := req.Clone(req.Context())
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
-	if err := t.Signer.Sign(r, body); err != nil {
+	if err := t.signer.Sign(r, body); err != nil {
 		var ce *CredentialsError
 		if !errors.As(err, &ce) {
-			err = &CredentialsError{Err: err}
+			err = NewCredentialsError(err)
 		}
 		return r, nil, err
 	}
-	resp, err := t.base().RoundTrip(r)
+	resp, err := t.base.RoundTrip(r)
 	return r, resp, err
 }
 
-func (t *Transport) base() http.RoundTripper {
-	if t.Base == nil {
-		return http.DefaultTransport
+// closeBody closes a request body, as a RoundTripper must even on error.
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
 	}
-	return t.Base
 }
 
 // BytesBody is implemented by request bodies that can hand over their
@@ -122,13 +217,14 @@ func readBody(req *http.Request) ([]byte, error) {
 	return io.ReadAll(rc)
 }
 
-// Static signs with fixed credentials: basic auth or a bearer token.
+// Static signs with fixed credentials: a bearer token if set, else basic
+// auth if a user name or password is set, else nothing.
 type Static struct {
 	Username, Password string
 	BearerToken        string
 }
 
-// Sign implements Signer.
+// Sign implements Signer; it never fails.
 func (s *Static) Sign(req *http.Request, _ []byte) error {
 	switch {
 	case s.BearerToken != "":

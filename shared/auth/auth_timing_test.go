@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -30,12 +31,16 @@ func BenchmarkSign(b *testing.B) {
 	b.Setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIbench")
 	b.Setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "benchSecret")
 	b.Setenv("ALIBABA_CLOUD_SECURITY_TOKEN", "benchToken")
-	aliyun, err := auth.NewAliyun(auth.AliyunOptions{})
+	provider, err := auth.NewAliyunProvider(auth.AliyunProviderOptions{Window: 5 * time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	aliyun, err := auth.NewAliyun(auth.AliyunOptions{Provider: provider, Form: auth.AliyunBasic, MinForcedRefresh: 10 * time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}
 	sigv4, err := auth.NewSigV4(context.Background(), "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write",
-		auth.SigV4Options{ConfigOptions: []func(*config.LoadOptions) error{
+		auth.SigV4Options{Window: 5 * time.Minute, MinForcedRefresh: 10 * time.Second, ConfigOptions: []func(*config.LoadOptions) error{
 			config.WithCredentialsProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 				return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "secret", SessionToken: "token", CanExpire: false}, nil
 			})),
@@ -53,7 +58,10 @@ func BenchmarkSign(b *testing.B) {
 		{"sigv4", sigv4},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			tr := &auth.Transport{Base: nullTransport{}, Signer: tc.signer}
+			tr, err := auth.NewTransport("https://upstream.example/api/v1/write", tc.signer, nullTransport{})
+			if err != nil {
+				b.Fatal(err)
+			}
 			req, _ := http.NewRequest(http.MethodPost, "https://upstream.example/api/v1/write", &bytesBody{body})
 			req.Header.Set("Content-Encoding", "snappy")
 			b.ReportAllocs()

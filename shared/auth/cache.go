@@ -11,35 +11,44 @@ import (
 type Credentials struct {
 	AccessKeyID     string
 	AccessKeySecret string
-	SecurityToken   string    // empty for long-term keys
-	Expires         time.Time // zero for credentials that do not expire
+	SecurityToken   string // empty for long-term keys
+	// Expires is the time until which the credentials may be used and
+	// cached; zero for credentials that do not expire.
+	Expires time.Time
 }
 
-// FetchFunc obtains fresh credentials (an STS call, say).
+// FetchFunc obtains fresh credentials (an STS call, say). ctx carries the
+// values of the request that needed them.
 type FetchFunc func(ctx context.Context) (Credentials, error)
 
 // Cache holds credentials and refreshes them before they expire:
 //
 //   - before Expires-Window, Get returns the cached credentials;
 //   - inside the window, Get still returns them at once and starts one
-//     background refresh, so requests do not wait on STS;
+//     background refresh, so requests do not wait on STS; for credentials
+//     that live less than twice Window, the window is the second half of
+//     their life, so that a refresh does not start on every Get;
 //   - once expired (or invalidated, or never fetched), Get waits for the
 //     one refresh in flight, which all concurrent callers share.
 //
-// It is safe for concurrent use; the FetchFunc is never called
-// concurrently.
+// A refresh runs with the values of the context of the Get that started it
+// (context.WithoutCancel: Function Compute's per-invocation credentials
+// travel in the context) but not its deadline, as it serves every caller;
+// Timeout, when set, bounds it. It is safe for concurrent use; the
+// FetchFunc is never called concurrently.
 type Cache struct {
 	Fetch   FetchFunc
-	Window  time.Duration    // refresh this long before expiry
-	Timeout time.Duration    // bound on one fetch; 0 means 30 s
+	Window  time.Duration    // refresh this long before expiry; 0 refreshes at expiry
+	Timeout time.Duration    // bound on one fetch; 0 leaves it to the FetchFunc's own bounds
 	Now     func() time.Time // nil means time.Now
 
-	mu       sync.Mutex
-	cur      Credentials
-	have     bool
-	inflight chan struct{}
-	lastErr  error
-	fetches  int
+	mu        sync.Mutex
+	cur       Credentials
+	refreshAt time.Time // when a background refresh is due
+	have      bool
+	inflight  chan struct{}
+	lastErr   error
+	fetches   int
 }
 
 func (c *Cache) now() time.Time {
@@ -54,7 +63,7 @@ func (c *Cache) now() time.Time {
 func (c *Cache) Get(ctx context.Context) (Credentials, error) {
 	c.mu.Lock()
 	now := c.now()
-	if c.have && (c.cur.Expires.IsZero() || now.Before(c.cur.Expires.Add(-c.Window))) {
+	if c.have && (c.cur.Expires.IsZero() || now.Before(c.refreshAt)) {
 		cur := c.cur
 		c.mu.Unlock()
 		return cur, nil
@@ -63,11 +72,11 @@ func (c *Cache) Get(ctx context.Context) (Credentials, error) {
 		// Inside the refresh window: serve the current credentials and
 		// refresh in the background.
 		cur := c.cur
-		c.startRefresh()
+		c.startRefresh(ctx)
 		c.mu.Unlock()
 		return cur, nil
 	}
-	ch := c.startRefresh()
+	ch := c.startRefresh(ctx)
 	c.mu.Unlock()
 	select {
 	case <-ch:
@@ -85,26 +94,30 @@ func (c *Cache) Get(ctx context.Context) (Credentials, error) {
 	return Credentials{}, errors.New("credentials expired during refresh")
 }
 
-// startRefresh starts a refresh unless one is in flight and returns the
-// channel closed when it ends. c.mu must be held.
-func (c *Cache) startRefresh() chan struct{} {
+// startRefresh starts a refresh with ctx's values unless one is in flight
+// and returns the channel closed when it ends. c.mu must be held.
+func (c *Cache) startRefresh(ctx context.Context) chan struct{} {
 	if c.inflight != nil {
 		return c.inflight
 	}
 	ch := make(chan struct{})
 	c.inflight = ch
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
+	fctx, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
+	if c.Timeout > 0 {
+		fctx, cancel = context.WithTimeout(fctx, c.Timeout)
 	}
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		creds, err := c.Fetch(ctx)
+		creds, err := c.Fetch(fctx)
 		cancel()
 		c.mu.Lock()
 		c.fetches++
 		if err == nil {
 			c.cur, c.have, c.lastErr = creds, true, nil
+			fetched := c.now()
+			c.refreshAt = creds.Expires.Add(-c.Window)
+			if half := fetched.Add(creds.Expires.Sub(fetched) / 2); half.After(c.refreshAt) {
+				c.refreshAt = half
+			}
 		} else {
 			c.lastErr = err
 		}
@@ -116,20 +129,15 @@ func (c *Cache) startRefresh() chan struct{} {
 }
 
 // Invalidate drops the cached credentials unless they were replaced since
-// the caller used them (used is their AccessKeyID and token), so that a
-// burst of expired-token answers causes one refresh, not one per request.
-// It reports whether the credentials were dropped or already replaced.
-func (c *Cache) Invalidate(used Credentials) bool {
+// the caller used them (used is their AccessKeyID and SecurityToken), so
+// that a burst of expired-token answers causes one refresh, not one per
+// request.
+func (c *Cache) Invalidate(used Credentials) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.have {
-		return true
+	if c.have && c.cur.AccessKeyID == used.AccessKeyID && c.cur.SecurityToken == used.SecurityToken {
+		c.have = false
 	}
-	if c.cur.AccessKeyID != used.AccessKeyID || c.cur.SecurityToken != used.SecurityToken {
-		return true // already refreshed: re-signing will use the new ones
-	}
-	c.have = false
-	return true
 }
 
 // Fetches returns how many fetches have completed (for tests and metrics).

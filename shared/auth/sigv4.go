@@ -23,33 +23,37 @@ import (
 // Prometheus.
 const SigV4Service = "aps"
 
-// SigV4Options configure a SigV4 signer.
+// SigV4Options configure a SigV4 signer. The zero value of a required
+// field is an error from NewSigV4 naming it.
 type SigV4Options struct {
 	// Region of the workspace; empty means parsed from the upstream URL's
 	// aps-workspaces.<region>.amazonaws.com host, then the SDK's default
 	// (AWS_REGION).
 	Region string
-	// RoleARN, when set, is assumed with stscreds on top of the default
-	// chain; ExternalID and SessionName go with it.
+	// RoleARN, when set, is the IAM role assumed with stscreds on top of
+	// the default credential chain (on Lambda, the function role's
+	// credentials from the environment are the source credentials, never
+	// a replacement); ExternalID (optional) and SessionName (required with
+	// RoleARN) go with it.
 	RoleARN     string
 	ExternalID  string
 	SessionName string
 	// STSEndpoint overrides the STS endpoint URL (VPC endpoints, tests).
 	STSEndpoint string
-	// Window is how long before expiry credentials are refreshed; 0 means
-	// 5 minutes.
+	// Window is how long before expiry credentials are refreshed
+	// (required).
 	Window time.Duration
 	// MinForcedRefresh bounds how often an expired-token answer may force
-	// a refresh; 0 means 10 s.
+	// a refresh (required).
 	MinForcedRefresh time.Duration
 	// ConfigOptions are passed to config.LoadDefaultConfig (tests).
 	ConfigOptions []func(*config.LoadOptions) error
 }
 
 // SigV4 signs requests for AMP with AWS Signature Version 4 (service "aps"),
-// using the aws-sdk-go-v2 default credential chain (on Lambda, the
-// function role's environment credentials) or an assumed role, cached in an
-// aws.CredentialsCache that refreshes Window before expiry.
+// using the aws-sdk-go-v2 default credential chain, or a role assumed with
+// it, cached in an aws.CredentialsCache that refreshes Window before
+// expiry.
 type SigV4 struct {
 	region string
 	creds  *aws.CredentialsCache
@@ -78,14 +82,17 @@ func RegionFromURL(rawURL string) string {
 }
 
 // NewSigV4 loads the AWS configuration and returns a signer for the
-// upstream at upstreamURL. It fails when no region can be found; missing
-// credentials are found out at the first request (a *CredentialsError).
+// upstream at upstreamURL. It fails for a missing option and when no region
+// can be found; missing credentials are found out at the first request (a
+// *CredentialsError).
 func NewSigV4(ctx context.Context, upstreamURL string, o SigV4Options) (*SigV4, error) {
-	if o.Window <= 0 {
-		o.Window = 5 * time.Minute
-	}
-	if o.MinForcedRefresh <= 0 {
-		o.MinForcedRefresh = 10 * time.Second
+	switch {
+	case o.Window <= 0:
+		return nil, errors.New("auth: SigV4Options.Window (the credentials refresh window) is required")
+	case o.MinForcedRefresh <= 0:
+		return nil, errors.New("auth: SigV4Options.MinForcedRefresh is required")
+	case o.RoleARN != "" && o.SessionName == "":
+		return nil, errors.New("auth: SigV4Options.SessionName is required with a RoleARN")
 	}
 	region := o.Region
 	if region == "" {
@@ -122,9 +129,6 @@ func NewSigV4(ctx context.Context, upstreamURL string, o SigV4Options) (*SigV4, 
 				ao.ExternalID = aws.String(o.ExternalID)
 			}
 			ao.RoleSessionName = o.SessionName
-			if ao.RoleSessionName == "" {
-				ao.RoleSessionName = "promrelay"
-			}
 		})
 		cache = aws.NewCredentialsCache(provider, func(co *aws.CredentialsCacheOptions) { co.ExpiryWindow = o.Window })
 	}
@@ -140,7 +144,7 @@ func NewSigV4(ctx context.Context, upstreamURL string, o SigV4Options) (*SigV4, 
 func (s *SigV4) Sign(req *http.Request, body []byte) error {
 	creds, err := s.creds.Retrieve(req.Context())
 	if err != nil {
-		return &CredentialsError{Err: err}
+		return NewCredentialsError(err)
 	}
 	sum := sha256.Sum256(body)
 	hash := hex.EncodeToString(sum[:])

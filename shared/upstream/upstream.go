@@ -2,14 +2,28 @@
 // remote-write 1.0 requests (snappy block format, protobuf), splits them on
 // series boundaries to stay under a byte budget, sends them over HTTP/1.1
 // with bounded retries, and maps the upstream's answer to the status the
-// original sender must see (DESIGN.md §3):
+// original sender must see (Error.Status):
 //
-//	upstream 2xx                              → success
-//	upstream 4xx other than 413 and 429       → 400, never retried
-//	upstream 413                              → the request is split and resent
-//	upstream 429                              → retried after Retry-After while the deadline allows, then 429
-//	upstream 5xx, timeout, connection error   → retried with backoff, then 502 or 504
-//	no credentials (a failed STS call)        → retried with backoff, then 503
+//	upstream 2xx                                → success
+//	upstream 3xx                                → 502 "upstream redirected to <host>"; never followed, never retried
+//	upstream 4xx other than 408, 413 and 429    → 400, never retried
+//	upstream 413                                → the request is split and resent
+//	upstream 408                                → retried with backoff, then 504
+//	upstream 429                                → retried after Retry-After, then 429 with Retry-After
+//	upstream 5xx, connection error              → retried with backoff, then 502
+//	attempt timeout                             → retried with backoff, then 504
+//	no credentials (a failed STS call)          → retried with backoff, then 503 auth.CredentialsMessage
+//
+// Retries happen only within the deadline of the caller's context: an
+// attempt is not started when the wait before it would leave less than
+// MinBackoff before the deadline, and a context without a deadline gets
+// exactly one attempt. The upstream's error body reaches the sender only
+// for a data rejection (a 4xx other than 401, 403, 407, 408 and 429), cut
+// to MaxErrorBodyBytes; otherwise it is in Error.Detail, for the log. The
+// upstream URL appears in messages as scheme, host and path only.
+//
+// Requests are signed by an auth.Transport bound to the upstream's origin,
+// so credentials never go to another host.
 //
 // Spec: https://prometheus.io/docs/specs/prw/remote_write_spec/
 package upstream
@@ -35,36 +49,47 @@ import (
 
 // Remote-write 1.0 request headers.
 const (
-	ContentType            = "application/x-protobuf"
-	ContentEncoding        = "snappy"
-	RemoteWriteVersion     = "0.1.0"
-	VersionHeader          = "X-Prometheus-Remote-Write-Version"
-	DefaultMaxRequestBytes = 1 << 20 // AMP's limit on one compressed request
+	ContentType        = "application/x-protobuf"
+	ContentEncoding    = "snappy"
+	RemoteWriteVersion = "0.1.0"
+	VersionHeader      = "X-Prometheus-Remote-Write-Version"
 )
 
-// Config configures a Client.
+// MaxErrorBodyBytes is how much of an upstream's error body is read and
+// shown: passed back to the sender in a data rejection's message, or kept
+// in Error.Detail.
+const MaxErrorBodyBytes = 1 << 10
+
+// Config configures a Client. Timeout, MaxRequestBytes, MinBackoff and
+// MaxBackoff are required: New names the first one that is zero.
 type Config struct {
-	// URL is the remote-write endpoint, for example
-	// http://127.0.0.1:9090/api/v1/write.
+	// URL is the remote-write endpoint, an absolute http(s) URL, for
+	// example http://127.0.0.1:9090/api/v1/write.
 	URL string
-	// Timeout bounds one HTTP attempt; 0 means 10 s.
+	// Timeout bounds one HTTP attempt, within the caller's deadline.
 	Timeout time.Duration
 	// MaxRequestBytes is the budget for one compressed request body, in
-	// bytes; 0 means DefaultMaxRequestBytes.
+	// bytes (AMP accepts at most 1 MiB).
 	MaxRequestBytes int
-	// UserAgent is sent with every request.
+	// UserAgent is sent with every request when set.
 	UserAgent string
 	// MinBackoff and MaxBackoff bound the exponential backoff between
-	// retries (full jitter); 0 means 50 ms and 5 s.
+	// retries (jittered between half a step and a step); MinBackoff is
+	// also the least time an attempt must have before the deadline.
 	MinBackoff, MaxBackoff time.Duration
-	// Transport replaces the default HTTP/1.1 transport (tests).
+	// Signer, when set, signs every request, through an auth.Transport
+	// bound to URL's origin; nil sends requests unsigned.
+	Signer auth.Signer
+	// Transport is the base HTTP transport; nil means NewTransport().
 	Transport http.RoundTripper
 }
 
-// Client sends remote-write requests to one upstream. It is safe for
-// concurrent use.
+// Client sends remote-write requests to one upstream. It never follows a
+// redirect. It is safe for concurrent use.
 type Client struct {
 	url        string
+	shown      string // url without user info or query, for messages
+	secrets    []string
 	httpClient *http.Client
 	timeout    time.Duration
 	maxBytes   int
@@ -80,38 +105,65 @@ type buffers struct {
 }
 
 // New returns a client for cfg. It returns an error for a URL that is not
-// absolute http(s). Credentials are the transport's business: pass an
-// *auth.Transport as cfg.Transport.
+// absolute http(s), a required field left zero (naming it), or MaxBackoff
+// below MinBackoff.
 func New(cfg Config) (*Client, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("upstream URL %q is not an absolute http(s) URL", cfg.URL)
+		return nil, fmt.Errorf("upstream URL %s is not an absolute http(s) URL", auth.RedactText(cfg.URL))
+	}
+	switch {
+	case cfg.Timeout <= 0:
+		return nil, errors.New("upstream: Config.Timeout is required")
+	case cfg.MaxRequestBytes <= 0:
+		return nil, errors.New("upstream: Config.MaxRequestBytes is required")
+	case cfg.MinBackoff <= 0:
+		return nil, errors.New("upstream: Config.MinBackoff is required")
+	case cfg.MaxBackoff <= 0:
+		return nil, errors.New("upstream: Config.MaxBackoff is required")
+	case cfg.MaxBackoff < cfg.MinBackoff:
+		return nil, fmt.Errorf("upstream: Config.MaxBackoff %v is below MinBackoff %v", cfg.MaxBackoff, cfg.MinBackoff)
 	}
 	c := &Client{
 		url:        cfg.URL,
+		shown:      auth.RedactURL(u),
 		timeout:    cfg.Timeout,
 		maxBytes:   cfg.MaxRequestBytes,
 		userAgent:  cfg.UserAgent,
 		minBackoff: cfg.MinBackoff,
 		maxBackoff: cfg.MaxBackoff,
 	}
-	if c.timeout <= 0 {
-		c.timeout = 10 * time.Second
+	// What the redacted URL leaves out must not come back through an
+	// upstream's error body either.
+	if u.RawQuery != "" {
+		c.secrets = append(c.secrets, u.RawQuery)
+		for _, vs := range u.Query() {
+			for _, v := range vs {
+				if len(v) >= 4 {
+					c.secrets = append(c.secrets, v)
+				}
+			}
+		}
 	}
-	if c.maxBytes <= 0 {
-		c.maxBytes = DefaultMaxRequestBytes
-	}
-	if c.minBackoff <= 0 {
-		c.minBackoff = 50 * time.Millisecond
-	}
-	if c.maxBackoff <= 0 {
-		c.maxBackoff = 5 * time.Second
+	if p, ok := u.User.Password(); ok && len(p) >= 4 {
+		c.secrets = append(c.secrets, p)
 	}
 	tr := cfg.Transport
 	if tr == nil {
 		tr = NewTransport()
 	}
-	c.httpClient = &http.Client{Transport: tr}
+	if cfg.Signer != nil {
+		if tr, err = auth.NewTransport(cfg.URL, cfg.Signer, tr); err != nil {
+			return nil, err
+		}
+	}
+	c.httpClient = &http.Client{
+		Transport: tr,
+		// A redirect is an error (classify), never followed: a followed
+		// 302 would turn the POST into a bodyless GET whose 200 looks like
+		// success, and take the credentials along.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	return c, nil
 }
 
@@ -141,15 +193,24 @@ type Result struct {
 	UpstreamStatus int // status of the last upstream answer, 0 if none
 }
 
-// Error is a write that did not fully succeed. Status is what the relay must
-// answer the original sender.
+// Error is a write that did not fully succeed. Status and Msg are what the
+// relay must answer the original sender; Detail is for the log only.
 type Error struct {
 	Status         int           // 400, 429, 502, 503 or 504
-	UpstreamStatus int           // the upstream's status, 0 for a transport failure
+	UpstreamStatus int           // the upstream's status, 0 for a transport or credentials failure
 	RetryAfter     time.Duration // for 429: how long the sender should wait
-	Msg            string
+	// Msg is the message for the sender: no secret, the upstream URL as
+	// scheme, host and path, the upstream's body only for a data
+	// rejection.
+	Msg string
+	// Detail is what the log needs beyond Msg, or "": the upstream's
+	// error body (cut to MaxErrorBodyBytes) when Msg leaves it out, or the
+	// reason credentials could not be obtained (auth.CredentialsError's
+	// Detail). Never a secret.
+	Detail string
 }
 
+// Error returns Msg.
 func (e *Error) Error() string { return e.Msg }
 
 // Write sends the series and metadata of wr upstream and returns when the
@@ -264,26 +325,23 @@ func (c *Client) writePart(ctx context.Context, raw []byte, series, md []wire.Sp
 func (c *Client) send(ctx context.Context, body []byte, res *Result) error {
 	res.Batches++
 	res.BytesSent += len(body)
+	deadline, hasDeadline := ctx.Deadline()
 	for attempt := 0; ; attempt++ {
-		status, retryAfter, msg, err := c.attempt(ctx, body)
+		a := c.attempt(ctx, body)
 		res.Requests++
-		res.UpstreamStatus = status
-		if err == nil && status/100 == 2 {
+		res.UpstreamStatus = a.status
+		if a.err == nil && a.status/100 == 2 {
 			return nil
 		}
-		final := classify(status, retryAfter, msg, err)
-		if final.Status == http.StatusBadRequest {
+		final, retry := c.classify(a)
+		if !retry || !hasDeadline || ctx.Err() != nil {
 			return final
 		}
 		wait := c.backoff(attempt)
-		if status == http.StatusTooManyRequests && retryAfter > 0 {
-			wait = retryAfter
+		if a.status == http.StatusTooManyRequests && a.retryAfter > 0 {
+			wait = a.retryAfter
 		}
-		deadline, hasDeadline := ctx.Deadline()
-		if !hasDeadline && attempt >= 4 {
-			return final
-		}
-		if hasDeadline && time.Until(deadline) < wait+c.minBackoff {
+		if time.Until(deadline) < wait+c.minBackoff {
 			// No time left for another attempt: answer in time.
 			if final.Status == http.StatusTooManyRequests && final.RetryAfter == 0 {
 				final.RetryAfter = wait
@@ -305,18 +363,26 @@ func (c *Client) backoff(attempt int) time.Duration {
 	if d > c.maxBackoff || d <= 0 {
 		d = c.maxBackoff
 	}
-	// Full jitter, at least half the step so retries do not bunch up at zero.
+	// Jitter, at least half the step so retries do not bunch up at zero.
 	return d/2 + rand.N(d/2+1)
 }
 
-// attempt makes one HTTP request and returns the upstream status, its
-// Retry-After, and the start of its body for error messages.
-func (c *Client) attempt(ctx context.Context, body []byte) (int, time.Duration, string, error) {
+// answer is the outcome of one attempt.
+type answer struct {
+	status     int           // 0 when err is set
+	retryAfter time.Duration // the upstream's Retry-After
+	location   string        // the upstream's Location, for a 3xx
+	body       string        // the start of an error body
+	err        error         // a transport or credentials failure
+}
+
+// attempt makes one HTTP request.
+func (c *Client) attempt(ctx context.Context, body []byte) answer {
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, c.url, &bodyReader{b: body})
 	if err != nil {
-		return 0, 0, "", err
+		return answer{err: err}
 	}
 	req.ContentLength = int64(len(body))
 	req.GetBody = func() (io.ReadCloser, error) { return &bodyReader{b: body}, nil }
@@ -329,46 +395,97 @@ func (c *Client) attempt(ctx context.Context, body []byte) (int, time.Duration, 
 	}
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
-		return 0, 0, "", err
+		return answer{err: err}
 	}
 	defer resp.Body.Close()
-	var msg string
+	a := answer{status: resp.StatusCode, retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"))}
+	if resp.StatusCode/100 == 3 {
+		a.location = resp.Header.Get("Location")
+	}
 	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		msg = strings.TrimSpace(string(b))
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, MaxErrorBodyBytes))
+		a.body = c.scrub(strings.TrimSpace(strings.ToValidUTF8(string(b), "")))
 	}
 	// Drain so the connection can be reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After")), msg, nil
+	return a
 }
 
-// classify maps one failed attempt to the answer for the sender.
-func classify(status int, retryAfter time.Duration, msg string, err error) *Error {
-	switch {
-	case err != nil:
-		var ce *auth.CredentialsError
-		if errors.As(err, &ce) {
-			return &Error{Status: http.StatusServiceUnavailable, Msg: ce.Error()}
-		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			return &Error{Status: http.StatusGatewayTimeout, Msg: "upstream did not answer in time: " + err.Error()}
-		}
-		return &Error{Status: http.StatusBadGateway, Msg: "cannot reach upstream: " + err.Error()}
-	case status == http.StatusTooManyRequests:
-		return &Error{Status: http.StatusTooManyRequests, UpstreamStatus: status, RetryAfter: retryAfter,
-			Msg: fmt.Sprintf("upstream is rate limiting (429): %s", msg)}
-	case status/100 == 5:
-		return &Error{Status: http.StatusBadGateway, UpstreamStatus: status,
-			Msg: fmt.Sprintf("upstream failed with %d: %s", status, msg)}
-	case status == http.StatusRequestTimeout:
-		return &Error{Status: http.StatusGatewayTimeout, UpstreamStatus: status,
-			Msg: fmt.Sprintf("upstream timed out (408): %s", msg)}
-	default:
-		// Any other 4xx (and unexpected 1xx/3xx) is about the data or the
-		// request: the sender must not retry it.
-		return &Error{Status: http.StatusBadRequest, UpstreamStatus: status,
-			Msg: fmt.Sprintf("upstream rejected the data with %d: %s", status, msg)}
+// scrub removes from text what the client keeps out of its messages: URLs'
+// user info and query strings, and the values of the configured URL's.
+func (c *Client) scrub(text string) string {
+	text = auth.RedactText(text)
+	for _, s := range c.secrets {
+		text = strings.ReplaceAll(text, s, "…")
 	}
+	return text
+}
+
+// classify maps one failed attempt to the answer for the sender, and
+// reports whether another attempt may change it.
+func (c *Client) classify(a answer) (*Error, bool) {
+	status := a.status
+	if a.err != nil {
+		var ce *auth.CredentialsError
+		if errors.As(a.err, &ce) {
+			return &Error{Status: http.StatusServiceUnavailable, Msg: auth.CredentialsMessage, Detail: c.scrub(ce.Detail)}, true
+		}
+		if errors.Is(a.err, auth.ErrOtherOrigin) {
+			return &Error{Status: http.StatusBadGateway, Msg: "refused to send the credentials for " + c.shown + " to another origin",
+				Detail: c.scrub(a.err.Error())}, false
+		}
+		cause := a.err
+		var ue *url.Error
+		if errors.As(a.err, &ue) {
+			cause = ue.Err // its URL would show user info and query
+		}
+		if errors.Is(a.err, context.DeadlineExceeded) {
+			return &Error{Status: http.StatusGatewayTimeout, Msg: "upstream " + c.shown + " did not answer in time"}, true
+		}
+		return &Error{Status: http.StatusBadGateway, Msg: "cannot reach upstream " + c.shown + ": " + c.scrub(cause.Error())}, true
+	}
+	e := &Error{UpstreamStatus: status, Detail: a.body}
+	switch {
+	case status/100 == 3:
+		e.Status, e.Msg = http.StatusBadGateway, fmt.Sprintf("upstream redirected to %s (%d); redirects are not followed", c.redirectHost(a.location), status)
+		return e, false
+	case status == http.StatusTooManyRequests:
+		e.Status, e.RetryAfter, e.Msg = http.StatusTooManyRequests, a.retryAfter, "upstream is rate limiting (429)"
+		return e, true
+	case status == http.StatusRequestTimeout:
+		e.Status, e.Msg = http.StatusGatewayTimeout, "upstream timed out (408)"
+		return e, true
+	case status/100 == 5:
+		e.Status, e.Msg = http.StatusBadGateway, fmt.Sprintf("upstream failed with %d", status)
+		return e, true
+	case status == http.StatusUnauthorized, status == http.StatusForbidden, status == http.StatusProxyAuthRequired:
+		// About the relay's credentials, not the data: the body (which may
+		// name the account) stays in the log.
+		e.Status, e.Msg = http.StatusBadRequest, fmt.Sprintf("upstream refused the relay's credentials with %d", status)
+		return e, false
+	case status/100 == 4:
+		// A data rejection: the sender must not retry it, and the
+		// upstream's reason tells it what was wrong.
+		e.Status, e.Msg, e.Detail = http.StatusBadRequest, fmt.Sprintf("upstream rejected the data with %d: %s", status, a.body), ""
+		return e, false
+	default:
+		e.Status, e.Msg = http.StatusBadGateway, fmt.Sprintf("upstream answered an unexpected %d", status)
+		return e, false
+	}
+}
+
+// redirectHost returns the host a Location header points to ("" means the
+// upstream's own), or "(no Location)".
+func (c *Client) redirectHost(location string) string {
+	if location == "" {
+		return "(no Location)"
+	}
+	base, _ := url.Parse(c.url)
+	u, err := base.Parse(location)
+	if err != nil {
+		return "(an invalid Location)"
+	}
+	return u.Host
 }
 
 // parseRetryAfter reads a Retry-After header: delay seconds or an HTTP date.
