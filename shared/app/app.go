@@ -17,6 +17,7 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -98,14 +99,25 @@ func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 		debug.SetMemoryLimit(int64(float64(cfg.MemoryLimit) * config.GoMemLimitShare))
 	}
 	a := &App{Config: cfg, Logger: logger}
-	ups, err := upstreams(cfg)
+	ups, provider, err := upstreams(cfg)
 	if err != nil {
 		return nil, err
 	}
 	var store groupstore.Store
 	if cfg.StateURL != "" {
-		if store, err = groupstore.Open(context.Background(), cfg.StateURL, groupstore.ObjectOptions{
-			Endpoint: cfg.StateEndpoint, Region: cfg.StateRegion, PathStyle: cfg.StateEndpoint != ""}); err != nil {
+		so := groupstore.ObjectOptions{Endpoint: cfg.StateEndpoint, Region: cfg.StateRegion, PathStyle: cfg.StateEndpoint != ""}
+		if strings.HasPrefix(cfg.StateURL, "oss://") {
+			// The OSS store signs with the upstream signer's provider, or
+			// one of its own (the invocation's or the default chain's
+			// credentials, or PROMRELAY_ALIYUN_ROLE_ARN's).
+			if provider == nil {
+				if provider, err = aliyunProvider(cfg); err != nil {
+					return nil, fmt.Errorf("PROMRELAY_STATE_URL: %w", err)
+				}
+			}
+			so.Credentials = provider.AWS()
+		}
+		if store, err = groupstore.Open(context.Background(), cfg.StateURL, so); err != nil {
 			return nil, fmt.Errorf("PROMRELAY_STATE_URL: %w", err)
 		}
 	}
@@ -178,16 +190,16 @@ func (a *App) Scheduled(ctx context.Context) error {
 
 // upstreams builds the default upstream client and one per tenant that
 // names its own upstream.
-func upstreams(cfg config.Config) (relay.Upstreams, error) {
-	def, err := newUpstream(cfg)
+func upstreams(cfg config.Config) (relay.Upstreams, *auth.AliyunProvider, error) {
+	def, provider, err := newUpstream(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	byTenant := map[string]relay.Upstream{}
 	if cfg.TenantsFile != "" {
 		tenants, err := inbound.LoadTenants(cfg.TenantsFile)
 		if err != nil {
-			return nil, fmt.Errorf("PROMRELAY_TENANTS_FILE: %w", err)
+			return nil, nil, fmt.Errorf("PROMRELAY_TENANTS_FILE: %w", err)
 		}
 		for _, t := range tenants.All() {
 			if t.Upstream == nil {
@@ -206,10 +218,10 @@ func upstreams(cfg config.Config) (relay.Upstreams, error) {
 				tc.SigV4Region = t.Upstream.SigV4Region
 			}
 			if err := tc.Validate(); err != nil {
-				return nil, fmt.Errorf("tenant %q upstream: %w", t.Name, err)
+				return nil, nil, fmt.Errorf("tenant %q upstream: %w", t.Name, err)
 			}
-			if byTenant[t.Name], err = newUpstream(tc); err != nil {
-				return nil, fmt.Errorf("tenant %q upstream: %w", t.Name, err)
+			if byTenant[t.Name], _, err = newUpstream(tc); err != nil {
+				return nil, nil, fmt.Errorf("tenant %q upstream: %w", t.Name, err)
 			}
 		}
 	}
@@ -218,53 +230,71 @@ func upstreams(cfg config.Config) (relay.Upstreams, error) {
 			return up
 		}
 		return def
-	}, nil
+	}, provider, nil
 }
 
 // NewSigner returns the upstream signer for cfg's PROMRELAY_UPSTREAM_AUTH
-// mode.
-func NewSigner(ctx context.Context, cfg config.Config) (auth.Signer, error) {
+// mode, and for aliyun its credential provider (which the OSS group store
+// shares).
+func NewSigner(ctx context.Context, cfg config.Config) (auth.Signer, *auth.AliyunProvider, error) {
 	switch mode := cfg.AuthMode(); mode {
 	case config.AuthNone, config.AuthBasic, config.AuthBearer:
-		return &auth.Static{Username: cfg.UpstreamUsername, Password: cfg.UpstreamPassword, BearerToken: cfg.UpstreamBearerToken}, nil
+		return &auth.Static{Username: cfg.UpstreamUsername, Password: cfg.UpstreamPassword, BearerToken: cfg.UpstreamBearerToken}, nil, nil
 	case config.AuthAliyun:
-		return auth.NewAliyun(auth.AliyunOptions{
-			RoleARN:     cfg.AliyunRoleARN,
-			ExternalID:  cfg.AliyunExternalID,
-			SessionName: cfg.AliyunSessionName,
-			Duration:    cfg.AliyunDuration,
-			STSEndpoint: cfg.AliyunSTSEndpoint,
-			Form:        auth.AliyunForm(cfg.AliyunAuthForm),
-			Window:      cfg.RefreshWindow,
-		})
+		p, err := aliyunProvider(cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		s, err := auth.NewAliyun(auth.AliyunOptions{Provider: p, Form: auth.AliyunForm(cfg.AliyunAuthForm), MinForcedRefresh: cfg.MinForcedRefresh})
+		return s, p, err
 	case config.AuthSigV4:
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, config.SigV4SetupTimeout)
 		defer cancel()
-		return auth.NewSigV4(ctx, cfg.UpstreamURL, auth.SigV4Options{
-			Region:      cfg.SigV4Region,
-			RoleARN:     cfg.SigV4RoleARN,
-			ExternalID:  cfg.SigV4ExternalID,
-			STSEndpoint: cfg.SigV4STSEndpoint,
-			Window:      cfg.RefreshWindow,
+		s, err := auth.NewSigV4(ctx, cfg.UpstreamURL, auth.SigV4Options{
+			Region:           cfg.SigV4Region,
+			RoleARN:          cfg.SigV4RoleARN,
+			ExternalID:       cfg.SigV4ExternalID,
+			SessionName:      cfg.SigV4SessionName,
+			STSEndpoint:      cfg.SigV4STSEndpoint,
+			Window:           cfg.RefreshWindow,
+			MinForcedRefresh: cfg.MinForcedRefresh,
 		})
+		return s, nil, err
 	default:
-		return nil, fmt.Errorf("PROMRELAY_UPSTREAM_AUTH: unknown mode %q", mode)
+		return nil, nil, fmt.Errorf("PROMRELAY_UPSTREAM_AUTH: unknown mode %q", mode)
 	}
 }
 
+// aliyunProvider is the Alibaba Cloud credential provider of cfg: its role
+// (PROMRELAY_ALIYUN_ROLE_ARN, or a tenant's aliyun_role_arn) assumed on
+// top of the invocation's or the default chain's credentials.
+func aliyunProvider(cfg config.Config) (*auth.AliyunProvider, error) {
+	return auth.NewAliyunProvider(auth.AliyunProviderOptions{
+		RoleARN:     cfg.AliyunRoleARN,
+		ExternalID:  cfg.AliyunExternalID,
+		SessionName: cfg.AliyunSessionName,
+		Duration:    cfg.AliyunDuration,
+		STSEndpoint: cfg.AliyunSTSEndpoint,
+		Window:      cfg.RefreshWindow,
+	})
+}
+
 // newUpstream builds the upstream client and its signer for cfg.
-func newUpstream(cfg config.Config) (*upstream.Client, error) {
-	signer, err := NewSigner(context.Background(), cfg)
+func newUpstream(cfg config.Config) (*upstream.Client, *auth.AliyunProvider, error) {
+	signer, provider, err := NewSigner(context.Background(), cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return upstream.New(upstream.Config{
+	c, err := upstream.New(upstream.Config{
 		URL:             cfg.UpstreamURL,
 		Timeout:         cfg.UpstreamTimeout,
 		MaxRequestBytes: cfg.MaxRequestBytes,
+		MinBackoff:      cfg.UpstreamMinBackoff,
+		MaxBackoff:      cfg.UpstreamMaxBackoff,
 		UserAgent:       "promrelay/" + Version,
-		Transport:       &auth.Transport{Base: upstream.NewTransport(), Signer: signer},
+		Signer:          signer,
 	})
+	return c, provider, err
 }
 
 // authenticator builds inbound authentication from cfg; nil when

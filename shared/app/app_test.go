@@ -205,43 +205,37 @@ func TestFunctionComputeCustomRuntimeInvoke(t *testing.T) {
 // share it.
 func TestScheduledRunsCoalesce(t *testing.T) {
 	var writes atomic.Int64
+	var block atomic.Bool
 	release := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.Header.Get("User-Agent"), "promrelay") && writes.Add(1) == 1 {
+		if block.Load() && writes.Add(1) == 1 {
 			<-release
 		}
 		w.WriteHeader(204)
 	}))
 	defer up.Close()
-	dir := t.TempDir()
-	a, err := app.FromEnv(app.Server, env(map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL, "PROMRELAY_STATE_URL": "file://" + dir}, io.Discard))
+	a, err := app.FromEnv(app.Server, env(map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL, "PROMRELAY_STATE_URL": "file://" + t.TempDir()}, io.Discard))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
 	a.Handler.ServeHTTP(rec, httptest.NewRequest("PUT", "/metrics/job/j", strings.NewReader("m 1\n")))
-	go func() { time.Sleep(0); close(release) }()
-	_ = rec
-	writes.Store(0)
-	release = make(chan struct{})
+	if rec.Code != 200 {
+		t.Fatalf("push: %d %s", rec.Code, rec.Body)
+	}
+	block.Store(true)
 	var wg sync.WaitGroup
-	started := make(chan struct{})
+	run := func() { defer wg.Done(); _ = a.Scheduled(context.Background()) }
 	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		close(started)
-		a.Scheduled(context.Background())
-	}()
-	<-started
-	// Wait until the first run is blocked in its upstream write.
-	for writes.Load() == 0 {
+	go run()
+	for writes.Load() == 0 { // the first run is in its upstream write
 		time.Sleep(time.Millisecond)
 	}
+	wg.Add(4)
 	for i := 0; i < 4; i++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); a.Scheduled(context.Background()) }()
+		go run()
 	}
-	time.Sleep(50 * time.Millisecond) // let them join the run in flight
+	time.Sleep(200 * time.Millisecond) // the four join the run in flight
 	close(release)
 	wg.Wait()
 	if n := writes.Load(); n != 1 {

@@ -73,6 +73,7 @@ type Config struct {
 
 	SigV4Region      string
 	SigV4RoleARN     string
+	SigV4SessionName string
 	SigV4ExternalID  string
 	SigV4STSEndpoint string
 
@@ -232,6 +233,8 @@ var Settings = []Setting{
 		set: func(c *Config, v string) error { c.SigV4Region = v; return nil }},
 	{Env: "PROMRELAY_SIGV4_ROLE_ARN", Flag: "sigv4.role-arn", Usage: "IAM role to assume (stscreds) on top of the default credential chain",
 		set: func(c *Config, v string) error { c.SigV4RoleARN = v; return nil }},
+	{Env: "PROMRELAY_SIGV4_ROLE_SESSION_NAME", Flag: "sigv4.role-session-name", Default: "promrelay", Usage: "session name of the assumed IAM role (shows in CloudTrail)",
+		set: func(c *Config, v string) error { c.SigV4SessionName = v; return nil }},
 	{Env: "PROMRELAY_SIGV4_EXTERNAL_ID", Flag: "sigv4.external-id", Usage: "external id for the role assumption", Secret: true,
 		set: func(c *Config, v string) error { c.SigV4ExternalID = v; return nil }},
 	{Env: "PROMRELAY_SIGV4_STS_ENDPOINT", Flag: "sigv4.sts-endpoint", Usage: "STS endpoint URL (VPC endpoints)",
@@ -413,6 +416,9 @@ const (
 	// ServerWriteMargin is how much longer than PROMRELAY_REQUEST_TIMEOUT
 	// the server gives a request to write its answer.
 	ServerWriteMargin = 5 * time.Second
+	// SigV4SetupTimeout bounds loading the AWS SDK's configuration at
+	// start-up.
+	SigV4SetupTimeout = 10 * time.Second
 	// ReadHeaderTimeout bounds the server's wait for a request's headers.
 	ReadHeaderTimeout = 10 * time.Second
 )

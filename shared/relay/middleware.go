@@ -122,7 +122,7 @@ func errorReply(err error) reply {
 	)
 	switch {
 	case errors.As(err, &ue):
-		return reply{status: ue.Status, msg: ue.Msg, retryAfter: ue.RetryAfter}
+		return reply{status: ue.Status, msg: ue.Msg, detail: ue.Detail, retryAfter: ue.RetryAfter}
 	case errors.As(err, &tl):
 		return reply{status: http.StatusRequestEntityTooLarge, msg: tl.Error() + " (" + sizeSetting(tl.What) + ")"}
 	case errors.As(err, &be):
