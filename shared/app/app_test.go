@@ -260,3 +260,74 @@ func TestGroupStoreFileIsPrivate(t *testing.T) {
 		t.Fatalf("store dir: %v %v", info.Mode(), err)
 	}
 }
+
+// TestTenantsGoToTheirUpstream: a tenant that names its own upstream in the
+// tenants file gets its series there, with its labels; others go to the
+// default upstream.
+func TestTenantsGoToTheirUpstream(t *testing.T) {
+	def, defSamples := sink(t)
+	own, ownSamples := sink(t)
+	dir := t.TempDir()
+	tenants := filepath.Join(dir, "tenants.yaml")
+	os.WriteFile(tenants, []byte(`tenants:
+  - name: team-a
+    labels: {tenant_userid: "1001"}
+    upstream: {url: `+own.URL+`}
+  - name: team-b
+tokens:
+  "token-a-0123456789": team-a
+  "token-b-0123456789": team-b
+`), 0o600)
+	a, err := app.FromEnv(app.Lambda, env(map[string]string{"PROMRELAY_UPSTREAM_URL": def.URL, "PROMRELAY_INBOUND_AUTH": "bearer",
+		"PROMRELAY_TENANTS_FILE": tenants}, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{"token-a-0123456789", "token-b-0123456789"} {
+		req := httptest.NewRequest("PUT", "/metrics/job/j", strings.NewReader("m 1\n"))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		a.Handler.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			t.Fatalf("%s: %d %s", tok, rec.Code, rec.Body)
+		}
+	}
+	if ownSamples.Load() != 2 || defSamples.Load() != 2 {
+		t.Fatalf("team-a's upstream got %d samples, the default %d; want 2 each", ownSamples.Load(), defSamples.Load())
+	}
+}
+
+// TestEveryModeBuilds: each upstream and inbound mode starts from its
+// settings alone (no network at start-up).
+func TestEveryModeBuilds(t *testing.T) {
+	up, _ := sink(t)
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users.yaml")
+	// bcrypt of "secret-password", cost 4
+	os.WriteFile(users, []byte("basic_auth_users:\n  alice: $2a$04$0FJhcOrOQCzLLsh3Gu0zd.o/UQr6JpX0kU0gnyBpxvbG0y8eB1Ku.\n"), 0o600)
+	tokens := filepath.Join(dir, "tokens")
+	os.WriteFile(tokens, []byte("file-token-0123456789\n"), 0o600)
+	base := map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL, "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "x",
+		"ALIBABA_CLOUD_ACCESS_KEY_ID": "id", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "secret"}
+	for _, extra := range []map[string]string{
+		{"PROMRELAY_UPSTREAM_AUTH": "aliyun"},
+		{"PROMRELAY_UPSTREAM_AUTH": "sigv4", "PROMRELAY_SIGV4_REGION": "eu-west-1"},
+		{"PROMRELAY_UPSTREAM_AUTH": "basic", "PROMRELAY_UPSTREAM_USERNAME": "u", "PROMRELAY_UPSTREAM_PASSWORD": "p"},
+		{"PROMRELAY_UPSTREAM_BEARER_TOKEN": "t"},
+		{"PROMRELAY_INBOUND_AUTH": "bearer,basic,jwt", "PROMRELAY_INBOUND_TOKENS_FILE": tokens, "PROMRELAY_INBOUND_BASIC_USERS_FILE": users,
+			"PROMRELAY_JWT_SECRET": "0123456789abcdef0123456789abcdef", "PROMRELAY_JWT_MAX_LIFETIME": "1h"},
+		{"PROMRELAY_INBOUND_AUTH": "none"},
+		{"PROMRELAY_STATE_URL": "oss://bucket/groups", "PROMRELAY_STATE_REGION": "cn-hangzhou"},
+	} {
+		vars := map[string]string{}
+		for k, v := range base {
+			vars[k] = v
+		}
+		for k, v := range extra {
+			vars[k] = v
+		}
+		if _, err := app.FromEnv(app.Server, env(vars, io.Discard)); err != nil {
+			t.Errorf("%v: %v", extra, err)
+		}
+	}
+}

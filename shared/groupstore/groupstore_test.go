@@ -63,7 +63,7 @@ func backends(t *testing.T) map[string]groupstore.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]groupstore.Store{"file": fs}
+	out := map[string]groupstore.Store{"file": fs, "s3-fake": fakeS3Store(t)}
 	if !testing.Short() {
 		// moto_server comes with the machine image; make test requires it.
 		out["s3"] = motoStore(t)
