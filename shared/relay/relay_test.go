@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/promrelay/promrelay/shared/inbound"
 	"github.com/promrelay/promrelay/shared/pushstate"
 	"github.com/promrelay/promrelay/shared/relay"
 	"github.com/promrelay/promrelay/shared/requestid"
@@ -232,4 +236,131 @@ func TestOneLogLinePerRequest(t *testing.T) {
 	if !strings.Contains(reqLines[1], `"path":"/elsewhere/metrics/job/a"`) {
 		t.Errorf("a prefix miss does not name its path: %s", reqLines[1])
 	}
+}
+
+// TestMemoryBudget: a request that could never fit the budget is 413; one
+// that does not fit while others hold it waits, then gets 429 with
+// Retry-After; nothing reaches the upstream for either.
+func TestMemoryBudget(t *testing.T) {
+	up := &recordingUpstream{}
+	budget := relay.NewBudget(64<<10, 20*time.Millisecond)
+	h := newHandler(up, func(o *relay.Options) {
+		o.Budget = budget
+		o.MaxBodyBytes, o.MaxPushDecodedBytes, o.MaxDecodedBytes = 1<<20, 1<<20, 1<<20
+	})
+	big := bytes.Repeat([]byte("m 1\n"), 100000)
+	rec := serve(h, "PUT", "/metrics/job/a", big)
+	if rec.Code != 413 || !strings.Contains(rec.Body.String(), "PROMRELAY_MEMORY_LIMIT") {
+		t.Fatalf("over the whole budget: %d %q", rec.Code, rec.Body.String())
+	}
+	// Hold the budget with a request whose body never ends.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	held := make(chan *httptest.ResponseRecorder)
+	go func() {
+		req := httptest.NewRequest("PUT", "/metrics/job/held", pr)
+		req.ContentLength = 63 << 10
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		held <- rec
+	}()
+	pw.Write([]byte("m 1\n")) // the held request has reserved its body
+	rec = serve(h, "PUT", "/metrics/job/b", []byte("m 1\n"))
+	if rec.Code != 429 || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("while the budget is held: %d %q, Retry-After %q", rec.Code, rec.Body.String(), rec.Header().Get("Retry-After"))
+	}
+	pw.CloseWithError(errors.New("client went away"))
+	<-held
+	if rec := serve(h, "PUT", "/metrics/job/b", []byte("m 1\n")); rec.Code != 200 {
+		t.Fatalf("after the budget was released: %d %q", rec.Code, rec.Body.String())
+	}
+	if len(up.series) != 2 {
+		t.Fatalf("upstream got %v", up.series)
+	}
+}
+
+// TestSampleLimit: a request over PROMRELAY_MAX_SAMPLES_PER_REQUEST is 413
+// naming the setting, pushes and remote writes alike.
+func TestSampleLimit(t *testing.T) {
+	up := &recordingUpstream{}
+	h := newHandler(up, func(o *relay.Options) { o.MaxSamples = 10; o.MaxBodyBytes = 1 << 20; o.MaxPushDecodedBytes = 1 << 20 })
+	var text strings.Builder
+	for i := 0; i < 11; i++ {
+		fmt.Fprintf(&text, "m{i=\"%d\"} 1\n", i)
+	}
+	rec := serve(h, "PUT", "/metrics/job/a", []byte(text.String()))
+	if rec.Code != 413 || !strings.Contains(rec.Body.String(), "PROMRELAY_MAX_SAMPLES_PER_REQUEST") {
+		t.Fatalf("push: %d %q", rec.Code, rec.Body.String())
+	}
+	var wr wire.WriteRequest
+	for i := 0; i < 11; i++ {
+		wr.AppendSample(wr.AppendLabels(wire.Label{Name: "__name__", Value: "rw"}, wire.Label{Name: "i", Value: fmt.Sprint(i)}), wire.Sample{Value: 1, Timestamp: 1})
+	}
+	rec = serve(h, "POST", "/api/v1/write", wire.EncodeSnappy(nil, wire.AppendWriteRequest(nil, wr.Series, nil)), "Content-Encoding", "snappy")
+	if rec.Code != 413 || !strings.Contains(rec.Body.String(), "PROMRELAY_MAX_SAMPLES_PER_REQUEST") {
+		t.Fatalf("remote write: %d %q", rec.Code, rec.Body.String())
+	}
+	if len(up.series) != 0 {
+		t.Fatalf("upstream got %v", up.series)
+	}
+}
+
+type denyAll struct{ err error }
+
+func (d denyAll) Authenticate(*http.Request) (inbound.Identity, error) { return inbound.Identity{}, d.err }
+func (denyAll) Challenge(h http.Header)                               { h.Set("WWW-Authenticate", `Bearer realm="promrelay"`) }
+
+// TestAuthenticationComesFirst: without credentials every route but health
+// is 401 with a challenge and Connection: close (the body is never read);
+// a busy verifier is 503 with Retry-After.
+func TestAuthenticationComesFirst(t *testing.T) {
+	up := &recordingUpstream{}
+	h := newHandler(up, func(o *relay.Options) { o.Inbound = denyAll{inbound.ErrMissing} })
+	for _, r := range []struct{ method, path string }{{"PUT", "/metrics/job/a"}, {"DELETE", "/metrics/job/a"}, {"POST", "/api/v1/write"}} {
+		rec := serve(h, r.method, r.path, []byte("m 1\n"))
+		if rec.Code != 401 || rec.Header().Get("Connection") != "close" || rec.Header().Get("WWW-Authenticate") == "" {
+			t.Errorf("%s %s: %d, headers %v", r.method, r.path, rec.Code, rec.Header())
+		}
+	}
+	if rec := serve(h, "GET", "/-/healthy", nil); rec.Code != 200 {
+		t.Errorf("health: %d", rec.Code)
+	}
+	h = newHandler(up, func(o *relay.Options) { o.Inbound = denyAll{&inbound.BusyError{RetryAfter: 2 * time.Second}} })
+	if rec := serve(h, "PUT", "/metrics/job/a", []byte("m 1\n")); rec.Code != 503 || rec.Header().Get("Retry-After") != "2" {
+		t.Errorf("busy: %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	if len(up.series) != 0 {
+		t.Fatalf("upstream got %v", up.series)
+	}
+}
+
+// TestOneDeadline: a push's store update and upstream writes share one
+// deadline, RequestTimeout from the start.
+func TestOneDeadline(t *testing.T) {
+	var deadlines []time.Time
+	up := &funcUpstream{write: func(ctx context.Context) error {
+		d, _ := ctx.Deadline()
+		deadlines = append(deadlines, d)
+		return nil
+	}}
+	h := newHandler(up, func(o *relay.Options) { o.RequestTimeout = time.Minute })
+	if rec := serve(h, "PUT", "/metrics/job/a", []byte("m 1\n")); rec.Code != 200 {
+		t.Fatalf("push: %d", rec.Code)
+	}
+	// The data, then push_time_seconds: both under the same deadline.
+	if len(deadlines) != 2 || deadlines[0].IsZero() || !deadlines[0].Equal(deadlines[1]) {
+		t.Fatalf("deadlines %v", deadlines)
+	}
+}
+
+type funcUpstream struct {
+	write func(ctx context.Context) error
+}
+
+func (u *funcUpstream) Write(ctx context.Context, _ *wire.WriteRequest) (upstream.Result, error) {
+	return upstream.Result{Requests: 1}, u.write(ctx)
+}
+
+func (u *funcUpstream) WriteEncoded(ctx context.Context, _ []byte) (upstream.Result, error) {
+	return upstream.Result{Requests: 1}, u.write(ctx)
 }
