@@ -16,7 +16,7 @@ func FuzzParseGroupingKey(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, path string) {
-		key, err := push.ParseGroupingKey(path)
+		key, err := push.ParseGroupingKey(path, 0)
 		if err != nil {
 			return
 		}

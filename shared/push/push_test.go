@@ -45,7 +45,7 @@ func TestParseGroupingKey(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.path, func(t *testing.T) {
-			key, err := push.ParseGroupingKey(tc.path)
+			key, err := push.ParseGroupingKey(tc.path, 0)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
@@ -74,16 +74,16 @@ func series(wr *wire.WriteRequest) map[string]float64 {
 func convert(t *testing.T, text, path string) (*wire.WriteRequest, error) {
 	t.Helper()
 	var e wire.Exposition
-	if err := e.ParseText([]byte(text)); err != nil {
+	if err := e.ParseText([]byte(text), wire.Limits{}); err != nil {
 		t.Fatal(err)
 	}
-	key, err := push.ParseGroupingKey(path)
+	key, err := push.ParseGroupingKey(path, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var wr wire.WriteRequest
 	var c push.Converter
-	err = c.Convert(&wr, &e, key, time.Unix(1_763_000_000, 500_000_000))
+	err = c.Convert(&wr, &e, key, time.Unix(1_763_000_000, 500_000_000), wire.Limits{})
 	return &wr, err
 }
 
@@ -191,12 +191,12 @@ func TestConvertNativeOnlyHistogramGetsInfBucket(t *testing.T) {
 	h := []byte{0x08, 0x05, 0x11, 0, 0, 0, 0, 0, 0, 0, 0x40, 0x28, 0x00}
 	m := append([]byte{0x3a, byte(len(h))}, h...)
 	f := append([]byte{0x0a, 0x01, 'h', 0x18, 0x04, 0x22, byte(len(m))}, m...)
-	if err := e.ParseDelimited(append([]byte{byte(len(f))}, f...)); err != nil {
+	if err := e.ParseDelimited(append([]byte{byte(len(f))}, f...), wire.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	var wr wire.WriteRequest
 	var c push.Converter
-	if err := c.Convert(&wr, &e, push.GroupingKey{{Name: "job", Value: "x"}}, time.Unix(1, 0)); err != nil {
+	if err := c.Convert(&wr, &e, push.GroupingKey{{Name: "job", Value: "x"}}, time.Unix(1, 0), wire.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	got := series(&wr)

@@ -164,7 +164,7 @@ func TestWriteRequestMatchesSchema(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := wr.Unmarshal(in); err != nil {
+		if err := wr.Unmarshal(in, wire.Limits{}); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
 		if got, want := len(wr.Series), ref.Get(md.Fields().ByName("timeseries")).List().Len(); got != want {
@@ -198,7 +198,7 @@ func TestWriteRequestValues(t *testing.T) {
 	wr.Metadata = append(wr.Metadata, wire.Metadata{Type: wire.MetadataGauge, FamilyName: "up", Help: "h", Unit: "u"})
 	enc := wire.AppendWriteRequest(nil, wr.Series, wr.Metadata)
 	var got wire.WriteRequest
-	if err := got.Unmarshal(enc); err != nil {
+	if err := got.Unmarshal(enc, wire.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	s := got.Series[0]
@@ -228,7 +228,7 @@ func TestWriteRequestRejectsMalformed(t *testing.T) {
 		"varint overflow":    {0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
 	}
 	for name, in := range cases {
-		if err := wr.Unmarshal(in); err == nil {
+		if err := wr.Unmarshal(in, wire.Limits{}); err == nil {
 			t.Errorf("%s: Unmarshal accepted malformed input", name)
 		}
 	}

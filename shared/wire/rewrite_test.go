@@ -15,7 +15,7 @@ import (
 // invalid series, set labels, encode.
 func referenceRewrite(in []byte, set []wire.Label, lim wire.Limits) (out []byte, invalid int, first string, err error) {
 	var wr wire.WriteRequest
-	if err := wr.Unmarshal(in); err != nil {
+	if err := wr.Unmarshal(in, wire.Limits{}); err != nil {
 		return nil, 0, "", err
 	}
 	valid := wr.Series[:0]
@@ -37,7 +37,7 @@ func referenceRewrite(in []byte, set []wire.Label, lim wire.Limits) (out []byte,
 // canonical re-encodes a request so that equal content gives equal bytes.
 func canonicalRW(t testing.TB, b []byte) []byte {
 	var wr wire.WriteRequest
-	if err := wr.Unmarshal(b); err != nil {
+	if err := wr.Unmarshal(b, wire.Limits{}); err != nil {
 		t.Fatalf("rewritten request does not decode: %v", err)
 	}
 	return wire.AppendWriteRequest(nil, wr.Series, wr.Metadata)
@@ -117,8 +117,8 @@ func TestRewriteInvalidSeries(t *testing.T) {
 	checkRewrite(t, in, rewriteSets[1], wire.Limits{})
 	var rw wire.Rewriter
 	rw.Rewrite(nil, in, nil, wire.Limits{})
-	if rw.Series != 2 || rw.Invalid != 7 || rw.Samples != 2 {
-		t.Fatalf("series %d invalid %d samples %d", rw.Series, rw.Invalid, rw.Samples)
+	if rw.Series != 2 || rw.Invalid != 7 || rw.FloatSamples != 2 {
+		t.Fatalf("series %d invalid %d samples %d", rw.Series, rw.Invalid, rw.FloatSamples)
 	}
 }
 
