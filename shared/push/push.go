@@ -64,7 +64,8 @@ func (k GroupingKey) String() string {
 // name …", and invalid base64; and, stricter than the Pushgateway, a grouping
 // value (or job name) that is not valid UTF-8 or holds a control character
 // (U+0000–U+001F, U+007F–U+009F; NUL included) is an error, as is a key of
-// more than maxLabels labels. All are the sender's fault (400).
+// more than maxLabels labels (counted as label pairs in the path, before a
+// repeated name collapses). All are the sender's fault (400).
 func ParseGroupingKey(escapedPath string, maxLabels int) (GroupingKey, error) {
 	parts := strings.Split(escapedPath, "/")
 	if len(parts) < 2 || (parts[0] != JobLabel && parts[0] != JobLabel+Base64Suffix) {

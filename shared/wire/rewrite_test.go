@@ -3,9 +3,12 @@ package wire_test
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/promrelay/promrelay/internal/corpus"
 	"github.com/promrelay/promrelay/shared/wire"
@@ -15,7 +18,7 @@ import (
 // invalid series, set labels, encode.
 func referenceRewrite(in []byte, set []wire.Label, lim wire.Limits) (out []byte, invalid int, first string, err error) {
 	var wr wire.WriteRequest
-	if err := wr.Unmarshal(in, wire.Limits{}); err != nil {
+	if err := wr.Unmarshal(in, wire.Limits{MaxSamples: lim.MaxSamples}); err != nil {
 		return nil, 0, "", err
 	}
 	valid := wr.Series[:0]
@@ -71,6 +74,7 @@ var rewriteSets = [][]wire.Label{
 	{{Name: "relay", Value: "r1"}},
 	{{Name: "A", Value: "first"}, {Name: "instance", Value: "over"}, {Name: "zzz", Value: "last"}},
 	{{Name: "__name__", Value: "renamed"}, {Name: "job", Value: "forced"}},
+	{{Name: "cluster", Value: ""}, {Name: "instance", Value: ""}, {Name: "tenant", Value: "t"}}, // empty values remove
 }
 
 func TestRewriteMatchesReference(t *testing.T) {
@@ -130,7 +134,28 @@ func FuzzRewrite(f *testing.F) {
 	f.Add(wire.AppendWriteRequest(nil, wr.Series, []wire.Metadata{{Type: 1, FamilyName: "x"}}), uint8(1))
 	f.Add([]byte{0x0a, 0x02, 0x0a, 0x00}, uint8(0))
 	f.Add([]byte{0x0a, 0x06, 0x0a, 0x04, 0x0a, 0x00, 0x12, 0x00}, uint8(2))
+	f.Add([]byte{0x0a, 0x04, 0x12, 0x02, 0x08, 0x01, 0x0a, 0x05, 0xfa, 0xff, 0xff, 0xff, 0x0f}, uint8(0))
+	md := remoteWriteFraming(f)
 	f.Fuzz(func(t *testing.T, in []byte, setIdx uint8) {
-		checkRewrite(t, in, rewriteSets[int(setIdx)%len(rewriteSets)], wire.Limits{MaxLabels: 6, MaxLabelBytes: 64})
+		checkRewrite(t, in, rewriteSets[int(setIdx)%len(rewriteSets)], wire.Limits{MaxSamples: 12, MaxLabels: 6, MaxLabelBytes: 64})
+		checkWriteRequestSchema(t, md, in)
 	})
+}
+
+// checkWriteRequestSchema fails when Unmarshal and the remote-write schema
+// (prompb through dynamicpb, its strings as bytes: UTF-8 is ValidateSeries'
+// concern, not the decoder's) disagree on whether in is well-formed.
+// Unmarshal may be stricter only where protobuf-go keeps a field as unknown:
+// a known field of the wrong wire type, and groups.
+func checkWriteRequestSchema(t *testing.T, md protoreflect.MessageDescriptor, in []byte) {
+	t.Helper()
+	var wr wire.WriteRequest
+	err := wr.Unmarshal(in, wire.Limits{})
+	refErr := proto.Unmarshal(in, dynamicpb.NewMessage(md))
+	if refErr != nil && err == nil {
+		t.Fatalf("Unmarshal accepted %q, which the schema rejects: %v", in, refErr)
+	}
+	if refErr == nil && err != nil && !strings.Contains(err.Error(), "wrong wire type") && !strings.Contains(err.Error(), "unsupported wire type") {
+		t.Fatalf("Unmarshal rejected %q, which the schema accepts: %v", in, err)
+	}
 }
