@@ -410,7 +410,10 @@ func (d *delimitedDecoder) histogram(m *Metric, b []byte) error {
 	// Repeated native fields are gathered one field at a time so each list
 	// is contiguous in the shared stores even when the fields interleave.
 	e := d.e
-	n := &m.Native
+	var n NativeHistogram
+	if m.native > 0 {
+		n = e.natives[m.native-1] // a repeated histogram field merges
+	}
 	it := fields{b: b}
 	for it.next() {
 		f := &it.f
@@ -498,6 +501,13 @@ func (d *delimitedDecoder) histogram(m *Metric, b []byte) error {
 	}
 	if len(n.NegativeSpans)+len(n.PositiveSpans) > 0 {
 		n.Present = true
+	}
+	switch {
+	case m.native > 0:
+		e.natives[m.native-1] = n
+	case n.Present:
+		e.natives = append(e.natives, n)
+		m.native = int32(len(e.natives))
 	}
 	return nil
 }

@@ -97,7 +97,7 @@ func TestDelimitedNativeHistogramsAndSummaries(t *testing.T) {
 	if err := e.ParseDelimited(packed, wire.Limits{}); err != nil {
 		t.Fatal(err)
 	}
-	n := e.Metrics[0].Native
+	n := e.Native(&e.Metrics[0])
 	if len(n.PositiveDeltas) != 3 || n.PositiveDeltas[1] != -1 || len(n.PositiveCounts) != 2 || n.PositiveCounts[1] != 4.5 {
 		t.Fatalf("packed native fields decoded as %+v", n)
 	}

@@ -58,7 +58,7 @@ type Family struct {
 // Metric is one io.prometheus.client.Metric. Which fields are meaningful
 // depends on the family's type: Value for counters, gauges and untyped;
 // Count/CountFloat, Sum and Quantiles for summaries; Count/CountFloat, Sum,
-// Buckets and Native for histograms.
+// Buckets and Exposition.Native for histograms.
 type Metric struct {
 	Family       int32   // index into Exposition.Families
 	Labels       []Label // in input order, without le or quantile
@@ -75,8 +75,7 @@ type Metric struct {
 	Quantiles []Quantile // a summary's quantiles, in input order
 	Buckets   []Bucket   // a histogram's classic buckets, in input order
 
-	Native NativeHistogram
-
+	native      int32 // 1 + index into Exposition.natives; 0 for none
 	first, last int32 // the text parser's list of points in Exposition.points
 }
 
@@ -132,6 +131,7 @@ type Exposition struct {
 	Metrics  []Metric
 
 	quantiles []Quantile
+	natives   []NativeHistogram
 	buckets   []Bucket
 	points    []textPoint // the text parser's per-metric lists, before finish
 	labels    []Label
@@ -152,6 +152,8 @@ func (e *Exposition) Reset() {
 	clear(e.Metrics)
 	e.Metrics = e.Metrics[:0]
 	e.quantiles = e.quantiles[:0]
+	clear(e.natives)
+	e.natives = e.natives[:0]
 	e.buckets = e.buckets[:0]
 	e.points = e.points[:0]
 	clear(e.labels)
@@ -183,6 +185,16 @@ func (e *Exposition) NumSamples() int {
 		}
 	}
 	return n
+}
+
+// Native returns the native (sparse) part of histogram metric m, or nil
+// when m has none (text format, or a protobuf histogram without schema,
+// zero bucket or spans). It is valid until the next decode.
+func (e *Exposition) Native(m *Metric) *NativeHistogram {
+	if m.native <= 0 {
+		return nil
+	}
+	return &e.natives[m.native-1]
 }
 
 // newMetric appends an empty metric of family f and returns its index.

@@ -125,54 +125,75 @@ type fields struct {
 }
 
 // next decodes the next field into it.f and reports whether there was one;
-// on a malformed field it sets it.err and returns false.
+// on a malformed field it sets it.err and returns false. One-byte tags,
+// lengths and varints, the common case, take the inlined fast paths.
 func (it *fields) next() bool {
-	if it.i >= len(it.b) || it.err != nil {
+	b, i := it.b, it.i
+	if i >= len(b) {
 		return false
 	}
-	b, start := it.b, it.i
+	f := &it.f
+	f.start = i
 	var t uint64
-	i := start
-	if b[i] < 0x80 {
-		t, i = uint64(b[i]), i+1
+	if c := b[i]; c < 0x80 {
+		t, i = uint64(c), i+1
 	} else {
 		var err error
 		if t, i, err = readVarint(b, i); err != nil {
-			it.err = err
-			return false
+			return it.fail(err)
+		}
+		if t>>3 > maxFieldNumber {
+			return it.fail(fmt.Errorf("invalid field number %d", t>>3))
 		}
 	}
-	num, typ := t>>3, int(t&7)
-	if num == 0 || num > maxFieldNumber {
-		it.err = fmt.Errorf("invalid field number %d", num)
-		return false
+	f.num, f.typ = t>>3, int(t&7)
+	if f.num == 0 {
+		return it.fail(errors.New("invalid field number 0"))
 	}
-	f := field{num: num, typ: typ, start: start}
-	var err error
-	switch typ {
-	case wireVarint:
-		f.u, i, err = readVarint(b, i)
-	case wireFixed64:
-		f.u, i, err = readFixed64(b, i)
+	switch f.typ {
 	case wireBytes:
-		f.data, i, err = readBytes(b, i)
+		if i < len(b) && b[i] < 0x80 && int(b[i]) < len(b)-i {
+			n := int(b[i])
+			i++
+			f.data = b[i : i+n : i+n]
+			i += n
+		} else {
+			var err error
+			if f.data, i, err = readBytes(b, i); err != nil {
+				return it.fail(err)
+			}
+		}
+	case wireVarint:
+		if i < len(b) && b[i] < 0x80 {
+			f.u, i = uint64(b[i]), i+1
+		} else {
+			var err error
+			if f.u, i, err = readVarint(b, i); err != nil {
+				return it.fail(err)
+			}
+		}
+	case wireFixed64:
+		if len(b)-i < 8 {
+			return it.fail(errTruncated)
+		}
+		f.u, i, _ = readFixed64(b, i)
 	case wireFixed32:
 		if len(b)-i < 4 {
-			err = errTruncated
-		} else {
-			f.u = uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24
-			i += 4
+			return it.fail(errTruncated)
 		}
+		f.u = uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24
+		i += 4
 	default:
-		err = fmt.Errorf("unsupported wire type %d in field %d", typ, num)
+		return it.fail(fmt.Errorf("unsupported wire type %d in field %d", f.typ, f.num))
 	}
-	if err != nil {
-		it.err = err
-		return false
-	}
-	f.end = i
-	it.f, it.i = f, i
+	f.end, it.i = i, i
 	return true
+}
+
+// fail records err, ends the iteration and returns false.
+func (it *fields) fail(err error) bool {
+	it.err, it.i = err, len(it.b)
+	return false
 }
 
 // wrongType is the error for a field of the wrong wire type.

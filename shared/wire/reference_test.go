@@ -78,7 +78,7 @@ func toDTO(e *wire.Exposition) map[string]*dto.MetricFamily {
 				}
 				h.Bucket = append(h.Bucket, b)
 			}
-			if n := m.Native; n.Present {
+			if n := e.Native(m); n != nil {
 				h.Schema = proto.Int32(n.Schema)
 				h.ZeroThreshold = proto.Float64(n.ZeroThreshold)
 				if n.ZeroCountFloat != 0 {
