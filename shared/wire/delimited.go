@@ -546,7 +546,11 @@ func gatherSpans(dst []BucketSpan, b []byte, num uint64) ([]BucketSpan, []Bucket
 		if it.f.num != num {
 			continue
 		}
-		s, err := unmarshalSpan(it.f.data)
+		data, err := it.f.bytes()
+		if err != nil {
+			return dst, nil, err
+		}
+		s, err := unmarshalSpan(data)
 		if err != nil {
 			return dst, nil, err
 		}

@@ -146,7 +146,7 @@ func (it *fields) next() bool {
 			return it.fail(fmt.Errorf("invalid field number %d", t>>3))
 		}
 	}
-	f.num, f.typ = t>>3, int(t&7)
+	f.num, f.typ, f.data = t>>3, int(t&7), nil
 	if f.num == 0 {
 		return it.fail(errors.New("invalid field number 0"))
 	}

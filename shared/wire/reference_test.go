@@ -81,10 +81,10 @@ func toDTO(e *wire.Exposition) map[string]*dto.MetricFamily {
 			if n := e.Native(m); n != nil {
 				h.Schema = proto.Int32(n.Schema)
 				h.ZeroThreshold = proto.Float64(n.ZeroThreshold)
+				// Both may be set; the schema keeps both.
+				h.ZeroCount = proto.Uint64(n.ZeroCount)
 				if n.ZeroCountFloat != 0 {
 					h.ZeroCountFloat = proto.Float64(n.ZeroCountFloat)
-				} else {
-					h.ZeroCount = proto.Uint64(n.ZeroCount)
 				}
 				for _, s := range n.NegativeSpans {
 					h.NegativeSpan = append(h.NegativeSpan, &dto.BucketSpan{Offset: proto.Int32(s.Offset), Length: proto.Uint32(s.Length)})
