@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -235,24 +236,12 @@ func (c *Converter) checkDuplicates(series []wire.Series) error {
 	for i := range series {
 		c.key = wire.AppendLabelsKey(c.key[:0], series[i].Labels)
 		sum := maphash.Bytes(c.seed, c.key)
-		if j, ok := c.seen[sum]; ok && equalLabels(series[j].Labels, series[i].Labels) {
+		if j, ok := c.seen[sum]; ok && slices.Equal(series[j].Labels, series[i].Labels) {
 			return &InvalidError{Msg: fmt.Sprintf("duplicate series %s: two pushed metrics have the same name and label values", wire.FormatLabels(series[i].Labels, 256))}
 		}
 		c.seen[sum] = int32(i)
 	}
 	return nil
-}
-
-func equalLabels(a, b []wire.Label) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func metadataType(t wire.MetricType) wire.MetadataType {
