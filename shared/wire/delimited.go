@@ -235,21 +235,30 @@ func (d *delimitedDecoder) metric(fam int32, b []byte) error {
 	} else {
 		e.buckets = e.buckets[:bStart]
 	}
-	for j, l := range m.Labels {
+	if err := checkLabelPairs(m.Labels); err != nil {
+		return err
+	}
+	if !m.HasValue {
+		return fmt.Errorf("metric has no %s value", typ)
+	}
+	return nil
+}
+
+// checkLabelPairs applies the Pushgateway's checks to a metric's labels:
+// legacy names not starting with "__", UTF-8 values, no name twice.
+func checkLabelPairs(ls []Label) error {
+	for j, l := range ls {
 		if !IsValidLabelName(l.Name) || len(l.Name) > 1 && l.Name[0] == '_' && l.Name[1] == '_' {
 			return fmt.Errorf("invalid label name %q", l.Name)
 		}
 		if !utf8.ValidString(l.Value) {
 			return fmt.Errorf("value of label %q is not valid UTF-8", l.Name)
 		}
-		for _, o := range m.Labels[:j] {
+		for _, o := range ls[:j] {
 			if o.Name == l.Name {
 				return fmt.Errorf("duplicate label name %q", l.Name)
 			}
 		}
-	}
-	if !m.HasValue {
-		return fmt.Errorf("metric has no %s value", typ)
 	}
 	return nil
 }
@@ -407,8 +416,6 @@ func (d *delimitedDecoder) histogram(m *Metric, b []byte) error {
 	//   optional double upper_bound            = 2;
 	//   optional Exemplar exemplar             = 3;
 	// }
-	// Repeated native fields are gathered one field at a time so each list
-	// is contiguous in the shared stores even when the fields interleave.
 	e := d.e
 	var n NativeHistogram
 	if m.native > 0 {
@@ -427,34 +434,7 @@ func (d *delimitedDecoder) histogram(m *Metric, b []byte) error {
 			m.CountFloat, err = f.double()
 			m.CountIsFloat = true
 		case 3:
-			var data []byte
-			if data, err = f.bytes(); err != nil {
-				break
-			}
-			if err = d.bud.take(1); err != nil {
-				return err
-			}
-			var bk Bucket
-			bi := fields{b: data}
-			for bi.next() && err == nil {
-				switch bf := &bi.f; bf.num {
-				case 1:
-					bk.Count, err = bf.varint()
-				case 2:
-					bk.UpperBound, err = bf.double()
-				case 3:
-					err = checkExemplar(bf)
-				case 4:
-					bk.CountFloat, err = bf.double()
-					bk.CountIsFloat = true
-				}
-			}
-			if err == nil {
-				err = bi.err
-			}
-			if err == nil {
-				e.buckets = append(e.buckets, bk)
-			}
+			err = d.bucket(f)
 		case 5:
 			var v uint64
 			v, err = f.varint()
@@ -480,6 +460,58 @@ func (d *delimitedDecoder) histogram(m *Metric, b []byte) error {
 	if it.err != nil {
 		return it.err
 	}
+	if err := d.gatherNative(&n, b); err != nil {
+		return err
+	}
+	switch {
+	case m.native > 0:
+		e.natives[m.native-1] = n
+	case n.Present:
+		e.natives = append(e.natives, n)
+		m.native = int32(len(e.natives))
+	}
+	return nil
+}
+
+// bucket decodes one Bucket field of a histogram.
+func (d *delimitedDecoder) bucket(f *field) error {
+	data, err := f.bytes()
+	if err != nil {
+		return err
+	}
+	if err := d.bud.take(1); err != nil {
+		return err
+	}
+	var bk Bucket
+	it := fields{b: data}
+	for it.next() {
+		switch bf := &it.f; bf.num {
+		case 1:
+			bk.Count, err = bf.varint()
+		case 2:
+			bk.UpperBound, err = bf.double()
+		case 3:
+			err = checkExemplar(bf)
+		case 4:
+			bk.CountFloat, err = bf.double()
+			bk.CountIsFloat = true
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if it.err != nil {
+		return it.err
+	}
+	d.e.buckets = append(d.e.buckets, bk)
+	return nil
+}
+
+// gatherNative collects the repeated fields of a native histogram b into
+// n. Each is gathered over the whole message, so each list is contiguous
+// in the shared stores even when the fields interleave.
+func (d *delimitedDecoder) gatherNative(n *NativeHistogram, b []byte) error {
+	e := d.e
 	var err error
 	if e.spans, n.NegativeSpans, err = gatherSpans(e.spans, b, 9); err != nil {
 		return fmt.Errorf("negative_span: %w", err)
@@ -501,13 +533,6 @@ func (d *delimitedDecoder) histogram(m *Metric, b []byte) error {
 	}
 	if len(n.NegativeSpans)+len(n.PositiveSpans) > 0 {
 		n.Present = true
-	}
-	switch {
-	case m.native > 0:
-		e.natives[m.native-1] = n
-	case n.Present:
-		e.natives = append(e.natives, n)
-		m.native = int32(len(e.natives))
 	}
 	return nil
 }

@@ -187,6 +187,12 @@ func (rw *Rewriter) series(dst, s []byte, lim Limits, bud *budget) ([]byte, erro
 	rw.FloatSamples += samples
 	rw.HistogramSamples += histograms
 
+	return rw.appendSeries(dst, s), nil
+}
+
+// appendSeries appends the scanned series s, checked valid, with the
+// override labels spliced in at the positions check found.
+func (rw *Rewriter) appendSeries(dst, s []byte) []byte {
 	// Body size: kept labels, override labels, other fields.
 	size := len(rw.overridesEnc)
 	for j := range rw.labels {
@@ -227,7 +233,7 @@ func (rw *Rewriter) series(dst, s []byte, lim Limits, bud *budget) ([]byte, erro
 	for _, o := range rw.others {
 		dst = append(dst, s[o.start:o.end]...)
 	}
-	return dst, nil
+	return dst
 }
 
 // contiguous reports whether the series' labels are one run of bytes.
