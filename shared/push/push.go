@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/promrelay/promrelay/shared/wire"
 )
@@ -54,15 +56,24 @@ func (k GroupingKey) String() string {
 }
 
 // ParseGroupingKey parses the path below /metrics/ (for example
-// "job/backup/instance/db1" or "job@base64/YmFja3Vw") into a grouping key.
-// Each path segment is URL-unescaped on its own, so an escaped slash (%2F)
-// stays inside its value. Errors carry the Pushgateway's messages: "job name
-// is required", "odd number of components in label string …", "improper
-// label name …", and invalid base64.
-func ParseGroupingKey(escapedPath string) (GroupingKey, error) {
+// "job/backup/instance/db1" or "job@base64/YmFja3Vw") into a grouping key of
+// at most maxLabels labels, the job included (0 means no limit). Each path
+// segment is URL-unescaped on its own, so an escaped slash (%2F) stays inside
+// its value. Errors carry the Pushgateway's messages: "job name is
+// required", "odd number of components in label string …", "improper label
+// name …", and invalid base64; and, stricter than the Pushgateway, a grouping
+// value (or job name) that is not valid UTF-8 or holds a control character
+// (U+0000–U+001F, U+007F–U+009F; NUL included) is an error, as is a key of
+// more than maxLabels labels (counted as label pairs in the path, before a
+// repeated name collapses). All are the sender's fault (400).
+func ParseGroupingKey(escapedPath string, maxLabels int) (GroupingKey, error) {
 	parts := strings.Split(escapedPath, "/")
 	if len(parts) < 2 || (parts[0] != JobLabel && parts[0] != JobLabel+Base64Suffix) {
 		return nil, fmt.Errorf("job name is required")
+	}
+	// Each label takes two segments; refuse before unescaping them all.
+	if maxLabels > 0 && len(parts) > 2*maxLabels+1 {
+		return nil, fmt.Errorf("grouping key has more than %d labels", maxLabels)
 	}
 	for i, p := range parts {
 		u, err := url.PathUnescape(p)
@@ -89,8 +100,11 @@ func ParseGroupingKey(escapedPath string) (GroupingKey, error) {
 	if job == "" {
 		return nil, fmt.Errorf("job name is required")
 	}
+	if err := checkValue(JobLabel, job); err != nil {
+		return nil, err
+	}
 	key := make(GroupingKey, 0, 1+len(rest)/2)
-	set := func(name, value string) {
+	put := func(name, value string) {
 		for i := range key {
 			if key[i].Name == name {
 				key[i].Value = value
@@ -112,11 +126,32 @@ func ParseGroupingKey(escapedPath string) (GroupingKey, error) {
 			}
 			value = decoded
 		}
-		set(trimmed, value)
+		if err := checkValue(trimmed, value); err != nil {
+			return nil, err
+		}
+		put(trimmed, value)
 	}
-	set(JobLabel, job) // the job segment wins over a "job" label pair
+	put(JobLabel, job) // the job segment wins over a "job" label pair
+	if maxLabels > 0 && len(key) > maxLabels {
+		return nil, fmt.Errorf("grouping key has more than %d labels", maxLabels)
+	}
 	slices.SortFunc(key, func(a, b wire.Label) int { return strings.Compare(a.Name, b.Name) })
 	return key, nil
+}
+
+// checkValue rejects a grouping value that is not valid UTF-8 or that holds
+// a control character: such a value cannot be a label value that a query,
+// a log line or a group id shows faithfully.
+func checkValue(name, value string) error {
+	if !utf8.ValidString(value) {
+		return fmt.Errorf("value of grouping label %s is not valid UTF-8: %q", name, value)
+	}
+	for _, r := range value {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("value of grouping label %s contains control character %U: %q", name, r, value)
+		}
+	}
+	return nil
 }
 
 // decodeBase64 decodes URL-safe base64 with optional padding.

@@ -1,6 +1,7 @@
 package push_test
 
 import (
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -9,6 +10,13 @@ import (
 	"github.com/promrelay/promrelay/shared/push"
 	"github.com/promrelay/promrelay/shared/wire"
 )
+
+func TestParseGroupingKeyNoLimit(t *testing.T) {
+	path := "job/x" + strings.Repeat("/a/1", 1000)
+	if _, err := push.ParseGroupingKey(path, 0); err != nil {
+		t.Fatalf("maxLabels 0: %v", err)
+	}
+}
 
 func TestParseGroupingKey(t *testing.T) {
 	cases := []struct {
@@ -42,10 +50,25 @@ func TestParseGroupingKey(t *testing.T) {
 		{path: "job@base64/!!!", wantErr: "invalid base64 encoding in job name"},
 		{path: "job/x/a@base64/!!!", wantErr: "invalid base64 encoding for label a"},
 		{path: "job/x/a/%zz", wantErr: "invalid escape"},
+		// Issue 11: a NUL in a grouping value forged another tenant's
+		// group id; control characters and invalid UTF-8 are refused.
+		{path: "job/j%00%5Cx00tenant%00team-a%00tenant_userid%001001", wantErr: "contains control character U+0000"},
+		{path: "job/x/a/b%00c", wantErr: "grouping label a contains control character U+0000"},
+		{path: "job/x/a/b%0Ac", wantErr: "control character U+000A"},
+		{path: "job/x/a/b%7F", wantErr: "control character U+007F"},
+		{path: "job/x/a/%C2%85", wantErr: "control character U+0085"},
+		{path: "job/x/a/%FF", wantErr: "grouping label a is not valid UTF-8"},
+		{path: "job@base64/AA", wantErr: "grouping label job contains control character U+0000"},
+		{path: "job/x/a@base64/_w", wantErr: "not valid UTF-8"},
+		{path: "job/x/a/%09", wantErr: "control character U+0009"},
+		{path: "job/x/a/1/b/2/c/3", wantErr: "grouping key has more than 3 labels"},
+		{path: "job/x/a/1/b/2/c/3/d/4/e/5/f/6", wantErr: "grouping key has more than 3 labels"},
+		{path: "job/x/a/1/b/2", want: `a="1",b="2",job="x"`},
+		{path: "job/x/a/1/a/2/a/3", wantErr: "grouping key has more than 3 labels"}, // pairs are counted before duplicates collapse
 	}
 	for _, tc := range cases {
 		t.Run(tc.path, func(t *testing.T) {
-			key, err := push.ParseGroupingKey(tc.path)
+			key, err := push.ParseGroupingKey(tc.path, 3)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
@@ -74,16 +97,16 @@ func series(wr *wire.WriteRequest) map[string]float64 {
 func convert(t *testing.T, text, path string) (*wire.WriteRequest, error) {
 	t.Helper()
 	var e wire.Exposition
-	if err := e.ParseText([]byte(text)); err != nil {
+	if err := e.ParseText([]byte(text), wire.Limits{}); err != nil {
 		t.Fatal(err)
 	}
-	key, err := push.ParseGroupingKey(path)
+	key, err := push.ParseGroupingKey(path, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var wr wire.WriteRequest
 	var c push.Converter
-	err = c.Convert(&wr, &e, key, time.Unix(1_763_000_000, 500_000_000))
+	err = c.Convert(&wr, &e, key, time.Unix(1_763_000_000, 500_000_000), wire.Limits{})
 	return &wr, err
 }
 
@@ -191,16 +214,78 @@ func TestConvertNativeOnlyHistogramGetsInfBucket(t *testing.T) {
 	h := []byte{0x08, 0x05, 0x11, 0, 0, 0, 0, 0, 0, 0, 0x40, 0x28, 0x00}
 	m := append([]byte{0x3a, byte(len(h))}, h...)
 	f := append([]byte{0x0a, 0x01, 'h', 0x18, 0x04, 0x22, byte(len(m))}, m...)
-	if err := e.ParseDelimited(append([]byte{byte(len(f))}, f...)); err != nil {
+	if err := e.ParseDelimited(append([]byte{byte(len(f))}, f...), wire.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	var wr wire.WriteRequest
 	var c push.Converter
-	if err := c.Convert(&wr, &e, push.GroupingKey{{Name: "job", Value: "x"}}, time.Unix(1, 0)); err != nil {
+	if err := c.Convert(&wr, &e, push.GroupingKey{{Name: "job", Value: "x"}}, time.Unix(1, 0), wire.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	got := series(&wr)
 	if got[`h_bucket{job="x",le="+Inf"}`] != 5 || got[`h_count{job="x"}`] != 5 || got[`h_sum{job="x"}`] != 2 {
 		t.Fatalf("got %v", got)
+	}
+}
+
+// TestConvertDropsPushTimeFamilies is issue 12's Pushgateway difference: a
+// body carrying push_time_seconds was a 400 "duplicate series"; the
+// Pushgateway answers 200 and keeps its own push time.
+func TestConvertDropsPushTimeFamilies(t *testing.T) {
+	in := "# TYPE push_time_seconds gauge\npush_time_seconds 1\npush_failure_time_seconds{job=\"x\"} 2\nup 1\n"
+	wr, err := convert(t, in, "job/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := series(wr)
+	want := map[string]float64{`up{job="x"}`: 1, `push_time_seconds{job="x"}`: 1_763_000_000.5}
+	if len(got) != len(want) {
+		t.Fatalf("series %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("series %v, want %v", got, want)
+		}
+	}
+	for _, md := range wr.Metadata {
+		if md.FamilyName == push.PushFailureTimeMetric || md.FamilyName == push.PushTimeMetric && md.Help == "" {
+			t.Fatalf("metadata of the pushed family kept: %+v", md)
+		}
+	}
+}
+
+// TestConvertSampleLimit checks that Convert stops at MaxSamples, counting
+// the series it makes (a histogram's +Inf bucket, _sum and _count, and the
+// push_time_seconds gauge included).
+func TestConvertSampleLimit(t *testing.T) {
+	var e wire.Exposition
+	in := "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_count 1\n" // 4 series with push_time_seconds: le=1, le=+Inf, _sum, _count
+	if err := e.ParseText([]byte(in), wire.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	key := push.GroupingKey{{Name: "job", Value: "x"}}
+	var c push.Converter
+	for limit, wantErr := range map[int]bool{3: true, 4: true, 5: false, 0: false} {
+		var wr wire.WriteRequest
+		err := c.Convert(&wr, &e, key, time.Unix(1, 0), wire.Limits{MaxSamples: limit})
+		var le *wire.LimitError
+		if got := errors.As(err, &le); got != wantErr {
+			t.Fatalf("limit %d: error %v", limit, err)
+		}
+		if wantErr && (le.Kind != wire.LimitSamples || le.Limit != limit || len(wr.Series) > limit) {
+			t.Fatalf("limit %d: %+v, %d series", limit, le, len(wr.Series))
+		}
+	}
+}
+
+// TestConvertKeyRemovesLabel checks that a grouping label with an empty
+// value removes the body's label of that name, as on the Pushgateway.
+func TestConvertKeyRemovesLabel(t *testing.T) {
+	wr, err := convert(t, "up{instance=\"body\",zone=\"a\"} 1\n", "job/x/instance/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := series(wr); got[`up{job="x",zone="a"}`] != 1 {
+		t.Fatalf("series %v", got)
 	}
 }

@@ -14,7 +14,7 @@ import (
 // encode and snappy-compress the remote-write request.
 func BenchmarkTextPushToRequest(b *testing.B) {
 	in := corpus.Exposition(42, corpus.Options{Families: 200})
-	key, _ := push.ParseGroupingKey("job/node/instance/host1")
+	key, _ := push.ParseGroupingKey("job/node/instance/host1", 0)
 	var e wire.Exposition
 	var wr wire.WriteRequest
 	var c push.Converter
@@ -24,11 +24,11 @@ func BenchmarkTextPushToRequest(b *testing.B) {
 	b.SetBytes(int64(len(in)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := e.ParseText(in); err != nil {
+		if err := e.ParseText(in, wire.Limits{}); err != nil {
 			b.Fatal(err)
 		}
 		wr.Reset()
-		if err := c.Convert(&wr, &e, key, now); err != nil {
+		if err := c.Convert(&wr, &e, key, now, wire.Limits{}); err != nil {
 			b.Fatal(err)
 		}
 		out = wire.AppendWriteRequest(out[:0], wr.Series, wr.Metadata)

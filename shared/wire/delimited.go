@@ -15,12 +15,16 @@ const DelimitedContentType = `application/vnd.google.protobuf; proto=io.promethe
 // ParseDelimited decodes b as a sequence of varint-length-delimited
 // io.prometheus.client.MetricFamily messages into e, replacing its contents.
 // A later family with the same name replaces an earlier one (the earlier is
-// marked Dropped), as the Pushgateway's decoding into a map does. It checks
+// marked Replaced), as the Pushgateway's decoding into a map does. It checks
 // what the Pushgateway's consistency check would reject: invalid metric or
 // label names, label values that are not UTF-8, duplicate label names, and a
-// metric without a value of its family's type.
-func (e *Exposition) ParseDelimited(b []byte) error {
+// metric without a value of its family's type. It returns a *LimitError as
+// soon as the exposition crosses lim: each family, each metric, each
+// quantile and bucket, and the _sum and _count of each summary or histogram
+// count toward lim.MaxSamples.
+func (e *Exposition) ParseDelimited(b []byte, lim Limits) error {
 	e.Reset()
+	d := delimitedDecoder{e: e, lim: lim, bud: newBudget(lim)}
 	for i := 0; i < len(b); {
 		n, next, err := readVarint(b, i)
 		if err != nil {
@@ -30,7 +34,14 @@ func (e *Exposition) ParseDelimited(b []byte) error {
 		if n > uint64(len(b)-i) {
 			return fmt.Errorf("metric family %d: length %d exceeds the %d bytes left: %w", len(e.Families), n, len(b)-i, errTruncated)
 		}
-		if err := e.unmarshalFamily(b[i : i+int(n)]); err != nil {
+		if err := d.bud.take(1); err != nil {
+			return err
+		}
+		if err := d.family(b[i : i+int(n)]); err != nil {
+			var le *LimitError
+			if errors.As(err, &le) {
+				return le
+			}
 			return fmt.Errorf("cannot unmarshal metric family %d: %w", len(e.Families), err)
 		}
 		i += int(n)
@@ -38,7 +49,14 @@ func (e *Exposition) ParseDelimited(b []byte) error {
 	return nil
 }
 
-func (e *Exposition) unmarshalFamily(b []byte) error {
+// delimitedDecoder holds the state of one ParseDelimited call.
+type delimitedDecoder struct {
+	e   *Exposition
+	lim Limits
+	bud budget
+}
+
+func (d *delimitedDecoder) family(b []byte) error {
 	// message MetricFamily {
 	//   optional string     name   = 1;
 	//   optional string     help   = 2;
@@ -48,21 +66,17 @@ func (e *Exposition) unmarshalFamily(b []byte) error {
 	// }
 	// The type decides how metrics are read, and it may follow them, so
 	// the scalar fields are read first.
+	e := d.e
 	f := Family{HasType: true}
-	for i := 0; i < len(b); {
-		num, typ, next, err := readTag(b, i)
-		if err != nil {
-			return err
-		}
-		i = next
-		switch num {
+	it := fields{b: b}
+	for it.next() {
+		switch fl := &it.f; fl.num {
 		case 1, 2, 5:
-			data, next, err := readBytesField(b, i, typ)
+			data, err := fl.bytes()
 			if err != nil {
-				return fmt.Errorf("cannot read field %d: %w", num, err)
+				return err
 			}
-			i = next
-			switch num {
+			switch fl.num {
 			case 1:
 				f.Name = bytesToString(data)
 			case 2:
@@ -71,17 +85,19 @@ func (e *Exposition) unmarshalFamily(b []byte) error {
 				f.Unit = bytesToString(data)
 			}
 		case 3:
-			v, next, err := readUvarintField(b, i, typ)
+			v, err := fl.varint()
 			if err != nil {
 				return fmt.Errorf("cannot read type: %w", err)
 			}
-			i = next
 			f.Type = MetricType(int32(v))
-		default:
-			if i, err = skipField(b, i, typ); err != nil {
-				return err
+		case 4:
+			if _, err := fl.bytes(); err != nil {
+				return fmt.Errorf("cannot read metric: %w", err)
 			}
 		}
+	}
+	if it.err != nil {
+		return it.err
 	}
 	if !isValidMetricName(f.Name) {
 		return fmt.Errorf("invalid metric name %q", f.Name)
@@ -93,24 +109,22 @@ func (e *Exposition) unmarshalFamily(b []byte) error {
 		return fmt.Errorf("help of metric family %q is not valid UTF-8", f.Name)
 	}
 	if prev, ok := e.byName[f.Name]; ok {
-		e.Families[prev].Dropped = true
+		e.Families[prev].Replaced = true
 	}
 	e.Families = append(e.Families, f)
 	fam := int32(len(e.Families) - 1)
 	e.byName[f.Name] = fam
-	for i := 0; i < len(b); {
-		num, typ, next, _ := readTag(b, i)
-		i = next
-		if num != 4 {
-			i, _ = skipField(b, i, typ)
+	// The first pass checked every field, so this one cannot fail.
+	it = fields{b: b}
+	for it.next() {
+		if it.f.num != 4 {
 			continue
 		}
-		data, next, err := readBytesField(b, i, typ)
-		if err != nil {
-			return fmt.Errorf("cannot read metric: %w", err)
-		}
-		i = next
-		if err := e.unmarshalMetric(fam, data); err != nil {
+		if err := d.metric(fam, it.f.data); err != nil {
+			var le *LimitError
+			if errors.As(err, &le) {
+				return err
+			}
 			return fmt.Errorf("metric family %q: cannot unmarshal metric %d: %w", f.Name, e.Families[fam].Metrics, err)
 		}
 		e.Families[fam].Metrics++
@@ -118,7 +132,7 @@ func (e *Exposition) unmarshalFamily(b []byte) error {
 	return nil
 }
 
-func (e *Exposition) unmarshalMetric(fam int32, b []byte) error {
+func (d *delimitedDecoder) metric(fam int32, b []byte) error {
 	// message Metric {
 	//   repeated LabelPair label        = 1;
 	//   optional Gauge     gauge        = 2;
@@ -128,92 +142,101 @@ func (e *Exposition) unmarshalMetric(fam int32, b []byte) error {
 	//   optional Histogram histogram    = 7;
 	//   optional int64     timestamp_ms = 6;
 	// }
+	e := d.e
 	typ := e.Families[fam].Type
-	idx := e.newMetric(fam)
-	labelsStart := len(e.labels)
-	for i := 0; i < len(b); {
-		num, wt, next, err := readTag(b, i)
-		if err != nil {
+	if err := d.bud.take(1); err != nil {
+		return err
+	}
+	if typ == Summary || typ == Histogram || typ == GaugeHistogram {
+		// _sum and _count
+		if err := d.bud.take(2); err != nil {
 			return err
 		}
-		i = next
+	}
+	idx := e.newMetric(fam)
+	labelsStart := len(e.labels)
+	qStart, bStart := len(e.quantiles), len(e.buckets)
+	it := fields{b: b}
+	for it.next() {
+		f := &it.f
 		m := &e.Metrics[idx]
-		switch num {
+		switch f.num {
 		case 1:
-			data, next, err := readBytesField(b, i, wt)
+			// message LabelPair { optional string name = 1; optional string value = 2; }
+			data, err := f.bytes()
 			if err != nil {
 				return fmt.Errorf("cannot read label: %w", err)
 			}
-			i = next
-			// message LabelPair { optional string name = 1; optional string value = 2; }
 			l, err := unmarshalLabel(data)
 			if err != nil {
 				return fmt.Errorf("cannot unmarshal label: %w", err)
 			}
+			// The metric name counts as a label of the series.
+			if k := d.lim.labelOver(len(e.labels)-labelsStart+2, len(l.Name)+len(l.Value)); k != 0 {
+				return d.lim.labelError(k, fmt.Sprintf("metric family %q, label %q", e.Families[fam].Name, l.Name))
+			}
 			e.labels = append(e.labels, l)
 		case 2, 3, 5:
-			data, next, err := readBytesField(b, i, wt)
-			if err != nil {
-				return fmt.Errorf("cannot read field %d: %w", num, err)
-			}
-			i = next
 			// message Gauge   { optional double value = 1; }
 			// message Counter { optional double value = 1; optional Exemplar exemplar = 2; optional Timestamp created_timestamp = 3; }
 			// message Untyped { optional double value = 1; }
-			v, err := unmarshalValue(data)
+			data, err := f.bytes()
 			if err != nil {
-				return fmt.Errorf("cannot unmarshal field %d: %w", num, err)
+				return fmt.Errorf("cannot read field %d: %w", f.num, err)
 			}
-			if num == 2 && typ == Gauge || num == 3 && typ == Counter || num == 5 && typ == Untyped {
+			v, err := unmarshalValue(data, f.num == 3)
+			if err != nil {
+				return fmt.Errorf("cannot unmarshal field %d: %w", f.num, err)
+			}
+			if f.num == 2 && typ == Gauge || f.num == 3 && typ == Counter || f.num == 5 && typ == Untyped {
 				m.Value, m.HasValue = v, true
 			}
 		case 4:
-			data, next, err := readBytesField(b, i, wt)
+			data, err := f.bytes()
 			if err != nil {
 				return fmt.Errorf("cannot read summary: %w", err)
 			}
-			i = next
-			if err := e.unmarshalSummary(idx, data); err != nil {
+			if err := d.summary(m, data); err != nil {
 				return fmt.Errorf("cannot unmarshal summary: %w", err)
 			}
-			e.Metrics[idx].HasValue = e.Metrics[idx].HasValue || typ == Summary
+			m.HasValue = m.HasValue || typ == Summary
 		case 6:
-			v, next, err := readUvarintField(b, i, wt)
+			v, err := f.varint()
 			if err != nil {
 				return fmt.Errorf("cannot read timestamp_ms: %w", err)
 			}
-			i = next
 			m.TimestampMs, m.HasTimestamp = int64(v), true
 		case 7:
-			data, next, err := readBytesField(b, i, wt)
+			data, err := f.bytes()
 			if err != nil {
 				return fmt.Errorf("cannot read histogram: %w", err)
 			}
-			i = next
-			if err := e.unmarshalHistogram(idx, data); err != nil {
+			if err := d.histogram(m, data); err != nil {
 				return fmt.Errorf("cannot unmarshal histogram: %w", err)
 			}
-			e.Metrics[idx].HasValue = e.Metrics[idx].HasValue || typ == Histogram || typ == GaugeHistogram
-		default:
-			if i, err = skipField(b, i, wt); err != nil {
-				return err
-			}
+			m.HasValue = m.HasValue || typ == Histogram || typ == GaugeHistogram
 		}
+	}
+	if it.err != nil {
+		return it.err
 	}
 	m := &e.Metrics[idx]
 	m.Labels = e.labels[labelsStart:len(e.labels):len(e.labels)]
-	for j, l := range m.Labels {
-		if !IsValidLabelName(l.Name) || len(l.Name) > 1 && l.Name[0] == '_' && l.Name[1] == '_' {
-			return fmt.Errorf("invalid label name %q", l.Name)
-		}
-		if !utf8.ValidString(l.Value) {
-			return fmt.Errorf("value of label %q is not valid UTF-8", l.Name)
-		}
-		for _, o := range m.Labels[:j] {
-			if o.Name == l.Name {
-				return fmt.Errorf("duplicate label name %q", l.Name)
-			}
-		}
+	// A summary's quantiles and a histogram's buckets are decoded in one
+	// piece here, so each metric's list is contiguous; only the list of
+	// the family's type is kept.
+	if typ == Summary && len(e.quantiles) > qStart {
+		m.Quantiles = e.quantiles[qStart:len(e.quantiles):len(e.quantiles)]
+	} else {
+		e.quantiles = e.quantiles[:qStart]
+	}
+	if (typ == Histogram || typ == GaugeHistogram) && len(e.buckets) > bStart {
+		m.Buckets = e.buckets[bStart:len(e.buckets):len(e.buckets)]
+	} else {
+		e.buckets = e.buckets[:bStart]
+	}
+	if err := checkLabelPairs(m.Labels); err != nil {
+		return err
 	}
 	if !m.HasValue {
 		return fmt.Errorf("metric has no %s value", typ)
@@ -221,29 +244,99 @@ func (e *Exposition) unmarshalMetric(fam int32, b []byte) error {
 	return nil
 }
 
+// checkLabelPairs applies the Pushgateway's checks to a metric's labels:
+// legacy names not starting with "__", UTF-8 values, no name twice.
+func checkLabelPairs(ls []Label) error {
+	for j, l := range ls {
+		if !IsValidLabelName(l.Name) || len(l.Name) > 1 && l.Name[0] == '_' && l.Name[1] == '_' {
+			return fmt.Errorf("invalid label name %q", l.Name)
+		}
+		if !utf8.ValidString(l.Value) {
+			return fmt.Errorf("value of label %q is not valid UTF-8", l.Name)
+		}
+		for _, o := range ls[:j] {
+			if o.Name == l.Name {
+				return fmt.Errorf("duplicate label name %q", l.Name)
+			}
+		}
+	}
+	return nil
+}
+
 // unmarshalValue reads field 1 (double value) of Gauge, Counter or Untyped.
-func unmarshalValue(b []byte) (float64, error) {
+// A Counter's exemplar and created timestamp are checked, not kept.
+func unmarshalValue(b []byte, counter bool) (float64, error) {
 	var v float64
-	for i := 0; i < len(b); {
-		num, typ, next, err := readTag(b, i)
+	it := fields{b: b}
+	for it.next() {
+		var err error
+		switch f := &it.f; {
+		case f.num == 1:
+			v, err = f.double()
+		case counter && f.num == 2:
+			err = checkExemplar(f)
+		case counter && f.num == 3:
+			err = checkTimestamp(f)
+		}
 		if err != nil {
 			return 0, err
 		}
-		i = next
-		if num == 1 {
-			if v, i, err = readDouble(b, i, typ); err != nil {
-				return 0, err
-			}
-			continue
-		}
-		if i, err = skipField(b, i, typ); err != nil {
-			return 0, err
-		}
 	}
-	return v, nil
+	return v, it.err
 }
 
-func (e *Exposition) unmarshalSummary(idx int32, b []byte) error {
+// checkTimestamp checks that a google.protobuf.Timestamp field, which
+// promrelay does not keep, is well-formed, as the schema does.
+func checkTimestamp(f *field) error {
+	// message Timestamp { int64 seconds = 1; int32 nanos = 2; }
+	data, err := f.bytes()
+	if err != nil {
+		return err
+	}
+	it := fields{b: data}
+	for it.next() {
+		if it.f.num == 1 || it.f.num == 2 {
+			if _, err := it.f.varint(); err != nil {
+				return err
+			}
+		}
+	}
+	return it.err
+}
+
+// checkExemplar checks that an io.prometheus.client.Exemplar field, which
+// promrelay does not keep, is well-formed, as the schema does.
+func checkExemplar(f *field) error {
+	// message Exemplar {
+	//   repeated LabelPair label = 1;
+	//   optional double value = 2;
+	//   optional google.protobuf.Timestamp timestamp = 3;
+	// }
+	data, err := f.bytes()
+	if err != nil {
+		return err
+	}
+	it := fields{b: data}
+	for it.next() {
+		switch f := &it.f; f.num {
+		case 1:
+			var l []byte
+			if l, err = f.bytes(); err == nil {
+				_, err = unmarshalLabel(l)
+			}
+		case 2:
+			_, err = f.double()
+		case 3:
+			err = checkTimestamp(f)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return it.err
+}
+
+func (d *delimitedDecoder) summary(m *Metric, b []byte) error {
 	// message Summary {
 	//   optional uint64   sample_count = 1;
 	//   optional double   sample_sum   = 2;
@@ -251,60 +344,54 @@ func (e *Exposition) unmarshalSummary(idx int32, b []byte) error {
 	//   optional Timestamp created_timestamp = 4;
 	// }
 	// message Quantile { optional double quantile = 1; optional double value = 2; }
-	for i := 0; i < len(b); {
-		num, typ, next, err := readTag(b, i)
-		if err != nil {
-			return err
-		}
-		i = next
-		m := &e.Metrics[idx]
-		switch num {
+	e := d.e
+	it := fields{b: b}
+	for it.next() {
+		var err error
+		switch f := &it.f; f.num {
 		case 1:
-			if m.Count, i, err = readUvarintField(b, i, typ); err != nil {
+			if m.Count, err = f.varint(); err != nil {
 				return fmt.Errorf("cannot read sample_count: %w", err)
 			}
 		case 2:
-			if m.Sum, i, err = readDouble(b, i, typ); err != nil {
+			if m.Sum, err = f.double(); err != nil {
 				return fmt.Errorf("cannot read sample_sum: %w", err)
 			}
 		case 3:
-			data, next, err := readBytesField(b, i, typ)
+			data, err := f.bytes()
 			if err != nil {
 				return fmt.Errorf("cannot read quantile: %w", err)
 			}
-			i = next
-			var pt Point
-			for j := 0; j < len(data); {
-				qn, qt, next, err := readTag(data, j)
-				if err != nil {
-					return fmt.Errorf("cannot unmarshal quantile: %w", err)
-				}
-				j = next
-				switch qn {
+			if err := d.bud.take(1); err != nil {
+				return err
+			}
+			var q Quantile
+			qi := fields{b: data}
+			for qi.next() {
+				switch qf := &qi.f; qf.num {
 				case 1:
-					pt.Bound, j, err = readDouble(data, j, qt)
+					q.Quantile, err = qf.double()
 				case 2:
-					pt.Value, j, err = readDouble(data, j, qt)
-				default:
-					j, err = skipField(data, j, qt)
+					q.Value, err = qf.double()
 				}
 				if err != nil {
 					return fmt.Errorf("cannot unmarshal quantile: %w", err)
 				}
 			}
-			e.addPoint(m, pt)
-		default:
-			if i, err = skipField(b, i, typ); err != nil {
-				return err
+			if qi.err != nil {
+				return fmt.Errorf("cannot unmarshal quantile: %w", qi.err)
+			}
+			e.quantiles = append(e.quantiles, q)
+		case 4:
+			if err := checkTimestamp(f); err != nil {
+				return fmt.Errorf("cannot read created_timestamp: %w", err)
 			}
 		}
 	}
-	return nil
+	return it.err
 }
 
-var errPackedOnly = errors.New("wrong wire type for a repeated scalar")
-
-func (e *Exposition) unmarshalHistogram(idx int32, b []byte) error {
+func (d *delimitedDecoder) histogram(m *Metric, b []byte) error {
 	// message Histogram {
 	//   optional uint64 sample_count       = 1;
 	//   optional double sample_count_float = 4;
@@ -329,92 +416,119 @@ func (e *Exposition) unmarshalHistogram(idx int32, b []byte) error {
 	//   optional double upper_bound            = 2;
 	//   optional Exemplar exemplar             = 3;
 	// }
-	// Repeated native fields are gathered one field at a time so each list
-	// is contiguous in the shared stores even when the fields interleave.
-	m := &e.Metrics[idx]
-	n := &m.Native
-	var countFloatSet bool
-	for i := 0; i < len(b); {
-		num, typ, next, err := readTag(b, i)
+	e := d.e
+	var n NativeHistogram
+	if m.native > 0 {
+		n = e.natives[m.native-1] // a repeated histogram field merges
+	}
+	it := fields{b: b}
+	for it.next() {
+		f := &it.f
+		var err error
+		switch f.num {
+		case 1:
+			m.Count, err = f.varint()
+		case 2:
+			m.Sum, err = f.double()
+		case 4:
+			m.CountFloat, err = f.double()
+			m.CountIsFloat = true
+		case 3:
+			err = d.bucket(f)
+		case 5:
+			var v uint64
+			v, err = f.varint()
+			n.Schema, n.Present = int32(zigzag(v)), true
+		case 6:
+			n.ZeroThreshold, err = f.double()
+			n.Present = true
+		case 7:
+			n.ZeroCount, err = f.varint()
+			n.Present = true
+		case 8:
+			n.ZeroCountFloat, err = f.double()
+			n.Present = true
+		case 15:
+			err = checkTimestamp(f)
+		case 16:
+			err = checkExemplar(f)
+		}
+		if err != nil {
+			return fmt.Errorf("field %d: %w", f.num, err)
+		}
+	}
+	if it.err != nil {
+		return it.err
+	}
+	if err := d.gatherNative(&n, b); err != nil {
+		return err
+	}
+	switch {
+	case m.native > 0:
+		e.natives[m.native-1] = n
+	case n.Present:
+		e.natives = append(e.natives, n)
+		m.native = int32(len(e.natives))
+	}
+	return nil
+}
+
+// bucket decodes one Bucket field of a histogram.
+func (d *delimitedDecoder) bucket(f *field) error {
+	data, err := f.bytes()
+	if err != nil {
+		return err
+	}
+	if err := d.bud.take(1); err != nil {
+		return err
+	}
+	var bk Bucket
+	it := fields{b: data}
+	for it.next() {
+		switch bf := &it.f; bf.num {
+		case 1:
+			bk.Count, err = bf.varint()
+		case 2:
+			bk.UpperBound, err = bf.double()
+		case 3:
+			err = checkExemplar(bf)
+		case 4:
+			bk.CountFloat, err = bf.double()
+			bk.CountIsFloat = true
+		}
 		if err != nil {
 			return err
 		}
-		i = next
-		switch num {
-		case 1:
-			m.Count, i, err = readUvarintField(b, i, typ)
-		case 2:
-			m.Sum, i, err = readDouble(b, i, typ)
-		case 4:
-			m.CountFloat, i, err = readDouble(b, i, typ)
-			countFloatSet = true
-		case 3:
-			var data []byte
-			if data, i, err = readBytesField(b, i, typ); err != nil {
-				break
-			}
-			pt := Point{}
-			for j := 0; j < len(data) && err == nil; {
-				var bn uint64
-				var bt int
-				if bn, bt, j, err = readTag(data, j); err != nil {
-					break
-				}
-				switch bn {
-				case 1:
-					pt.Count, j, err = readUvarintField(data, j, bt)
-				case 2:
-					pt.Bound, j, err = readDouble(data, j, bt)
-				case 4:
-					pt.CountFloat, j, err = readDouble(data, j, bt)
-					pt.CountIsFloat = true
-				default:
-					j, err = skipField(data, j, bt)
-				}
-			}
-			if err == nil {
-				e.addPoint(m, pt)
-			}
-		case 5:
-			var v uint64
-			v, i, err = readUvarintField(b, i, typ)
-			n.Schema, n.Present = int32(zigzag(v)), true
-		case 6:
-			n.ZeroThreshold, i, err = readDouble(b, i, typ)
-			n.Present = true
-		case 7:
-			n.ZeroCount, i, err = readUvarintField(b, i, typ)
-			n.Present = true
-		case 8:
-			n.ZeroCountFloat, i, err = readDouble(b, i, typ)
-			n.Present = true
-		default:
-			i, err = skipField(b, i, typ)
-		}
-		if err != nil {
-			return fmt.Errorf("field %d: %w", num, err)
-		}
 	}
-	if countFloatSet {
-		m.CountIsFloat = true
+	if it.err != nil {
+		return it.err
 	}
+	d.e.buckets = append(d.e.buckets, bk)
+	return nil
+}
+
+// gatherNative collects the repeated fields of a native histogram b into
+// n. Each is gathered over the whole message, so each list is contiguous
+// in the shared stores even when the fields interleave.
+func (d *delimitedDecoder) gatherNative(n *NativeHistogram, b []byte) error {
+	e := d.e
 	var err error
-	if n.NegativeSpans, err = e.gatherSpans(b, 9); err != nil {
+	if e.spans, n.NegativeSpans, err = gatherSpans(e.spans, b, 9); err != nil {
 		return fmt.Errorf("negative_span: %w", err)
 	}
-	if n.PositiveSpans, err = e.gatherSpans(b, 12); err != nil {
+	if e.spans, n.PositiveSpans, err = gatherSpans(e.spans, b, 12); err != nil {
 		return fmt.Errorf("positive_span: %w", err)
 	}
-	if n.NegativeDeltas, err = e.gatherSint64(b, 10); err != nil {
+	if e.ints, n.NegativeDeltas, err = gather(e.ints, b, 10, wireVarint, decodeSint64); err != nil {
 		return fmt.Errorf("negative_delta: %w", err)
 	}
-	if n.PositiveDeltas, err = e.gatherSint64(b, 13); err != nil {
+	if e.ints, n.PositiveDeltas, err = gather(e.ints, b, 13, wireVarint, decodeSint64); err != nil {
 		return fmt.Errorf("positive_delta: %w", err)
 	}
-	if n.NegativeCounts, err = e.gatherDoubles(b, 11); err != nil {
+	if e.floats, n.NegativeCounts, err = gather(e.floats, b, 11, wireFixed64, math.Float64frombits); err != nil {
 		return fmt.Errorf("negative_count: %w", err)
 	}
-	if n.PositiveCounts, err = e.gatherDoubles(b, 14); err != nil {
+	if e.floats, n.PositiveCounts, err = gather(e.floats, b, 14, wireFixed64, math.Float64frombits); err != nil {
 		return fmt.Errorf("positive_count: %w", err)
 	}
 	if len(n.NegativeSpans)+len(n.PositiveSpans) > 0 {
@@ -423,131 +537,52 @@ func (e *Exposition) unmarshalHistogram(idx int32, b []byte) error {
 	return nil
 }
 
-// gatherSpans collects the BucketSpan messages of field num.
-func (e *Exposition) gatherSpans(b []byte, num uint64) ([]BucketSpan, error) {
+func decodeSint64(v uint64) int64 { return zigzag(v) }
+
+func unmarshalSpan(b []byte) (BucketSpan, error) {
 	// message BucketSpan { optional sint32 offset = 1; optional uint32 length = 2; }
-	start := len(e.spans)
-	for i := 0; i < len(b); {
-		fn, typ, next, _ := readTag(b, i)
-		i = next
-		if fn != num {
-			i, _ = skipField(b, i, typ)
+	var s BucketSpan
+	it := fields{b: b}
+	for it.next() {
+		switch f := &it.f; f.num {
+		case 1:
+			v, err := f.varint()
+			if err != nil {
+				return s, err
+			}
+			s.Offset = int32(zigzag(v))
+		case 2:
+			v, err := f.varint()
+			if err != nil {
+				return s, err
+			}
+			s.Length = uint32(v)
+		}
+	}
+	return s, it.err
+}
+
+// gatherSpans appends to dst the BucketSpan messages of field num of the
+// (already checked) message b, and returns dst and the new spans.
+func gatherSpans(dst []BucketSpan, b []byte, num uint64) ([]BucketSpan, []BucketSpan, error) {
+	start := len(dst)
+	it := fields{b: b}
+	for it.next() {
+		if it.f.num != num {
 			continue
 		}
-		data, next, err := readBytesField(b, i, typ)
+		data, err := it.f.bytes()
 		if err != nil {
-			return nil, err
+			return dst, nil, err
 		}
-		i = next
-		var s BucketSpan
-		for j := 0; j < len(data); {
-			sn, st, next, err := readTag(data, j)
-			if err != nil {
-				return nil, err
-			}
-			j = next
-			var v uint64
-			switch sn {
-			case 1:
-				v, j, err = readUvarintField(data, j, st)
-				s.Offset = int32(zigzag(v))
-			case 2:
-				v, j, err = readUvarintField(data, j, st)
-				s.Length = uint32(v)
-			default:
-				j, err = skipField(data, j, st)
-			}
-			if err != nil {
-				return nil, err
-			}
+		s, err := unmarshalSpan(data)
+		if err != nil {
+			return dst, nil, err
 		}
-		e.spans = append(e.spans, s)
+		dst = append(dst, s)
 	}
-	if len(e.spans) == start {
-		return nil, nil
+	if len(dst) == start {
+		return dst, nil, it.err
 	}
-	return e.spans[start:len(e.spans):len(e.spans)], nil
-}
-
-// gatherSint64 collects a repeated sint64 field, packed or not.
-func (e *Exposition) gatherSint64(b []byte, num uint64) ([]int64, error) {
-	start := len(e.ints)
-	for i := 0; i < len(b); {
-		fn, typ, next, _ := readTag(b, i)
-		i = next
-		if fn != num {
-			i, _ = skipField(b, i, typ)
-			continue
-		}
-		switch typ {
-		case wireVarint:
-			v, next, err := readVarint(b, i)
-			if err != nil {
-				return nil, err
-			}
-			i = next
-			e.ints = append(e.ints, zigzag(v))
-		case wireBytes:
-			data, next, err := readBytes(b, i)
-			if err != nil {
-				return nil, err
-			}
-			i = next
-			for j := 0; j < len(data); {
-				v, next, err := readVarint(data, j)
-				if err != nil {
-					return nil, err
-				}
-				j = next
-				e.ints = append(e.ints, zigzag(v))
-			}
-		default:
-			return nil, errPackedOnly
-		}
-	}
-	if len(e.ints) == start {
-		return nil, nil
-	}
-	return e.ints[start:len(e.ints):len(e.ints)], nil
-}
-
-// gatherDoubles collects a repeated double field, packed or not.
-func (e *Exposition) gatherDoubles(b []byte, num uint64) ([]float64, error) {
-	start := len(e.floats)
-	for i := 0; i < len(b); {
-		fn, typ, next, _ := readTag(b, i)
-		i = next
-		if fn != num {
-			i, _ = skipField(b, i, typ)
-			continue
-		}
-		switch typ {
-		case wireFixed64:
-			v, next, err := readFixed64(b, i)
-			if err != nil {
-				return nil, err
-			}
-			i = next
-			e.floats = append(e.floats, math.Float64frombits(v))
-		case wireBytes:
-			data, next, err := readBytes(b, i)
-			if err != nil {
-				return nil, err
-			}
-			i = next
-			if len(data)%8 != 0 {
-				return nil, fmt.Errorf("packed doubles of %d bytes: %w", len(data), errTruncated)
-			}
-			for j := 0; j < len(data); j += 8 {
-				v, _, _ := readFixed64(data, j)
-				e.floats = append(e.floats, math.Float64frombits(v))
-			}
-		default:
-			return nil, errPackedOnly
-		}
-	}
-	if len(e.floats) == start {
-		return nil, nil
-	}
-	return e.floats[start:len(e.floats):len(e.floats)], nil
+	return dst, dst[start:len(dst):len(dst)], it.err
 }

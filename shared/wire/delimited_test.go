@@ -23,7 +23,7 @@ func TestDelimitedMatchesReference(t *testing.T) {
 			t.Fatal(err)
 		}
 		in := encodeDelimited(t, want)
-		if err := e.ParseDelimited(in); err != nil {
+		if err := e.ParseDelimited(in, wire.Limits{}); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
 		if got, w := canonical(toDTO(&e)), canonical(want); got != w {
@@ -83,7 +83,7 @@ func TestDelimitedNativeHistogramsAndSummaries(t *testing.T) {
 			Exemplar: &dto.Exemplar{Value: proto.Float64(1)}}}}},
 	}
 	var e wire.Exposition
-	if err := e.ParseDelimited(encodeDelimited(t, fams)); err != nil {
+	if err := e.ParseDelimited(encodeDelimited(t, fams), wire.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	// Exemplars are not part of the decoded model.
@@ -94,10 +94,10 @@ func TestDelimitedNativeHistogramsAndSummaries(t *testing.T) {
 	}
 	// Packed encoding of the repeated scalars (proto3-style senders).
 	packed := appendPackedNative(t)
-	if err := e.ParseDelimited(packed); err != nil {
+	if err := e.ParseDelimited(packed, wire.Limits{}); err != nil {
 		t.Fatal(err)
 	}
-	n := e.Metrics[0].Native
+	n := e.Native(&e.Metrics[0])
 	if len(n.PositiveDeltas) != 3 || n.PositiveDeltas[1] != -1 || len(n.PositiveCounts) != 2 || n.PositiveCounts[1] != 4.5 {
 		t.Fatalf("packed native fields decoded as %+v", n)
 	}
@@ -131,7 +131,14 @@ func TestDelimitedRejects(t *testing.T) {
 		{name: "truncated", raw: good[:len(good)-3], wantErr: "exceeds"},
 		{name: "length beyond input", raw: []byte{0x7f, 0x0a}, wantErr: "exceeds"},
 		{name: "bad varint", raw: []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, wantErr: "cannot read length"},
-		{name: "wrong wire type", raw: []byte{0x02, 0x0d, 0x00}, wantErr: "wrong wire type"},
+		{name: "wrong wire type", raw: []byte{0x05, 0x0d, 0x00, 0x00, 0x00, 0x00}, wantErr: "wrong wire type"},
+		{name: "truncated fixed32", raw: []byte{0x02, 0x0d, 0x00}, wantErr: "unexpected end"},
+		// Found by a random mutator: a field number beyond 2^29-1, which
+		// the protobuf schema rejects (testdata/fuzz/FuzzParseDelimited
+		// keeps it as a seed).
+		{name: "field number beyond 2^29-1", raw: []byte("\x12\n\x01A\xc2\xc2\xc2\xc20\t000000000"), wantErr: "invalid field number"},
+		{name: "field number 2^29-1 accepted as unknown", raw: withUnknownField(good), wantErr: ""},
+		{name: "field number 0", raw: []byte{0x02, 0x02, 0x00}, wantErr: "invalid field number 0"},
 		{name: "empty name", fam: &dto.MetricFamily{Type: dto.MetricType_GAUGE.Enum(), Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(1)}}}}, wantErr: "invalid metric name"},
 		{name: "invalid name", fam: &dto.MetricFamily{Name: proto.String("a-b"), Type: dto.MetricType_GAUGE.Enum(), Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(1)}}}}, wantErr: "invalid metric name"},
 		{name: "value of wrong type", fam: &dto.MetricFamily{Name: proto.String("c"), Type: dto.MetricType_COUNTER.Enum(), Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(1)}}}}, wantErr: "has no counter value"},
@@ -152,7 +159,13 @@ func TestDelimitedRejects(t *testing.T) {
 				}
 				in = []byte(sb.String())
 			}
-			err := e.ParseDelimited(in)
+			err := e.ParseDelimited(in, wire.Limits{})
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("ParseDelimited error = %v, want none", err)
+				}
+				return
+			}
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("ParseDelimited error = %v, want one containing %q", err, tc.wantErr)
 			}
@@ -170,11 +183,19 @@ func TestDelimitedLastFamilyWins(t *testing.T) {
 	protodelim.MarshalTo(&sb, mk(1))
 	protodelim.MarshalTo(&sb, mk(2))
 	var e wire.Exposition
-	if err := e.ParseDelimited([]byte(sb.String())); err != nil {
+	if err := e.ParseDelimited([]byte(sb.String()), wire.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	got := toDTO(&e)["g"]
 	if len(got.Metric) != 1 || got.Metric[0].Gauge.GetValue() != 2 {
 		t.Fatalf("got %v, want only the second family", got)
 	}
+}
+
+// withUnknownField returns the single-family delimited input good with a
+// varint field numbered 2^29-1, the largest valid number, appended to the
+// family.
+func withUnknownField(good []byte) []byte {
+	body := append(append([]byte(nil), good[1:]...), 0xf8, 0xff, 0xff, 0xff, 0x0f, 0x00)
+	return append([]byte{byte(len(body))}, body...)
 }

@@ -1,8 +1,8 @@
 package wire
 
 import (
+	"encoding/binary"
 	"hash/maphash"
-	"slices"
 )
 
 // MetricType is the type of a metric family, numbered as
@@ -48,14 +48,17 @@ type Family struct {
 	Type    MetricType
 	HasType bool // set by a TYPE line or by the first sample (untyped)
 	Unit    string
-	Metrics int  // number of metrics in the family; a family without metrics is ignored
-	Dropped bool // replaced by a later family of the same name (protobuf only)
+	Metrics int // number of metrics in the family; a family without metrics is ignored
+	// Replaced is set on a family that a later family of the same name
+	// replaces (protobuf only): the Pushgateway decodes a push into a map
+	// by name, so the last family of a name wins.
+	Replaced bool
 }
 
 // Metric is one io.prometheus.client.Metric. Which fields are meaningful
 // depends on the family's type: Value for counters, gauges and untyped;
-// Count/CountFloat, Sum and the points for summaries and histograms; Native
-// for native histograms.
+// Count/CountFloat, Sum and Quantiles for summaries; Count/CountFloat, Sum,
+// Buckets and Exposition.Native for histograms.
 type Metric struct {
 	Family       int32   // index into Exposition.Families
 	Labels       []Label // in input order, without le or quantile
@@ -69,22 +72,34 @@ type Metric struct {
 	CountIsFloat bool
 	Sum          float64
 
-	// Quantiles (summary) or classic buckets (histogram) form a list in
-	// Exposition.Points from FirstPoint, linked by Point.Next; -1 ends it.
-	FirstPoint, lastPoint int32
-	NumPoints             int32
+	Quantiles []Quantile // a summary's quantiles, in input order
+	Buckets   []Bucket   // a histogram's classic buckets, in input order
 
-	Native NativeHistogram
+	native      int32 // 1 + index into Exposition.natives; 0 for none
+	first, last int32 // the text parser's list of points in Exposition.points
 }
 
-// Point is a summary quantile or a classic histogram bucket.
-type Point struct {
-	Bound        float64 // quantile (summary) or upper bound (histogram)
-	Value        float64 // quantile value (summary)
-	Count        uint64  // cumulative count (histogram)
-	CountFloat   float64 // cumulative count of a float histogram
+// Quantile is one quantile of a summary (io.prometheus.client.Quantile).
+type Quantile struct {
+	Quantile float64 // the φ-quantile, 0 ≤ φ ≤ 1
+	Value    float64
+}
+
+// Bucket is one classic histogram bucket (io.prometheus.client.Bucket):
+// the count of observations less than or equal to UpperBound.
+type Bucket struct {
+	UpperBound   float64
+	Count        uint64  // cumulative count
+	CountFloat   float64 // cumulative count of a float histogram; used when CountIsFloat
 	CountIsFloat bool
-	Next         int32
+}
+
+// CumulativeCount returns the bucket's cumulative count as a float.
+func (b *Bucket) CumulativeCount() float64 {
+	if b.CountIsFloat {
+		return b.CountFloat
+	}
+	return float64(b.Count)
 }
 
 // BucketSpan is a run of native histogram buckets (io.prometheus.client.BucketSpan).
@@ -114,17 +129,21 @@ type NativeHistogram struct {
 type Exposition struct {
 	Families []Family
 	Metrics  []Metric
-	Points   []Point
 
-	labels  []Label
-	spans   []BucketSpan
-	ints    []int64
-	floats  []float64
-	strbuf  []byte
-	byName  map[string]int32
-	groups  map[uint64]int32 // signature of a summary/histogram metric → index
-	seed    maphash.Seed
-	scratch []Label
+	quantiles []Quantile
+	natives   []NativeHistogram
+	buckets   []Bucket
+	points    []textPoint // the text parser's per-metric lists, before finish
+	labels    []Label
+	spans     []BucketSpan
+	ints      []int64
+	floats    []float64
+	strbuf    []byte
+	byName    map[string]int32
+	groups    map[uint64]int32 // signature of a summary/histogram metric → index
+	seed      maphash.Seed
+	scratch   []Label
+	keybuf    []byte
 }
 
 // Reset empties e and keeps its memory.
@@ -132,7 +151,11 @@ func (e *Exposition) Reset() {
 	e.Families = e.Families[:0]
 	clear(e.Metrics)
 	e.Metrics = e.Metrics[:0]
-	e.Points = e.Points[:0]
+	e.quantiles = e.quantiles[:0]
+	clear(e.natives)
+	e.natives = e.natives[:0]
+	e.buckets = e.buckets[:0]
+	e.points = e.points[:0]
 	clear(e.labels)
 	e.labels = e.labels[:0]
 	e.spans = e.spans[:0]
@@ -156,7 +179,7 @@ func (e *Exposition) NumSamples() int {
 		m := &e.Metrics[i]
 		switch e.Families[m.Family].Type {
 		case Summary, Histogram, GaugeHistogram:
-			n += 2 + int(m.NumPoints)
+			n += 2 + len(m.Quantiles) + len(m.Buckets)
 		default:
 			n++
 		}
@@ -164,23 +187,19 @@ func (e *Exposition) NumSamples() int {
 	return n
 }
 
-// addPoint appends p to metric m's point list.
-func (e *Exposition) addPoint(m *Metric, p Point) {
-	p.Next = -1
-	idx := int32(len(e.Points))
-	e.Points = append(e.Points, p)
-	if m.FirstPoint < 0 {
-		m.FirstPoint = idx
-	} else {
-		e.Points[m.lastPoint].Next = idx
+// Native returns the native (sparse) part of histogram metric m, or nil
+// when m has none (text format, or a protobuf histogram without schema,
+// zero bucket or spans). It is valid until the next decode.
+func (e *Exposition) Native(m *Metric) *NativeHistogram {
+	if m.native <= 0 {
+		return nil
 	}
-	m.lastPoint = idx
-	m.NumPoints++
+	return &e.natives[m.native-1]
 }
 
 // newMetric appends an empty metric of family f and returns its index.
 func (e *Exposition) newMetric(f int32) int32 {
-	e.Metrics = append(e.Metrics, Metric{Family: f, FirstPoint: -1, lastPoint: -1})
+	e.Metrics = append(e.Metrics, Metric{Family: f, first: -1, last: -1})
 	return int32(len(e.Metrics) - 1)
 }
 
@@ -188,28 +207,10 @@ func (e *Exposition) newMetric(f int32) int32 {
 // independent of label order.
 func (e *Exposition) signature(f int32, ls []Label) uint64 {
 	e.scratch = append(e.scratch[:0], ls...)
-	slices.SortFunc(e.scratch, func(a, b Label) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
-	var h maphash.Hash
-	h.SetSeed(e.seed)
-	h.WriteByte(byte(f))
-	h.WriteByte(byte(f >> 8))
-	h.WriteByte(byte(f >> 16))
-	h.WriteByte(byte(f >> 24))
-	for _, l := range e.scratch {
-		h.WriteString(l.Name)
-		h.WriteByte(0xff)
-		h.WriteString(l.Value)
-		h.WriteByte(0xff)
-	}
-	return h.Sum64()
+	SortLabels(e.scratch)
+	e.keybuf = binary.AppendUvarint(e.keybuf[:0], uint64(f))
+	e.keybuf = AppendLabelsKey(e.keybuf, e.scratch)
+	return maphash.Bytes(e.seed, e.keybuf)
 }
 
 // sameLabelSet reports whether a and b hold the same pairs in any order.

@@ -23,7 +23,7 @@ func toDTO(e *wire.Exposition) map[string]*dto.MetricFamily {
 	byIdx := map[int32]*dto.MetricFamily{}
 	for i := range e.Families {
 		f := &e.Families[i]
-		if f.Metrics == 0 || f.Dropped {
+		if f.Metrics == 0 || f.Replaced {
 			continue
 		}
 		mf := &dto.MetricFamily{Name: proto.String(f.Name), Type: dto.MetricType(f.Type).Enum()}
@@ -58,9 +58,8 @@ func toDTO(e *wire.Exposition) map[string]*dto.MetricFamily {
 			dm.Untyped = &dto.Untyped{Value: proto.Float64(m.Value)}
 		case wire.Summary:
 			s := &dto.Summary{SampleCount: proto.Uint64(m.Count), SampleSum: proto.Float64(m.Sum)}
-			for p := m.FirstPoint; p >= 0; p = e.Points[p].Next {
-				pt := e.Points[p]
-				s.Quantile = append(s.Quantile, &dto.Quantile{Quantile: proto.Float64(pt.Bound), Value: proto.Float64(pt.Value)})
+			for _, q := range m.Quantiles {
+				s.Quantile = append(s.Quantile, &dto.Quantile{Quantile: proto.Float64(q.Quantile), Value: proto.Float64(q.Value)})
 			}
 			dm.Summary = s
 		case wire.Histogram, wire.GaugeHistogram:
@@ -70,9 +69,8 @@ func toDTO(e *wire.Exposition) map[string]*dto.MetricFamily {
 			} else {
 				h.SampleCount = proto.Uint64(m.Count)
 			}
-			for p := m.FirstPoint; p >= 0; p = e.Points[p].Next {
-				pt := e.Points[p]
-				b := &dto.Bucket{UpperBound: proto.Float64(pt.Bound)}
+			for _, pt := range m.Buckets {
+				b := &dto.Bucket{UpperBound: proto.Float64(pt.UpperBound)}
 				if pt.CountIsFloat {
 					b.CumulativeCountFloat = proto.Float64(pt.CountFloat)
 				} else {
@@ -80,13 +78,13 @@ func toDTO(e *wire.Exposition) map[string]*dto.MetricFamily {
 				}
 				h.Bucket = append(h.Bucket, b)
 			}
-			if n := m.Native; n.Present {
+			if n := e.Native(m); n != nil {
 				h.Schema = proto.Int32(n.Schema)
 				h.ZeroThreshold = proto.Float64(n.ZeroThreshold)
+				// Both may be set; the schema keeps both.
+				h.ZeroCount = proto.Uint64(n.ZeroCount)
 				if n.ZeroCountFloat != 0 {
 					h.ZeroCountFloat = proto.Float64(n.ZeroCountFloat)
-				} else {
-					h.ZeroCount = proto.Uint64(n.ZeroCount)
 				}
 				for _, s := range n.NegativeSpans {
 					h.NegativeSpan = append(h.NegativeSpan, &dto.BucketSpan{Offset: proto.Int32(s.Offset), Length: proto.Uint32(s.Length)})
@@ -144,7 +142,7 @@ func canonical(fams map[string]*dto.MetricFamily) string {
 				for _, bk := range h.Bucket {
 					fmt.Fprintf(&b, " le%s=%d/%s", f64(bk.GetUpperBound()), bk.GetCumulativeCount(), f64(bk.GetCumulativeCountFloat()))
 				}
-				if h.Schema != nil || len(h.PositiveSpan)+len(h.NegativeSpan) > 0 {
+				if h.Schema != nil || h.ZeroThreshold != nil || h.ZeroCount != nil || h.ZeroCountFloat != nil || len(h.PositiveSpan)+len(h.NegativeSpan) > 0 {
 					fmt.Fprintf(&b, " native schema=%d zt=%s zc=%d zcf=%s", h.GetSchema(), f64(h.GetZeroThreshold()), h.GetZeroCount(), f64(h.GetZeroCountFloat()))
 					for _, s := range h.NegativeSpan {
 						fmt.Fprintf(&b, " ns(%d,%d)", s.GetOffset(), s.GetLength())

@@ -104,50 +104,48 @@ func (wr *WriteRequest) AppendSample(ls []Label, s Sample) {
 
 // Unmarshal decodes a remote-write 1.0 WriteRequest from b into wr, replacing
 // its contents. Strings reference b. It returns an error that names the path
-// to the first malformed field; it does not validate label order or content
-// (see Validate).
-func (wr *WriteRequest) Unmarshal(b []byte) error {
+// to the first malformed field, or a *LimitError as soon as the request
+// crosses lim (every sample, every histogram and every series without
+// either counts toward lim.MaxSamples). It does not validate label order or
+// content (see ValidateSeries).
+func (wr *WriteRequest) Unmarshal(b []byte, lim Limits) error {
 	wr.Reset()
+	bud := newBudget(lim)
 	// message WriteRequest {
 	//   repeated prometheus.TimeSeries timeseries = 1;
 	//   reserved 2;
 	//   repeated prometheus.MetricMetadata metadata = 3;
 	// }
-	for i := 0; i < len(b); {
-		num, typ, next, err := readTag(b, i)
-		if err != nil {
-			return fmt.Errorf("cannot read WriteRequest field: %w", err)
-		}
-		i = next
-		switch num {
+	it := fields{b: b}
+	for it.next() {
+		switch f := &it.f; f.num {
 		case 1:
-			data, next, err := readBytesField(b, i, typ)
+			data, err := f.bytes()
 			if err != nil {
 				return fmt.Errorf("cannot read timeseries %d: %w", len(wr.Series), err)
 			}
-			i = next
-			if err := wr.unmarshalSeries(data); err != nil {
+			if err := wr.unmarshalSeries(data, &lim, &bud); err != nil {
 				return fmt.Errorf("cannot unmarshal timeseries %d: %w", len(wr.Series), err)
 			}
 		case 3:
-			data, next, err := readBytesField(b, i, typ)
+			data, err := f.bytes()
 			if err != nil {
 				return fmt.Errorf("cannot read metadata %d: %w", len(wr.Metadata), err)
 			}
-			i = next
-			if err := wr.unmarshalMetadata(data); err != nil {
+			md, err := unmarshalMetadata(data)
+			if err != nil {
 				return fmt.Errorf("cannot unmarshal metadata %d: %w", len(wr.Metadata), err)
 			}
-		default:
-			if i, err = skipField(b, i, typ); err != nil {
-				return fmt.Errorf("cannot skip WriteRequest field %d: %w", num, err)
-			}
+			wr.Metadata = append(wr.Metadata, md)
 		}
+	}
+	if it.err != nil {
+		return fmt.Errorf("cannot read WriteRequest field: %w", it.err)
 	}
 	return nil
 }
 
-func (wr *WriteRequest) unmarshalSeries(b []byte) error {
+func (wr *WriteRequest) unmarshalSeries(b []byte, lim *Limits, bud *budget) error {
 	// message TimeSeries {
 	//   repeated Label labels = 1;
 	//   repeated Sample samples = 2;
@@ -157,57 +155,58 @@ func (wr *WriteRequest) unmarshalSeries(b []byte) error {
 	// Fields of one series may interleave, so labels and samples are
 	// appended to the shared stores and the series takes the ranges.
 	labelsStart, samplesStart, rawStart := len(wr.labels), len(wr.samples), len(wr.raw)
-	nExemplars := 0
-	for i := 0; i < len(b); {
-		num, typ, next, err := readTag(b, i)
+	nExemplars, nHistograms := 0, 0
+	it := fields{b: b}
+	for it.next() {
+		f := &it.f
+		if f.num < 1 || f.num > 4 {
+			continue
+		}
+		data, err := f.bytes()
 		if err != nil {
 			return err
 		}
-		i = next
-		switch num {
+		switch f.num {
 		case 1:
-			data, next, err := readBytesField(b, i, typ)
-			if err != nil {
-				return fmt.Errorf("cannot read label: %w", err)
-			}
-			i = next
 			l, err := unmarshalLabel(data)
 			if err != nil {
 				return fmt.Errorf("cannot unmarshal label %d: %w", len(wr.labels)-labelsStart, err)
 			}
+			if k := lim.labelOver(len(wr.labels)-labelsStart+1, len(l.Name)+len(l.Value)); k != 0 {
+				return lim.labelError(k, "label "+strconv.Quote(l.Name))
+			}
 			wr.labels = append(wr.labels, l)
 		case 2:
-			data, next, err := readBytesField(b, i, typ)
-			if err != nil {
-				return fmt.Errorf("cannot read sample: %w", err)
+			if err := bud.take(1); err != nil {
+				return err
 			}
-			i = next
 			s, err := unmarshalSample(data)
 			if err != nil {
 				return fmt.Errorf("cannot unmarshal sample %d: %w", len(wr.samples)-samplesStart, err)
 			}
 			wr.samples = append(wr.samples, s)
-		case 3, 4:
-			data, next, err := readBytesField(b, i, typ)
-			if err != nil {
-				return fmt.Errorf("cannot read field %d: %w", num, err)
+		case 3:
+			// Exemplars are kept before histograms: insert at the
+			// boundary so both stay contiguous.
+			wr.raw = append(wr.raw, nil)
+			pos := rawStart + nExemplars
+			copy(wr.raw[pos+1:], wr.raw[pos:])
+			wr.raw[pos] = data
+			nExemplars++
+		case 4:
+			if err := bud.take(1); err != nil {
+				return err
 			}
-			i = next
-			if num == 3 {
-				// Exemplars are kept before histograms: insert at the
-				// boundary so both stay contiguous.
-				wr.raw = append(wr.raw, nil)
-				pos := rawStart + nExemplars
-				copy(wr.raw[pos+1:], wr.raw[pos:])
-				wr.raw[pos] = data
-				nExemplars++
-			} else {
-				wr.raw = append(wr.raw, data)
-			}
-		default:
-			if i, err = skipField(b, i, typ); err != nil {
-				return fmt.Errorf("cannot skip field %d: %w", num, err)
-			}
+			wr.raw = append(wr.raw, data)
+			nHistograms++
+		}
+	}
+	if it.err != nil {
+		return it.err
+	}
+	if len(wr.samples) == samplesStart && nHistograms == 0 {
+		if err := bud.take(1); err != nil {
+			return err
 		}
 	}
 	s := Series{
@@ -217,44 +216,37 @@ func (wr *WriteRequest) unmarshalSeries(b []byte) error {
 	if nExemplars > 0 {
 		s.Exemplars = wr.raw[rawStart : rawStart+nExemplars : rawStart+nExemplars]
 	}
-	if len(wr.raw) > rawStart+nExemplars {
+	if nHistograms > 0 {
 		s.Histograms = wr.raw[rawStart+nExemplars : len(wr.raw) : len(wr.raw)]
 	}
 	wr.Series = append(wr.Series, s)
 	return nil
 }
 
+// unmarshalLabel decodes a prompb.Label or an io.prometheus.client.LabelPair
+// (same field numbers).
 func unmarshalLabel(b []byte) (Label, error) {
 	// message Label {
 	//   string name  = 1;
 	//   string value = 2;
 	// }
 	var l Label
-	for i := 0; i < len(b); {
-		num, typ, next, err := readTag(b, i)
-		if err != nil {
-			return l, err
-		}
-		i = next
-		switch num {
+	it := fields{b: b}
+	for it.next() {
+		switch f := &it.f; f.num {
 		case 1, 2:
-			data, next, err := readBytesField(b, i, typ)
+			data, err := f.bytes()
 			if err != nil {
 				return l, err
 			}
-			i = next
-			if num == 1 {
+			if f.num == 1 {
 				l.Name = bytesToString(data)
 			} else {
 				l.Value = bytesToString(data)
 			}
-		default:
-			if i, err = skipField(b, i, typ); err != nil {
-				return l, err
-			}
 		}
 	}
-	return l, nil
+	return l, it.err
 }
 
 func unmarshalSample(b []byte) (Sample, error) {
@@ -263,34 +255,26 @@ func unmarshalSample(b []byte) (Sample, error) {
 	//   int64 timestamp = 2; // milliseconds
 	// }
 	var s Sample
-	for i := 0; i < len(b); {
-		num, typ, next, err := readTag(b, i)
-		if err != nil {
-			return s, err
-		}
-		i = next
-		switch num {
+	it := fields{b: b}
+	for it.next() {
+		var err error
+		switch f := &it.f; f.num {
 		case 1:
-			if s.Value, i, err = readDouble(b, i, typ); err != nil {
+			if s.Value, err = f.double(); err != nil {
 				return s, fmt.Errorf("cannot read value: %w", err)
 			}
 		case 2:
-			v, next, err := readUvarintField(b, i, typ)
+			v, err := f.varint()
 			if err != nil {
 				return s, fmt.Errorf("cannot read timestamp: %w", err)
 			}
-			i = next
 			s.Timestamp = int64(v)
-		default:
-			if i, err = skipField(b, i, typ); err != nil {
-				return s, err
-			}
 		}
 	}
-	return s, nil
+	return s, it.err
 }
 
-func (wr *WriteRequest) unmarshalMetadata(b []byte) error {
+func unmarshalMetadata(b []byte) (Metadata, error) {
 	// message MetricMetadata {
 	//   MetricType type = 1;
 	//   string metric_family_name = 2;
@@ -298,27 +282,21 @@ func (wr *WriteRequest) unmarshalMetadata(b []byte) error {
 	//   string unit = 5;
 	// }
 	var md Metadata
-	for i := 0; i < len(b); {
-		num, typ, next, err := readTag(b, i)
-		if err != nil {
-			return err
-		}
-		i = next
-		switch num {
+	it := fields{b: b}
+	for it.next() {
+		switch f := &it.f; f.num {
 		case 1:
-			v, next, err := readUvarintField(b, i, typ)
+			v, err := f.varint()
 			if err != nil {
-				return fmt.Errorf("cannot read type: %w", err)
+				return md, fmt.Errorf("cannot read type: %w", err)
 			}
-			i = next
 			md.Type = MetadataType(int32(v))
 		case 2, 4, 5:
-			data, next, err := readBytesField(b, i, typ)
+			data, err := f.bytes()
 			if err != nil {
-				return fmt.Errorf("cannot read field %d: %w", num, err)
+				return md, fmt.Errorf("cannot read field %d: %w", f.num, err)
 			}
-			i = next
-			switch num {
+			switch f.num {
 			case 2:
 				md.FamilyName = bytesToString(data)
 			case 4:
@@ -326,20 +304,9 @@ func (wr *WriteRequest) unmarshalMetadata(b []byte) error {
 			case 5:
 				md.Unit = bytesToString(data)
 			}
-		default:
-			if i, err = skipField(b, i, typ); err != nil {
-				return err
-			}
 		}
 	}
-	wr.Metadata = append(wr.Metadata, md)
-	return nil
-}
-
-// Limits bound what Validate accepts in one series.
-type Limits struct {
-	MaxLabels     int // labels per series, including __name__; 0 means no limit
-	MaxLabelBytes int // bytes of one label name plus its value; 0 means no limit
+	return md, it.err
 }
 
 // ValidationError is a series that a receiver must reject as bad data (the
@@ -364,6 +331,11 @@ var ErrNoName = errors.New("missing metric name (__name__ label)")
 // names and values valid UTF-8; at least one sample, histogram or exemplar;
 // and the limits. It returns a *ValidationError.
 func ValidateSeries(s *Series, lim Limits) error {
+	if lim.MaxLabels > 0 && len(s.Labels) > lim.MaxLabels {
+		// Only the labels up to the limit are rendered, as the Rewriter,
+		// which stops keeping labels there, renders them.
+		return &ValidationError{Series: FormatLabels(s.Labels[:lim.MaxLabels], 512), Reason: fmt.Sprintf("%d labels, more than the limit of %d", len(s.Labels), lim.MaxLabels)}
+	}
 	hasName := false
 	for i, l := range s.Labels {
 		if l.Name == "" {
@@ -395,9 +367,6 @@ func ValidateSeries(s *Series, lim Limits) error {
 	}
 	if !hasName {
 		return invalid(s, ErrNoName.Error())
-	}
-	if lim.MaxLabels > 0 && len(s.Labels) > lim.MaxLabels {
-		return invalid(s, fmt.Sprintf("%d labels, more than the limit of %d", len(s.Labels), lim.MaxLabels))
 	}
 	if len(s.Samples)+len(s.Histograms)+len(s.Exemplars) == 0 {
 		return invalid(s, "no samples, histograms or exemplars")
@@ -581,41 +550,36 @@ func (wr *WriteRequest) Intern(b []byte) string {
 	return bytesToString(wr.arena[start:len(wr.arena)])
 }
 
-// NumSamples returns the number of float samples in wr.
-func (wr *WriteRequest) NumSamples() int {
+// NumFloatSamples returns the number of float samples in wr.
+func (wr *WriteRequest) NumFloatSamples() int {
 	n := 0
 	for i := range wr.Series {
-		n += len(wr.Series[i].Samples) + len(wr.Series[i].Histograms)
+		n += len(wr.Series[i].Samples)
 	}
 	return n
 }
 
-// ApplyLabels sets the labels ls (sorted by name) on every series of wr,
-// replacing labels of the same name, and keeps each series' labels sorted.
-// The new label sets live in wr's label store.
-func (wr *WriteRequest) ApplyLabels(ls []Label) {
-	if len(ls) == 0 {
+// NumHistogramSamples returns the number of native histogram samples in wr.
+func (wr *WriteRequest) NumHistogramSamples() int {
+	n := 0
+	for i := range wr.Series {
+		n += len(wr.Series[i].Histograms)
+	}
+	return n
+}
+
+// ApplyLabels applies the override labels overrides (sorted by name, unique)
+// to every series of wr as MergeLabels does: each replaces the label of the
+// same name or is added, and one with an empty value removes its label. Each
+// series' labels stay sorted; the new label sets live in wr's label store.
+func (wr *WriteRequest) ApplyLabels(overrides []Label) {
+	if len(overrides) == 0 {
 		return
 	}
 	for i := range wr.Series {
 		s := &wr.Series[i]
-		store := wr.labels
-		start := len(store)
-		j := 0
-		for _, l := range s.Labels {
-			for j < len(ls) && ls[j].Name < l.Name {
-				store = append(store, ls[j])
-				j++
-			}
-			if j < len(ls) && ls[j].Name == l.Name {
-				store = append(store, ls[j])
-				j++
-				continue
-			}
-			store = append(store, l)
-		}
-		store = append(store, ls[j:]...)
-		wr.labels = store
-		s.Labels = store[start:len(store):len(store)]
+		start := len(wr.labels)
+		wr.labels = MergeLabels(wr.labels, s.Labels, overrides)
+		s.Labels = wr.labels[start:len(wr.labels):len(wr.labels)]
 	}
 }

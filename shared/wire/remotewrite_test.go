@@ -23,6 +23,18 @@ import (
 // as opaque bytes, so only their framing matters.
 func remoteWriteSchema(t testing.TB) protoreflect.MessageDescriptor {
 	t.Helper()
+	return buildRemoteWriteSchema(t, false)
+}
+
+// remoteWriteFraming is remoteWriteSchema as far as promrelay's decoder
+// reads it: strings as bytes (UTF-8 is checked by ValidateSeries, not while
+// decoding) and exemplars and histograms as opaque bytes.
+func remoteWriteFraming(t testing.TB) protoreflect.MessageDescriptor {
+	t.Helper()
+	return buildRemoteWriteSchema(t, true)
+}
+
+func buildRemoteWriteSchema(t testing.TB, framing bool) protoreflect.MessageDescriptor {
 	opt := descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum()
 	rep := descriptorpb.FieldDescriptorProto_LABEL_REPEATED.Enum()
 	field := func(name string, num int32, label *descriptorpb.FieldDescriptorProto_Label, typ descriptorpb.FieldDescriptorProto_Type, typeName string) *descriptorpb.FieldDescriptorProto {
@@ -32,8 +44,13 @@ func remoteWriteSchema(t testing.TB) protoreflect.MessageDescriptor {
 		}
 		return f
 	}
+	str, opaque := descriptorpb.FieldDescriptorProto_TYPE_STRING, descriptorpb.FieldDescriptorProto_TYPE_MESSAGE
+	exemplarType, histogramType := ".prometheus.Exemplar", ".prometheus.Histogram"
+	if framing {
+		str, opaque = descriptorpb.FieldDescriptorProto_TYPE_BYTES, descriptorpb.FieldDescriptorProto_TYPE_BYTES
+		exemplarType, histogramType = "", ""
+	}
 	const (
-		str  = descriptorpb.FieldDescriptorProto_TYPE_STRING
 		msg  = descriptorpb.FieldDescriptorProto_TYPE_MESSAGE
 		dbl  = descriptorpb.FieldDescriptorProto_TYPE_DOUBLE
 		i64  = descriptorpb.FieldDescriptorProto_TYPE_INT64
@@ -53,8 +70,8 @@ func remoteWriteSchema(t testing.TB) protoreflect.MessageDescriptor {
 			{Name: proto.String("TimeSeries"), Field: []*descriptorpb.FieldDescriptorProto{
 				field("labels", 1, rep, msg, ".prometheus.Label"),
 				field("samples", 2, rep, msg, ".prometheus.Sample"),
-				field("exemplars", 3, rep, msg, ".prometheus.Exemplar"),
-				field("histograms", 4, rep, msg, ".prometheus.Histogram"),
+				field("exemplars", 3, rep, opaque, exemplarType),
+				field("histograms", 4, rep, opaque, histogramType),
 			}},
 			{Name: proto.String("Label"), Field: []*descriptorpb.FieldDescriptorProto{
 				field("name", 1, opt, str, ""), field("value", 2, opt, str, ""),
@@ -164,7 +181,7 @@ func TestWriteRequestMatchesSchema(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := wr.Unmarshal(in); err != nil {
+		if err := wr.Unmarshal(in, wire.Limits{}); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
 		if got, want := len(wr.Series), ref.Get(md.Fields().ByName("timeseries")).List().Len(); got != want {
@@ -198,7 +215,7 @@ func TestWriteRequestValues(t *testing.T) {
 	wr.Metadata = append(wr.Metadata, wire.Metadata{Type: wire.MetadataGauge, FamilyName: "up", Help: "h", Unit: "u"})
 	enc := wire.AppendWriteRequest(nil, wr.Series, wr.Metadata)
 	var got wire.WriteRequest
-	if err := got.Unmarshal(enc); err != nil {
+	if err := got.Unmarshal(enc, wire.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	s := got.Series[0]
@@ -228,7 +245,7 @@ func TestWriteRequestRejectsMalformed(t *testing.T) {
 		"varint overflow":    {0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
 	}
 	for name, in := range cases {
-		if err := wr.Unmarshal(in); err == nil {
+		if err := wr.Unmarshal(in, wire.Limits{}); err == nil {
 			t.Errorf("%s: Unmarshal accepted malformed input", name)
 		}
 	}

@@ -3,100 +3,104 @@ package wire
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"unicode/utf8"
 )
 
 // Rewriter relays remote-write 1.0 requests at the wire level: it checks
-// each series as ValidateSeries does and splices labels into its encoded
-// bytes, copying samples, exemplars and histograms as they are, without
-// decoding them into a WriteRequest. Its output decodes to exactly what
-// Unmarshal, dropping the series ValidateSeries rejects, ApplyLabels and
+// each series as ValidateSeries does and splices override labels into its
+// encoded bytes, copying samples, exemplars and histograms as they are,
+// without decoding them into a WriteRequest. Its output decodes to exactly
+// what Unmarshal, dropping the series ValidateSeries rejects, ApplyLabels and
 // AppendWriteRequest give (the tests check this on random and fuzzed input);
 // it is that path's fast form for POST /api/v1/write.
 //
 // The zero value is ready to use; reuse one per goroutine.
 type Rewriter struct {
 	// Results of the last Rewrite.
-	Series       int   // series written
-	Samples      int   // samples and histograms written
-	SamplesIn    int   // samples and histograms read, invalid series included
-	Invalid      int   // series dropped as invalid
-	FirstInvalid error // a *ValidationError for the first dropped series
+	Series             int   // series written
+	FloatSamples       int   // float samples written
+	HistogramSamples   int   // histogram samples written
+	FloatSamplesIn     int   // float samples read, invalid series included
+	HistogramSamplesIn int   // histogram samples read, invalid series included
+	Invalid            int   // series dropped as invalid
+	FirstInvalid       error // a *ValidationError for the first dropped series
 
-	labels  []labelRef
-	others  []span
-	set     []Label
-	setEnc  []byte
-	setOffs []int
+	labels       []labelRef
+	others       []span
+	overrides    []Label
+	overridesEnc []byte
+	overrideOffs []int
 }
 
 type labelRef struct {
-	field     span  // the whole label field: tag, length and message
-	name, val span  // offsets of the name and value in the series bytes
-	setBefore int32 // set labels that sort before this label
-	replaced  bool  // a set label has this label's name
+	field           span  // the whole label field: tag, length and message
+	name, val       span  // offsets of the name and value in the series bytes
+	overridesBefore int32 // overrides that sort before this label
+	replaced        bool  // an override has this label's name
 }
 
 type span struct{ start, end int }
 
 // Rewrite appends to dst the request src with every valid series given the
-// labels set (sorted by name; they replace labels of the same name) and
-// returns it. It returns an error only for a request that cannot be decoded
-// (as Unmarshal would); invalid series are counted in rw.Invalid and
-// described by rw.FirstInvalid.
-func (rw *Rewriter) Rewrite(dst, src []byte, set []Label, lim Limits) ([]byte, error) {
-	rw.Series, rw.Samples, rw.SamplesIn, rw.Invalid, rw.FirstInvalid = 0, 0, 0, 0, nil
-	rw.set = set
-	rw.setEnc = rw.setEnc[:0]
-	rw.setOffs = append(rw.setOffs[:0], 0)
-	for _, l := range set {
-		rw.setEnc = append(rw.setEnc, 1<<3|wireBytes)
-		rw.setEnc = appendVarint(rw.setEnc, uint64(labelSize(l)))
-		rw.setEnc = appendString(rw.setEnc, 1, l.Name)
-		rw.setEnc = appendString(rw.setEnc, 2, l.Value)
-		rw.setOffs = append(rw.setOffs, len(rw.setEnc))
+// override labels overrides (sorted by name, unique; each replaces the label
+// of the same name or is added, and one with an empty value removes its
+// label, as MergeLabels does) and returns it. It returns a *LimitError as
+// soon as src crosses lim.MaxSamples (counted as Unmarshal counts) and an
+// error for a request that cannot be decoded (as Unmarshal would). A series
+// over lim.MaxLabels or lim.MaxLabelBytes, or otherwise invalid, is dropped,
+// counted in rw.Invalid and described by rw.FirstInvalid.
+func (rw *Rewriter) Rewrite(dst, src []byte, overrides []Label, lim Limits) ([]byte, error) {
+	rw.Series, rw.FloatSamples, rw.HistogramSamples, rw.FloatSamplesIn, rw.HistogramSamplesIn, rw.Invalid, rw.FirstInvalid = 0, 0, 0, 0, 0, 0, nil
+	rw.overrides = overrides
+	rw.overridesEnc = rw.overridesEnc[:0]
+	rw.overrideOffs = append(rw.overrideOffs[:0], 0)
+	for _, l := range overrides {
+		if l.Value != "" {
+			rw.overridesEnc = append(rw.overridesEnc, 1<<3|wireBytes)
+			rw.overridesEnc = appendVarint(rw.overridesEnc, uint64(labelSize(l)))
+			rw.overridesEnc = appendString(rw.overridesEnc, 1, l.Name)
+			rw.overridesEnc = appendString(rw.overridesEnc, 2, l.Value)
+		}
+		rw.overrideOffs = append(rw.overrideOffs, len(rw.overridesEnc))
 	}
 	// One allocation for the whole output: the input plus room for the
-	// set labels (short ones, as external and tenant labels are).
-	if need := len(dst) + len(src) + len(src)/4 + len(rw.setEnc); cap(dst) < need {
+	// override labels (short ones, as external and tenant labels are).
+	if need := len(dst) + len(src) + len(src)/4 + len(rw.overridesEnc); cap(dst) < need {
 		dst = append(make([]byte, 0, need), dst...)
 	}
+	bud := newBudget(lim)
 	var metadata []span
-	for i := 0; i < len(src); {
-		num, typ, next, err := readTag(src, i)
-		if err != nil {
-			return dst, fmt.Errorf("cannot read WriteRequest field: %w", err)
-		}
-		fieldStart := i
-		i = next
-		switch num {
+	it := fields{b: src}
+	for it.next() {
+		switch f := &it.f; f.num {
 		case 1:
-			data, next, err := readBytesField(src, i, typ)
+			data, err := f.bytes()
 			if err != nil {
 				return dst, fmt.Errorf("cannot read timeseries %d: %w", rw.Series+rw.Invalid, err)
 			}
-			i = next
-			if dst, err = rw.series(dst, data, lim); err != nil {
+			if dst, err = rw.series(dst, data, lim, &bud); err != nil {
+				var le *LimitError
+				if errors.As(err, &le) {
+					return dst, le
+				}
 				return dst, fmt.Errorf("cannot unmarshal timeseries %d: %w", rw.Series+rw.Invalid, err)
 			}
 		case 3:
-			data, next, err := readBytesField(src, i, typ)
+			data, err := f.bytes()
 			if err != nil {
 				return dst, fmt.Errorf("cannot read metadata: %w", err)
 			}
-			i = next
-			var md WriteRequest
-			if err := md.unmarshalMetadata(data); err != nil {
+			if _, err := unmarshalMetadata(data); err != nil {
 				return dst, fmt.Errorf("cannot unmarshal metadata: %w", err)
 			}
 			// Metadata follow all series in the reference encoding.
-			metadata = append(metadata, span{fieldStart, i})
-		default:
-			if i, err = skipField(src, i, typ); err != nil {
-				return dst, fmt.Errorf("cannot skip WriteRequest field %d: %w", num, err)
-			}
+			metadata = append(metadata, span{f.start, f.end})
 		}
+	}
+	if it.err != nil {
+		return dst, fmt.Errorf("cannot read WriteRequest field: %w", it.err)
 	}
 	for _, m := range metadata {
 		dst = append(dst, src[m.start:m.end]...)
@@ -105,41 +109,38 @@ func (rw *Rewriter) Rewrite(dst, src []byte, set []Label, lim Limits) ([]byte, e
 }
 
 // series checks one encoded TimeSeries and, when valid, appends it with the
-// labels set.
-func (rw *Rewriter) series(dst, s []byte, lim Limits) ([]byte, error) {
+// override labels.
+func (rw *Rewriter) series(dst, s []byte, lim Limits, bud *budget) ([]byte, error) {
 	rw.labels = rw.labels[:0]
 	rw.others = rw.others[:0]
-	samples, extra := 0, 0
+	samples, histograms, exemplars, nLabels := 0, 0, 0, 0
 	var lastTS int64
 	ordered := true
-	for i := 0; i < len(s); {
-		num, typ, next, err := readTag(s, i)
-		if err != nil {
-			return dst, err
+	it := fields{b: s}
+	for it.next() {
+		f := &it.f
+		if f.num < 1 || f.num > 4 {
+			continue // unknown fields are dropped, as Unmarshal does
 		}
-		start := i
-		i = next
-		data, next, err := readBytesField(s, i, typ)
+		data, err := f.bytes()
 		if err != nil {
-			if num != 1 && num != 2 && num != 3 && num != 4 {
-				// Unknown fields of other wire types are skipped, as
-				// Unmarshal does.
-				if i, err = skipField(s, i, typ); err != nil {
-					return dst, fmt.Errorf("cannot skip field %d: %w", num, err)
-				}
-				continue
-			}
-			return dst, fmt.Errorf("cannot read field %d: %w", num, err)
+			return dst, fmt.Errorf("cannot read field %d: %w", f.num, err)
 		}
-		i = next
-		switch num {
+		switch f.num {
 		case 1:
-			name, val, err := labelFields(s, i-len(data), i)
+			name, val, err := labelFields(s, f.end-len(data), f.end)
 			if err != nil {
 				return dst, fmt.Errorf("cannot unmarshal label %d: %w", len(rw.labels), err)
 			}
-			rw.labels = append(rw.labels, labelRef{field: span{start, i}, name: name, val: val})
+			// Past MaxLabels the series is invalid whatever else it
+			// holds: its labels are counted, not kept.
+			if nLabels++; lim.MaxLabels <= 0 || nLabels <= lim.MaxLabels {
+				rw.labels = append(rw.labels, labelRef{field: span{f.start, f.end}, name: name, val: val})
+			}
 		case 2:
+			if err := bud.take(1); err != nil {
+				return dst, err
+			}
 			ts, err := sampleTimestamp(data)
 			if err != nil {
 				return dst, fmt.Errorf("cannot unmarshal sample %d: %w", samples, err)
@@ -149,18 +150,29 @@ func (rw *Rewriter) series(dst, s []byte, lim Limits) ([]byte, error) {
 			}
 			lastTS = ts
 			samples++
-			rw.others = append(rw.others, span{start, i})
-		case 3, 4:
-			if num == 4 {
-				extra++
-			} else {
-				extra += 1 << 32 // exemplars count for validity, not as samples
+			rw.others = append(rw.others, span{f.start, f.end})
+		case 3:
+			exemplars++ // exemplars count for validity, not as samples
+			rw.others = append(rw.others, span{f.start, f.end})
+		case 4:
+			if err := bud.take(1); err != nil {
+				return dst, err
 			}
-			rw.others = append(rw.others, span{start, i})
+			histograms++
+			rw.others = append(rw.others, span{f.start, f.end})
 		}
 	}
-	rw.SamplesIn += samples + int(uint32(extra))
-	if reason := rw.check(s, samples, extra, ordered, lim); reason != "" {
+	if it.err != nil {
+		return dst, it.err
+	}
+	if samples+histograms == 0 {
+		if err := bud.take(1); err != nil {
+			return dst, err
+		}
+	}
+	rw.FloatSamplesIn += samples
+	rw.HistogramSamplesIn += histograms
+	if reason := rw.check(s, nLabels, samples+histograms+exemplars, ordered, lim); reason != "" {
 		rw.Invalid++
 		if rw.FirstInvalid == nil {
 			ls := make([]Label, len(rw.labels))
@@ -172,10 +184,17 @@ func (rw *Rewriter) series(dst, s []byte, lim Limits) ([]byte, error) {
 		return dst, nil
 	}
 	rw.Series++
-	rw.Samples += samples + int(uint32(extra))
+	rw.FloatSamples += samples
+	rw.HistogramSamples += histograms
 
-	// Body size: kept labels, set labels, other fields.
-	size := len(rw.setEnc)
+	return rw.appendSeries(dst, s), nil
+}
+
+// appendSeries appends the scanned series s, checked valid, with the
+// override labels spliced in at the positions check found.
+func (rw *Rewriter) appendSeries(dst, s []byte) []byte {
+	// Body size: kept labels, override labels, other fields.
+	size := len(rw.overridesEnc)
 	for j := range rw.labels {
 		if !rw.labels[j].replaced {
 			size += rw.labels[j].field.end - rw.labels[j].field.start
@@ -186,10 +205,10 @@ func (rw *Rewriter) series(dst, s []byte, lim Limits) ([]byte, error) {
 	}
 	dst = append(dst, 1<<3|wireBytes)
 	dst = appendVarint(dst, uint64(size))
-	// Merge the sorted input labels with the sorted set labels, at the
-	// positions check found.
+	// Merge the sorted input labels with the sorted override labels, at
+	// the positions check found.
 	k := int32(0)
-	if len(rw.set) == 0 {
+	if len(rw.overrides) == 0 {
 		// Nothing to splice: the labels go out as one run.
 		if n := len(rw.labels); n > 0 && rw.contiguous() {
 			dst = append(dst, s[rw.labels[0].field.start:rw.labels[n-1].field.end]...)
@@ -201,20 +220,20 @@ func (rw *Rewriter) series(dst, s []byte, lim Limits) ([]byte, error) {
 	} else {
 		for j := range rw.labels {
 			r := &rw.labels[j]
-			if r.setBefore > k {
-				dst = append(dst, rw.setEnc[rw.setOffs[k]:rw.setOffs[r.setBefore]]...)
-				k = r.setBefore
+			if r.overridesBefore > k {
+				dst = append(dst, rw.overridesEnc[rw.overrideOffs[k]:rw.overrideOffs[r.overridesBefore]]...)
+				k = r.overridesBefore
 			}
 			if !r.replaced {
 				dst = append(dst, s[r.field.start:r.field.end]...)
 			}
 		}
-		dst = append(dst, rw.setEnc[rw.setOffs[k]:]...)
+		dst = append(dst, rw.overridesEnc[rw.overrideOffs[k]:]...)
 	}
 	for _, o := range rw.others {
 		dst = append(dst, s[o.start:o.end]...)
 	}
-	return dst, nil
+	return dst
 }
 
 // contiguous reports whether the series' labels are one run of bytes.
@@ -227,10 +246,14 @@ func (rw *Rewriter) contiguous() bool {
 	return true
 }
 
-// check applies ValidateSeries' rules to the scanned series s and finds
-// where the set labels go. It returns the reason the series is invalid, or
+// check applies ValidateSeries' rules to the scanned series s (values is
+// its count of samples, histograms and exemplars) and finds where the
+// override labels go. It returns the reason the series is invalid, or
 // "".
-func (rw *Rewriter) check(s []byte, samples, extra int, ordered bool, lim Limits) string {
+func (rw *Rewriter) check(s []byte, nLabels, values int, ordered bool, lim Limits) string {
+	if lim.MaxLabels > 0 && nLabels > lim.MaxLabels {
+		return fmt.Sprintf("%d labels, more than the limit of %d", nLabels, lim.MaxLabels)
+	}
 	hasName := false
 	k := 0
 	var prev []byte
@@ -273,21 +296,18 @@ func (rw *Rewriter) check(s []byte, samples, extra int, ordered bool, lim Limits
 			}
 			hasName = true
 		}
-		if len(rw.set) > 0 {
-			for k < len(rw.set) && lessName(rw.set[k].Name, name) {
+		if len(rw.overrides) > 0 {
+			for k < len(rw.overrides) && lessName(rw.overrides[k].Name, name) {
 				k++
 			}
-			r.setBefore = int32(k)
-			r.replaced = k < len(rw.set) && rw.set[k].Name[0] == name[0] && rw.set[k].Name == bytesToString(name)
+			r.overridesBefore = int32(k)
+			r.replaced = k < len(rw.overrides) && rw.overrides[k].Name[0] == name[0] && rw.overrides[k].Name == bytesToString(name)
 		}
 	}
 	if !hasName {
 		return ErrNoName.Error()
 	}
-	if lim.MaxLabels > 0 && len(rw.labels) > lim.MaxLabels {
-		return fmt.Sprintf("%d labels, more than the limit of %d", len(rw.labels), lim.MaxLabels)
-	}
-	if samples+extra == 0 {
+	if values == 0 {
 		return "no samples, histograms or exemplars"
 	}
 	if !ordered {
@@ -309,32 +329,24 @@ func labelFields(s []byte, start, end int) (name, value span, err error) {
 	}
 	// General path: fields in any order, repeated (last wins), or absent.
 	name, value = span{start, start}, span{start, start}
-	for i := 0; i < len(b); {
-		num, typ, next, err := readTag(b, i)
+	it := fields{b: b}
+	for it.next() {
+		f := &it.f
+		if f.num != 1 && f.num != 2 {
+			continue
+		}
+		data, err := f.bytes()
 		if err != nil {
 			return name, value, err
 		}
-		i = next
-		switch num {
-		case 1, 2:
-			data, next, err := readBytesField(b, i, typ)
-			if err != nil {
-				return name, value, err
-			}
-			sp := span{start + next - len(data), start + next}
-			if num == 1 {
-				name = sp
-			} else {
-				value = sp
-			}
-			i = next
-		default:
-			if i, err = skipField(b, i, typ); err != nil {
-				return name, value, err
-			}
+		sp := span{start + f.end - len(data), start + f.end}
+		if f.num == 1 {
+			name = sp
+		} else {
+			value = sp
 		}
 	}
-	return name, value, nil
+	return name, value, it.err
 }
 
 // sampleTimestamp checks an encoded Sample and returns its timestamp.
@@ -362,7 +374,7 @@ func isASCII(b []byte) bool {
 	return acc&0x8080808080808080 == 0
 }
 
-// lessName reports whether the (non-empty) set label name a sorts before
+// lessName reports whether the (non-empty) override label name a sorts before
 // b, deciding on the first byte where it can.
 func lessName(a string, b []byte) bool {
 	if a[0] != b[0] {
@@ -380,21 +392,14 @@ type Span struct{ Start, End int }
 // Other fields are skipped. Errors are for bytes that are not a valid
 // sequence of fields.
 func Fields(raw []byte, series, metadata []Span) ([]Span, []Span, error) {
-	for i := 0; i < len(raw); {
-		start := i
-		num, typ, next, err := readTag(raw, i)
-		if err != nil {
-			return series, metadata, err
-		}
-		if i, err = skipField(raw, next, typ); err != nil {
-			return series, metadata, err
-		}
-		switch {
-		case num == 1 && typ == wireBytes:
-			series = append(series, Span{start, i})
-		case num == 3 && typ == wireBytes:
-			metadata = append(metadata, Span{start, i})
+	it := fields{b: raw}
+	for it.next() {
+		switch f := &it.f; {
+		case f.num == 1 && f.typ == wireBytes:
+			series = append(series, Span{f.start, f.end})
+		case f.num == 3 && f.typ == wireBytes:
+			metadata = append(metadata, Span{f.start, f.end})
 		}
 	}
-	return series, metadata, nil
+	return series, metadata, it.err
 }

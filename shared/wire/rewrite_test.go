@@ -3,9 +3,12 @@ package wire_test
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/promrelay/promrelay/internal/corpus"
 	"github.com/promrelay/promrelay/shared/wire"
@@ -15,7 +18,7 @@ import (
 // invalid series, set labels, encode.
 func referenceRewrite(in []byte, set []wire.Label, lim wire.Limits) (out []byte, invalid int, first string, err error) {
 	var wr wire.WriteRequest
-	if err := wr.Unmarshal(in); err != nil {
+	if err := wr.Unmarshal(in, wire.Limits{MaxSamples: lim.MaxSamples}); err != nil {
 		return nil, 0, "", err
 	}
 	valid := wr.Series[:0]
@@ -37,7 +40,7 @@ func referenceRewrite(in []byte, set []wire.Label, lim wire.Limits) (out []byte,
 // canonical re-encodes a request so that equal content gives equal bytes.
 func canonicalRW(t testing.TB, b []byte) []byte {
 	var wr wire.WriteRequest
-	if err := wr.Unmarshal(b); err != nil {
+	if err := wr.Unmarshal(b, wire.Limits{}); err != nil {
 		t.Fatalf("rewritten request does not decode: %v", err)
 	}
 	return wire.AppendWriteRequest(nil, wr.Series, wr.Metadata)
@@ -71,6 +74,7 @@ var rewriteSets = [][]wire.Label{
 	{{Name: "relay", Value: "r1"}},
 	{{Name: "A", Value: "first"}, {Name: "instance", Value: "over"}, {Name: "zzz", Value: "last"}},
 	{{Name: "__name__", Value: "renamed"}, {Name: "job", Value: "forced"}},
+	{{Name: "cluster", Value: ""}, {Name: "instance", Value: ""}, {Name: "tenant", Value: "t"}}, // empty values remove
 }
 
 func TestRewriteMatchesReference(t *testing.T) {
@@ -117,20 +121,45 @@ func TestRewriteInvalidSeries(t *testing.T) {
 	checkRewrite(t, in, rewriteSets[1], wire.Limits{})
 	var rw wire.Rewriter
 	rw.Rewrite(nil, in, nil, wire.Limits{})
-	if rw.Series != 2 || rw.Invalid != 7 || rw.Samples != 2 {
-		t.Fatalf("series %d invalid %d samples %d", rw.Series, rw.Invalid, rw.Samples)
+	if rw.Series != 2 || rw.Invalid != 7 || rw.FloatSamples != 2 {
+		t.Fatalf("series %d invalid %d samples %d", rw.Series, rw.Invalid, rw.FloatSamples)
 	}
 }
 
 // FuzzRewrite checks on arbitrary bytes that the Rewriter and the
 // reference path agree on acceptance, invalid series and output.
 func FuzzRewrite(f *testing.F) {
-	var wr wire.WriteRequest
-	corpus.WriteRequest(&wr, 1, 3)
-	f.Add(wire.AppendWriteRequest(nil, wr.Series, []wire.Metadata{{Type: 1, FamilyName: "x"}}), uint8(1))
+	// Small seeds, as for FuzzParseDelimited: every input that finds new
+	// coverage is minimized first.
+	small := []wire.Series{
+		{Labels: []wire.Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: "a"}}, Samples: []wire.Sample{{Value: 1, Timestamp: 5}}},
+		{Labels: []wire.Label{{Name: "__name__", Value: "h"}, {Name: "zone", Value: "é"}}, Exemplars: [][]byte{{0x11, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f}}, Histograms: [][]byte{{0x08, 0x01}}},
+	}
+	f.Add(wire.AppendWriteRequest(nil, small, []wire.Metadata{{Type: 1, FamilyName: "x"}}), uint8(1))
 	f.Add([]byte{0x0a, 0x02, 0x0a, 0x00}, uint8(0))
 	f.Add([]byte{0x0a, 0x06, 0x0a, 0x04, 0x0a, 0x00, 0x12, 0x00}, uint8(2))
+	f.Add([]byte{0x0a, 0x04, 0x12, 0x02, 0x08, 0x01, 0x0a, 0x05, 0xfa, 0xff, 0xff, 0xff, 0x0f}, uint8(0))
+	md := remoteWriteFraming(f)
 	f.Fuzz(func(t *testing.T, in []byte, setIdx uint8) {
-		checkRewrite(t, in, rewriteSets[int(setIdx)%len(rewriteSets)], wire.Limits{MaxLabels: 6, MaxLabelBytes: 64})
+		checkRewrite(t, in, rewriteSets[int(setIdx)%len(rewriteSets)], wire.Limits{MaxSamples: 12, MaxLabels: 6, MaxLabelBytes: 64})
+		checkWriteRequestSchema(t, md, in)
 	})
+}
+
+// checkWriteRequestSchema fails when Unmarshal and the remote-write schema
+// (prompb through dynamicpb, its strings as bytes: UTF-8 is ValidateSeries'
+// concern, not the decoder's) disagree on whether in is well-formed.
+// Unmarshal may be stricter only where protobuf-go keeps a field as unknown:
+// a known field of the wrong wire type, and groups.
+func checkWriteRequestSchema(t *testing.T, md protoreflect.MessageDescriptor, in []byte) {
+	t.Helper()
+	var wr wire.WriteRequest
+	err := wr.Unmarshal(in, wire.Limits{})
+	refErr := proto.Unmarshal(in, dynamicpb.NewMessage(md))
+	if refErr != nil && err == nil {
+		t.Fatalf("Unmarshal accepted %q, which the schema rejects: %v", in, refErr)
+	}
+	if refErr == nil && err != nil && !strings.Contains(err.Error(), "wrong wire type") && !strings.Contains(err.Error(), "unsupported wire type") {
+		t.Fatalf("Unmarshal rejected %q, which the schema accepts: %v", in, err)
+	}
 }

@@ -24,14 +24,17 @@ func (e *ParseError) Error() string {
 // with the legacy name syntax, with the same results, and one more thing: the
 // last line may lack its newline (expfmt, and so the Pushgateway, reject that
 // as "unexpected end of input stream"). Metric names in braces (the UTF-8
-// syntax of later formats) are rejected. Errors are *ParseError.
-func (e *Exposition) ParseText(b []byte) error {
+// syntax of later formats) are rejected. Syntax errors are *ParseError. It
+// returns a *LimitError as soon as the exposition crosses lim: each sample
+// line counts one toward lim.MaxSamples, and each label of a sample line
+// (with the metric name, and le or quantile) toward lim.MaxLabels.
+func (e *Exposition) ParseText(b []byte, lim Limits) error {
 	e.Reset()
-	p := textParser{e: e, b: b}
+	p := textParser{e: e, b: b, lim: lim, bud: newBudget(lim)}
 	if err := p.run(); err != nil {
 		return err
 	}
-	e.normalizeHistograms()
+	e.finishText()
 	return nil
 }
 
@@ -40,9 +43,19 @@ type textParser struct {
 	b    []byte
 	i    int
 	line int
+	lim  Limits
+	bud  budget
 
 	fam            int32
 	isCount, isSum bool
+}
+
+// textPoint is a quantile or bucket line of the text format, linked into
+// its metric's list: lines of one summary or histogram may interleave with
+// another's, so the lists become contiguous slices only in finishText.
+type textPoint struct {
+	bound, value float64 // quantile or upper bound; quantile value or cumulative count
+	next         int32
 }
 
 func (p *textParser) errorf(format string, args ...any) error {
@@ -335,7 +348,11 @@ slow:
 	return strconv.ParseFloat(b, 64)
 }
 
+// sample parses one sample line: name, labels, value, optional timestamp.
 func (p *textParser) sample() error {
+	if err := p.bud.take(1); err != nil {
+		return err
+	}
 	e := p.e
 	name, err := p.metricName()
 	if err != nil {
@@ -348,177 +365,191 @@ func (p *textParser) sample() error {
 		return err
 	}
 	fam := p.fam
-	f := &e.Families[fam]
-	if !f.HasType {
+	if f := &e.Families[fam]; !f.HasType {
 		f.Type, f.HasType = Untyped, true
 	}
-	typ := f.Type
 	p.skipBlanks()
-
 	labelsStart := len(e.labels)
 	bound := math.NaN()
 	if p.i < len(p.b) && p.b[p.i] == '{' {
 		p.i++
-		for {
-			p.skipBlanks()
-			if p.i >= len(p.b) {
-				return p.errorf("unexpected end of input stream")
-			}
-			if p.b[p.i] == '}' {
-				p.i++
-				break
-			}
-			start := p.i
-			if isNameStart(p.b[p.i]) {
-				p.i++
-				for p.i < len(p.b) && isNameCont(p.b[p.i]) {
-					p.i++
-				}
-			}
-			if p.i < len(p.b) && p.b[p.i] == '"' {
-				return p.errorf("quoted label names are not supported by the text format 0.0.4")
-			}
-			lname := bytesToString(p.b[start:p.i])
-			if lname == "" {
-				return p.errorf("invalid label name for metric %q", f.Name)
-			}
-			p.skipBlanks()
-			if p.i >= len(p.b) {
-				return p.errorf("unexpected end of input stream")
-			}
-			if p.b[p.i] != '=' {
-				return p.errorf("expected '=' after label name, found %q", p.b[p.i])
-			}
-			p.i++
-			if lname == MetricNameLabel {
-				return p.errorf("label name %q is reserved", MetricNameLabel)
-			}
-			special := typ == Summary && lname == "quantile" ||
-				(typ == Histogram || typ == GaugeHistogram) && lname == "le"
-			if !special {
-				for _, l := range e.labels[labelsStart:] {
-					if l.Name == lname {
-						return p.errorf("duplicate label names for metric %q", f.Name)
-					}
-				}
-			}
-			p.skipBlanks()
-			if p.i >= len(p.b) {
-				return p.errorf("unexpected end of input stream")
-			}
-			if p.b[p.i] != '"' {
-				return p.errorf("expected '\"' at start of label value, found %q", p.b[p.i])
-			}
-			p.i++
-			value, err := p.labelValue()
-			if err != nil {
-				return err
-			}
-			if !utf8.ValidString(value) {
-				return p.errorf("invalid label value %q", value)
-			}
-			if special {
-				v, err := parseFloat(value)
-				if err != nil {
-					return p.errorf("expected float as value for '%s' label, got %q", lname, value)
-				}
-				bound = v
-			} else {
-				e.labels = append(e.labels, Label{Name: lname, Value: value})
-			}
-			p.skipBlanks()
-			if p.i >= len(p.b) {
-				return p.errorf("unexpected end of input stream")
-			}
-			switch p.b[p.i] {
-			case ',':
-				p.i++
-				continue
-			case '}':
-				p.i++
-			default:
-				return p.errorf("unexpected end of label value %q", value)
-			}
-			break
+		if bound, err = p.labels(labelsStart); err != nil {
+			return err
 		}
 		p.skipBlanks()
 	}
-	labels := e.labels[labelsStart:len(e.labels):len(e.labels)]
-
 	tok := p.token()
 	v, err := parseFloat(bytesToString(tok))
 	if err != nil {
 		return p.errorf("expected float as value, got %q", tok)
 	}
+	m, err := p.attach(labelsStart, bound, v)
+	if err != nil {
+		return err
+	}
+	return p.timestamp(m)
+}
 
-	var m *Metric
-	switch typ {
-	case Summary, Histogram, GaugeHistogram:
-		idx, sig := e.findGroup(fam, labels)
-		if idx < 0 {
-			idx = e.newMetric(fam)
-			e.Metrics[idx].Labels = labels
-			e.groups[sig] = idx
-			e.Families[fam].Metrics++
-		} else {
-			clear(e.labels[labelsStart:])
-			e.labels = e.labels[:labelsStart]
+// labels parses the label pairs after '{' up to and including '}', appends
+// them to the exposition's label store and returns the value of the le
+// (histogram) or quantile (summary) label, NaN when there is none.
+func (p *textParser) labels(labelsStart int) (float64, error) {
+	e := p.e
+	f := &e.Families[p.fam]
+	typ := f.Type
+	bound := math.NaN()
+	n := 1 // the metric name
+	for {
+		p.skipBlanks()
+		if p.i >= len(p.b) {
+			return bound, p.errorf("unexpected end of input stream")
 		}
-		m = &e.Metrics[idx]
-	default:
-		idx := e.newMetric(fam)
-		m = &e.Metrics[idx]
+		if p.b[p.i] == '}' {
+			p.i++
+			return bound, nil
+		}
+		start := p.i
+		if isNameStart(p.b[p.i]) {
+			p.i++
+			for p.i < len(p.b) && isNameCont(p.b[p.i]) {
+				p.i++
+			}
+		}
+		if p.i < len(p.b) && p.b[p.i] == '"' {
+			return bound, p.errorf("quoted label names are not supported by the text format 0.0.4")
+		}
+		lname := bytesToString(p.b[start:p.i])
+		if lname == "" {
+			return bound, p.errorf("invalid label name for metric %q", f.Name)
+		}
+		if err := p.expect('=', "after label name"); err != nil {
+			return bound, err
+		}
+		if lname == MetricNameLabel {
+			return bound, p.errorf("label name %q is reserved", MetricNameLabel)
+		}
+		special := typ == Summary && lname == "quantile" ||
+			(typ == Histogram || typ == GaugeHistogram) && lname == "le"
+		if !special {
+			for _, l := range e.labels[labelsStart:] {
+				if l.Name == lname {
+					return bound, p.errorf("duplicate label names for metric %q", f.Name)
+				}
+			}
+		}
+		if err := p.expect('"', "at start of label value"); err != nil {
+			return bound, err
+		}
+		value, err := p.labelValue()
+		if err != nil {
+			return bound, err
+		}
+		n++
+		if k := p.lim.labelOver(n, len(lname)+len(value)); k != 0 {
+			return bound, p.lim.labelError(k, fmt.Sprintf("line %d: metric %q, label %q", p.line, f.Name, lname))
+		}
+		if !utf8.ValidString(value) {
+			return bound, p.errorf("invalid label value %q", value)
+		}
+		if special {
+			v, err := parseFloat(value)
+			if err != nil {
+				return bound, p.errorf("expected float as value for '%s' label, got %q", lname, value)
+			}
+			bound = v
+		} else {
+			e.labels = append(e.labels, Label{Name: lname, Value: value})
+		}
+		p.skipBlanks()
+		if p.i >= len(p.b) {
+			return bound, p.errorf("unexpected end of input stream")
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			return bound, nil
+		default:
+			return bound, p.errorf("unexpected end of label value %q", value)
+		}
+	}
+}
+
+// expect skips blanks and then the byte c, which must follow.
+func (p *textParser) expect(c byte, where string) error {
+	p.skipBlanks()
+	if p.i >= len(p.b) {
+		return p.errorf("unexpected end of input stream")
+	}
+	if p.b[p.i] != c {
+		return p.errorf("expected '%c' %s, found %q", c, where, p.b[p.i])
+	}
+	p.i++
+	return nil
+}
+
+// attach records the value v of the sample line whose labels start at
+// labelsStart: a new metric for counters, gauges and untyped; for summaries
+// and histograms the metric with the same label set (created on its first
+// line), whose count, sum, quantile or bucket the line sets.
+func (p *textParser) attach(labelsStart int, bound, v float64) (*Metric, error) {
+	e := p.e
+	fam := p.fam
+	labels := e.labels[labelsStart:len(e.labels):len(e.labels)]
+	typ := e.Families[fam].Type
+	if typ != Summary && typ != Histogram && typ != GaugeHistogram {
+		m := &e.Metrics[e.newMetric(fam)]
 		m.Labels = labels
 		e.Families[fam].Metrics++
-	}
-
-	switch typ {
-	case Counter, Gauge, Untyped:
 		m.Value, m.HasValue = v, true
-	case Summary:
-		m.HasValue = true
-		switch {
-		case p.isCount:
-			m.Count = uint64(v)
-		case p.isSum:
-			m.Sum = v
-		case !math.IsNaN(bound):
-			e.addPoint(m, Point{Bound: bound, Value: v})
-		}
-	case Histogram, GaugeHistogram:
-		m.HasValue = true
-		switch {
-		case p.isCount:
-			if u := uint64(v); v == float64(u) {
-				m.Count = u
-			} else {
-				if v < 0 {
-					return p.errorf("negative count for histogram %q", e.Families[fam].Name)
-				}
-				m.CountFloat = v
-			}
-		case p.isSum:
-			m.Sum = v
-		case !math.IsNaN(bound):
-			pt := Point{Bound: bound}
-			if u := uint64(v); v == float64(u) {
-				pt.Count = u
-			} else {
-				if v < 0 {
-					return p.errorf("negative bucket population for histogram %q", e.Families[fam].Name)
-				}
-				pt.CountFloat = v
-			}
-			e.addPoint(m, pt)
-		}
+		return m, nil
 	}
+	idx, sig := e.findGroup(fam, labels)
+	if idx < 0 {
+		idx = e.newMetric(fam)
+		e.Metrics[idx].Labels = labels
+		e.groups[sig] = idx
+		e.Families[fam].Metrics++
+	} else {
+		clear(e.labels[labelsStart:])
+		e.labels = e.labels[:labelsStart]
+	}
+	m := &e.Metrics[idx]
+	m.HasValue = true
+	switch {
+	case p.isCount && typ == Summary:
+		m.Count = uint64(v)
+	case p.isCount:
+		if u := uint64(v); v == float64(u) {
+			m.Count = u
+		} else {
+			if v < 0 {
+				return nil, p.errorf("negative count for histogram %q", e.Families[fam].Name)
+			}
+			m.CountFloat = v
+		}
+	case p.isSum:
+		m.Sum = v
+	case math.IsNaN(bound):
+		// A summary or histogram line without quantile or le.
+	case typ != Summary && v < 0 && v != float64(uint64(v)):
+		return nil, p.errorf("negative bucket population for histogram %q", e.Families[fam].Name)
+	default:
+		e.addPoint(m, textPoint{bound: bound, value: v})
+	}
+	return m, nil
+}
 
+// timestamp parses the optional timestamp after the value and the end of
+// the line.
+func (p *textParser) timestamp(m *Metric) error {
 	if p.eol() {
 		p.nextLine()
 		return nil
 	}
 	p.skipBlanks()
-	tok = p.token()
+	tok := p.token()
 	ts, err := strconv.ParseInt(bytesToString(tok), 10, 64)
 	if err != nil {
 		return p.errorf("expected integer as timestamp, got %q", tok)
@@ -530,6 +561,19 @@ func (p *textParser) sample() error {
 	}
 	p.nextLine()
 	return nil
+}
+
+// addPoint appends pt to metric m's list of text points.
+func (e *Exposition) addPoint(m *Metric, pt textPoint) {
+	pt.next = -1
+	idx := int32(len(e.points))
+	e.points = append(e.points, pt)
+	if m.first < 0 {
+		m.first = idx
+	} else {
+		e.points[m.last].next = idx
+	}
+	m.last = idx
 }
 
 // labelValue reads a quoted label value after its opening quote and moves
@@ -565,9 +609,36 @@ func (p *textParser) labelValue() (string, error) {
 	return "", p.errorf("unexpected end of input stream")
 }
 
-// normalizeHistograms makes each histogram all-integer or all-float, as
-// expfmt does after parsing: once any count is a float, all become floats.
-func (e *Exposition) normalizeHistograms() {
+// finishText turns each summary's and histogram's list of text points into
+// its Quantiles or Buckets, contiguous in the exposition's stores, and makes
+// each histogram all-integer or all-float, as expfmt does after parsing: once
+// any count is a float, all become floats.
+func (e *Exposition) finishText() {
+	for i := range e.Metrics {
+		m := &e.Metrics[i]
+		if m.first < 0 {
+			continue
+		}
+		if e.Families[m.Family].Type == Summary {
+			start := len(e.quantiles)
+			for j := m.first; j >= 0; j = e.points[j].next {
+				e.quantiles = append(e.quantiles, Quantile{Quantile: e.points[j].bound, Value: e.points[j].value})
+			}
+			m.Quantiles = e.quantiles[start:len(e.quantiles):len(e.quantiles)]
+			continue
+		}
+		start := len(e.buckets)
+		for j := m.first; j >= 0; j = e.points[j].next {
+			b := Bucket{UpperBound: e.points[j].bound}
+			if v := e.points[j].value; v == float64(uint64(v)) {
+				b.Count = uint64(v)
+			} else {
+				b.CountFloat = v
+			}
+			e.buckets = append(e.buckets, b)
+		}
+		m.Buckets = e.buckets[start:len(e.buckets):len(e.buckets)]
+	}
 	for i := range e.Metrics {
 		m := &e.Metrics[i]
 		t := e.Families[m.Family].Type
@@ -575,8 +646,8 @@ func (e *Exposition) normalizeHistograms() {
 			continue
 		}
 		anyFloat := m.CountFloat != 0
-		for j := m.FirstPoint; j >= 0 && !anyFloat; j = e.Points[j].Next {
-			anyFloat = e.Points[j].CountFloat != 0
+		for j := range m.Buckets {
+			anyFloat = anyFloat || m.Buckets[j].CountFloat != 0
 		}
 		if !anyFloat {
 			continue
@@ -587,12 +658,12 @@ func (e *Exposition) normalizeHistograms() {
 			}
 			m.Count, m.CountIsFloat = 0, true
 		}
-		for j := m.FirstPoint; j >= 0; j = e.Points[j].Next {
-			pt := &e.Points[j]
-			if pt.CountFloat == 0 && !pt.CountIsFloat {
-				pt.CountFloat = float64(pt.Count)
+		for j := range m.Buckets {
+			b := &m.Buckets[j]
+			if b.CountFloat == 0 && !b.CountIsFloat {
+				b.CountFloat = float64(b.Count)
 			}
-			pt.Count, pt.CountIsFloat = 0, true
+			b.Count, b.CountIsFloat = 0, true
 		}
 	}
 }
@@ -603,12 +674,4 @@ func (m *Metric) HistogramCount() float64 {
 		return m.CountFloat
 	}
 	return float64(m.Count)
-}
-
-// CumulativeCount returns a bucket's cumulative count as a float.
-func (pt *Point) CumulativeCount() float64 {
-	if pt.CountIsFloat {
-		return pt.CountFloat
-	}
-	return float64(pt.Count)
 }

@@ -19,7 +19,7 @@ func TestTextMatchesExpfmt(t *testing.T) {
 		if err != nil {
 			t.Fatalf("seed %d: reference rejects the corpus: %v", seed, err)
 		}
-		if err := e.ParseText(in); err != nil {
+		if err := e.ParseText(in, wire.Limits{}); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
 		if got, w := canonical(toDTO(&e)), canonical(want); got != w {
@@ -96,7 +96,7 @@ func TestTextCases(t *testing.T) {
 	var e wire.Exposition
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := e.ParseText([]byte(tc.in))
+			err := e.ParseText([]byte(tc.in), wire.Limits{})
 			want, refErr := referenceText([]byte(tc.in))
 			if tc.wantErr == "" {
 				if err != nil {
@@ -125,7 +125,7 @@ func TestTextCases(t *testing.T) {
 func TestTextLeniency(t *testing.T) {
 	var e wire.Exposition
 	for _, in := range []string{"m 1", "m{a=\"b\"} 1 1700000000000", "# HELP m x\nm 2", "# TYPE m gauge"} {
-		if err := e.ParseText([]byte(in)); err != nil {
+		if err := e.ParseText([]byte(in), wire.Limits{}); err != nil {
 			t.Errorf("ParseText(%q): %v", in, err)
 		}
 		if _, err := referenceText([]byte(in)); err == nil {

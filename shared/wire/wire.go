@@ -14,6 +14,12 @@
 // buffer wherever the input needs no unescaping: they are valid only while the
 // input buffer is neither modified nor reused, and only until the next call
 // that reuses the decoder.
+//
+// Every decoder takes Limits and checks them while it decodes: a request over
+// a limit stops the decode at that point with a *LimitError, before the work
+// the rest of the request would cost. Protobuf messages are read with one
+// field iterator (proto.go); label sets are merged and keyed by the helpers
+// in labels.go.
 package wire
 
 import "unsafe"

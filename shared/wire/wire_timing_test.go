@@ -14,7 +14,7 @@ import (
 func textCorpus(b *testing.B) ([]byte, int) {
 	in := corpus.Exposition(42, corpus.Options{Families: 200})
 	var e wire.Exposition
-	if err := e.ParseText(in); err != nil {
+	if err := e.ParseText(in, wire.Limits{}); err != nil {
 		b.Fatal(err)
 	}
 	return in, e.NumSamples()
@@ -30,7 +30,7 @@ func BenchmarkParseText(b *testing.B) {
 	b.SetBytes(int64(len(in)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := e.ParseText(in); err != nil {
+		if err := e.ParseText(in, wire.Limits{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -48,7 +48,7 @@ func BenchmarkParseDelimited(b *testing.B) {
 	b.SetBytes(int64(len(in)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := e.ParseDelimited(in); err != nil {
+		if err := e.ParseDelimited(in, wire.Limits{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -73,7 +73,7 @@ func BenchmarkDecodeWriteRequest(b *testing.B) {
 		if buf, err = wire.DecodeSnappy(buf, compressed, 1<<26); err != nil {
 			b.Fatal(err)
 		}
-		if err := wr.Unmarshal(buf); err != nil {
+		if err := wr.Unmarshal(buf, wire.Limits{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -83,7 +83,7 @@ func BenchmarkDecodeWriteRequest(b *testing.B) {
 func BenchmarkEncodeWriteRequest(b *testing.B) {
 	raw, _ := remoteWriteCorpus(2000)
 	var wr wire.WriteRequest
-	if err := wr.Unmarshal(raw); err != nil {
+	if err := wr.Unmarshal(raw, wire.Limits{}); err != nil {
 		b.Fatal(err)
 	}
 	var out, compressed []byte
@@ -111,7 +111,7 @@ func BenchmarkRelayRoundTrip(b *testing.B) {
 		if buf, err = wire.DecodeSnappy(buf, compressed, 1<<26); err != nil {
 			b.Fatal(err)
 		}
-		if err := wr.Unmarshal(buf); err != nil {
+		if err := wr.Unmarshal(buf, wire.Limits{}); err != nil {
 			b.Fatal(err)
 		}
 		for i := range wr.Series {

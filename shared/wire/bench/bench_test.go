@@ -62,7 +62,7 @@ func BenchmarkRemoteWriteDecode(b *testing.B) {
 				if buf, err = wire.DecodeSnappy(buf, c.compressed, 64<<20); err != nil {
 					b.Fatal(err)
 				}
-				if err := wr.Unmarshal(buf); err != nil {
+				if err := wr.Unmarshal(buf, wire.Limits{}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -190,7 +190,7 @@ func BenchmarkRemoteWriteRoundTrip(b *testing.B) {
 func textCorpus() ([]byte, int) {
 	in := corpus.Exposition(42, corpus.Options{Families: 200})
 	var e wire.Exposition
-	if err := e.ParseText(in); err != nil {
+	if err := e.ParseText(in, wire.Limits{}); err != nil {
 		panic(err)
 	}
 	return in, e.NumSamples()
@@ -204,7 +204,7 @@ func BenchmarkTextParse(b *testing.B) {
 		b.SetBytes(int64(len(in)))
 		b.ReportAllocs()
 		for b.Loop() {
-			if err := e.ParseText(in); err != nil {
+			if err := e.ParseText(in, wire.Limits{}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -269,12 +269,12 @@ func BenchmarkPushToRequest(b *testing.B) {
 		expfmt.NewEncoder(&dbuf, expfmt.NewFormat(expfmt.TypeProtoDelim)).Encode(f)
 	}
 	delimited := dbuf.Bytes()
-	key, _ := push.ParseGroupingKey("job/node/instance/host1")
+	key, _ := push.ParseGroupingKey("job/node/instance/host1", 0)
 	now := time.Unix(1_763_000_000, 0)
 	for _, f := range []struct {
 		name  string
 		in    []byte
-		parse func(*wire.Exposition, []byte) error
+		parse func(*wire.Exposition, []byte, wire.Limits) error
 	}{
 		{"format=text", text, (*wire.Exposition).ParseText},
 		{"format=delimited", delimited, (*wire.Exposition).ParseDelimited},
@@ -287,11 +287,11 @@ func BenchmarkPushToRequest(b *testing.B) {
 			b.SetBytes(int64(len(f.in)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := f.parse(&e, f.in); err != nil {
+				if err := f.parse(&e, f.in, wire.Limits{}); err != nil {
 					b.Fatal(err)
 				}
 				wr.Reset()
-				if err := c.Convert(&wr, &e, key, now); err != nil {
+				if err := c.Convert(&wr, &e, key, now, wire.Limits{}); err != nil {
 					b.Fatal(err)
 				}
 				out = wire.AppendWriteRequest(out[:0], wr.Series, wr.Metadata)
