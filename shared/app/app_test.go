@@ -49,7 +49,7 @@ func sink(t *testing.T) (*httptest.Server, *atomic.Int64) {
 		raw, err := wire.DecodeSnappy(nil, body, 64<<20)
 		var wr wire.WriteRequest
 		if err == nil {
-			err = wr.Unmarshal(raw)
+			err = wr.Unmarshal(raw, wire.Limits{})
 		}
 		if err != nil {
 			http.Error(w, err.Error(), 400)

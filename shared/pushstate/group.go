@@ -27,7 +27,7 @@ func allSeries(g *groupstore.Group) []groupstore.Series {
 	return out
 }
 
-func seriesKey(ls []wire.Label) string { return string(appendLabelsKey(nil, ls)) }
+func seriesKey(ls []wire.Label) string { return string(wire.AppendLabelsKey(nil, ls)) }
 
 // removed returns the series of old that are not in new: those that need a
 // staleness marker after new replaced old.

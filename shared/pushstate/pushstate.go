@@ -417,10 +417,10 @@ func storeError(err error) error {
 func GroupID(key push.GroupingKey, owner Owner) string {
 	h := sha256.New()
 	buf := appendString([]byte("promrelay owner v1\x00"), owner.Tenant)
-	h.Write(appendLabelsKey(buf, owner.Labels))
+	h.Write(wire.AppendLabelsKey(buf, owner.Labels))
 	ownerHash := h.Sum(nil)
 	h.Reset()
-	h.Write(appendLabelsKey([]byte("promrelay grouping key v1\x00"), key))
+	h.Write(wire.AppendLabelsKey([]byte("promrelay grouping key v1\x00"), key))
 	return "t" + hex.EncodeToString(ownerHash[:8]) + "/" + hex.EncodeToString(h.Sum(nil)[:20])
 }
 
@@ -508,14 +508,4 @@ func snapshot(g *groupstore.Group) *groupstore.Group {
 func appendString(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
-}
-
-// appendLabelsKey appends an unambiguous encoding of ls: each name and value
-// length-prefixed.
-func appendLabelsKey(dst []byte, ls []wire.Label) []byte {
-	for _, l := range ls {
-		dst = appendString(dst, l.Name)
-		dst = appendString(dst, l.Value)
-	}
-	return dst
 }

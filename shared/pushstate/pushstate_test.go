@@ -125,12 +125,12 @@ func fileStore(t *testing.T) (*groupstore.FileStore, string) {
 func pushOf(t *testing.T, text string, key push.GroupingKey, owner Owner, replace bool, now time.Time) Push {
 	t.Helper()
 	var e wire.Exposition
-	if err := e.ParseText([]byte(text)); err != nil {
+	if err := e.ParseText([]byte(text), wire.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	var c push.Converter
 	wr := &wire.WriteRequest{}
-	if err := c.Convert(wr, &e, key, now); err != nil {
+	if err := c.Convert(wr, &e, key, now, wire.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	wr.ApplyLabels(owner.Labels)

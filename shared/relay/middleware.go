@@ -158,8 +158,17 @@ func sizeSetting(what string) string {
 	}
 }
 
-// limitReply is the 413 for a request over PROMRELAY_MAX_SAMPLES_PER_REQUEST.
-func limitReply(n, limit int) reply {
-	return reply{status: http.StatusRequestEntityTooLarge,
-		msg: fmt.Sprintf("the request has more than %d samples (it has at least %d), the limit of PROMRELAY_MAX_SAMPLES_PER_REQUEST; send smaller requests", limit, n)}
+// decodeReply answers a body the codec refused: 413 naming the setting for
+// a limit, 400 with the reason otherwise.
+func decodeReply(err error) reply {
+	var le *wire.LimitError
+	if !errors.As(err, &le) {
+		return reply{status: http.StatusBadRequest, msg: err.Error()}
+	}
+	setting := map[wire.LimitKind]string{
+		wire.LimitSamples:    "PROMRELAY_MAX_SAMPLES_PER_REQUEST",
+		wire.LimitLabels:     "PROMRELAY_MAX_LABELS",
+		wire.LimitLabelBytes: "PROMRELAY_MAX_LABEL_BYTES",
+	}[le.Kind]
+	return reply{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("%v (the limit of %s); send smaller requests", le, setting)}
 }

@@ -26,12 +26,9 @@ func (h *Handler) servePush(ctx context.Context, r *http.Request, id inbound.Ide
 		}
 		return reply{status: http.StatusNotFound, msg: "404 page not found"}
 	}
-	key, err := push.ParseGroupingKey(groupPath)
+	key, err := push.ParseGroupingKey(groupPath, h.o.Limits.MaxLabels)
 	if err != nil {
 		return reply{status: http.StatusBadRequest, msg: err.Error()}
-	}
-	if max := h.o.Limits.MaxLabels; max > 0 && len(key) > max {
-		return reply{status: http.StatusBadRequest, msg: "the grouping key has more labels than PROMRELAY_MAX_LABELS allows"}
 	}
 	owner := ownerOf(id)
 	if r.Method == http.MethodDelete {
@@ -71,7 +68,7 @@ func (h *Handler) pushBody(ctx context.Context, r *http.Request, key push.Groupi
 	if err != nil {
 		return bodyReply(err)
 	}
-	cost := func(decoded int) int64 { return pushCost(decoded, h.o.MaxSamples) }
+	cost := func(decoded int) int64 { return pushCost(decoded, h.o.Limits.MaxSamples) }
 	body := st.body
 	switch enc := contentEncoding(r); enc {
 	case "", "identity":
@@ -96,22 +93,21 @@ func (h *Handler) pushBody(ctx context.Context, r *http.Request, key push.Groupi
 	}
 
 	if isDelimited(r.Header.Get("Content-Type")) {
-		err = st.exp.ParseDelimited(body)
+		err = st.exp.ParseDelimited(body, h.o.Limits)
 	} else {
 		// Text 0.0.4 is also the fallback for a missing or unknown
 		// Content-Type, as on the Pushgateway.
-		err = st.exp.ParseText(body)
+		err = st.exp.ParseText(body, h.o.Limits)
 	}
 	if err != nil {
-		return reply{status: http.StatusBadRequest, msg: err.Error()}
+		return decodeReply(err)
 	}
-	n := st.exp.NumSamples()
-	addSamplesIn(ctx, n)
-	if n > h.o.MaxSamples {
-		return limitReply(n, h.o.MaxSamples)
-	}
+	addSamplesIn(ctx, st.exp.NumSamples())
 	now := h.o.Now()
-	err = st.conv.Convert(&st.wr, &st.exp, key, now)
+	err = st.conv.Convert(&st.wr, &st.exp, key, now, h.o.Limits)
+	if le := (*wire.LimitError)(nil); errors.As(err, &le) {
+		return decodeReply(err)
+	}
 	if err == nil {
 		// Pushes obey the same per-series limits as remote writes.
 		for i := range st.wr.Series {

@@ -69,10 +69,9 @@ type Options struct {
 	MaxDecodedBytes int
 	// MaxPushDecodedBytes bounds a push body after gzip, in bytes.
 	MaxPushDecodedBytes int
-	// Limits bound each series while it is decoded, and MaxSamples each
-	// request.
-	Limits     wire.Limits
-	MaxSamples int
+	// Limits bound each request while it is decoded: its samples
+	// (MaxSamples, required) and each series' labels.
+	Limits wire.Limits
 	// Budget bounds the memory of all requests in flight.
 	Budget *Budget
 	Logger *slog.Logger
@@ -97,8 +96,8 @@ func New(o Options) (*Handler, error) {
 		return nil, errors.New("relay: RequestTimeout must be positive")
 	case o.MaxBodyBytes <= 0 || o.MaxDecodedBytes <= 0 || o.MaxPushDecodedBytes <= 0:
 		return nil, errors.New("relay: MaxBodyBytes, MaxDecodedBytes and MaxPushDecodedBytes must be positive")
-	case o.MaxSamples <= 0:
-		return nil, errors.New("relay: MaxSamples must be positive")
+	case o.Limits.MaxSamples <= 0:
+		return nil, errors.New("relay: Limits.MaxSamples must be positive")
 	case o.Budget == nil:
 		return nil, errors.New("relay: Budget is required")
 	case o.Logger == nil || o.Now == nil:

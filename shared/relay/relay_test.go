@@ -41,7 +41,7 @@ func (u *recordingUpstream) Write(_ context.Context, wr *wire.WriteRequest) (ups
 
 func (u *recordingUpstream) WriteEncoded(ctx context.Context, raw []byte) (upstream.Result, error) {
 	var wr wire.WriteRequest
-	if err := wr.Unmarshal(raw); err != nil {
+	if err := wr.Unmarshal(raw, wire.Limits{}); err != nil {
 		return upstream.Result{}, err
 	}
 	return u.Write(ctx, &wr)
@@ -65,7 +65,7 @@ func newHandlerLog(up relay.Upstream, mod func(*relay.Options)) (http.Handler, *
 		panic(err)
 	}
 	o := relay.Options{Upstreams: ups, State: state, Logger: logger, MaxBodyBytes: 1024, MaxDecodedBytes: 4096,
-		MaxPushDecodedBytes: 4096, MaxSamples: 1000, RequestTimeout: 5 * time.Second,
+		MaxPushDecodedBytes: 4096, Limits: wire.Limits{MaxSamples: 1000}, RequestTimeout: 5 * time.Second,
 		Budget: relay.NewBudget(64<<20, 10*time.Millisecond), Now: now}
 	if mod != nil {
 		mod(&o)
@@ -283,7 +283,7 @@ func TestMemoryBudget(t *testing.T) {
 // naming the setting, pushes and remote writes alike.
 func TestSampleLimit(t *testing.T) {
 	up := &recordingUpstream{}
-	h := newHandler(up, func(o *relay.Options) { o.MaxSamples = 10; o.MaxBodyBytes = 1 << 20; o.MaxPushDecodedBytes = 1 << 20 })
+	h := newHandler(up, func(o *relay.Options) { o.Limits.MaxSamples = 10; o.MaxBodyBytes = 1 << 20; o.MaxPushDecodedBytes = 1 << 20 })
 	var text strings.Builder
 	for i := 0; i < 11; i++ {
 		fmt.Fprintf(&text, "m{i=\"%d\"} 1\n", i)

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -52,17 +53,17 @@ func (h *Handler) serveRemoteWrite(ctx context.Context, r *http.Request, id inbo
 	}
 	// Validate, set the external and tenant labels and re-encode at the
 	// wire level; invalid series are dropped and counted.
-	st.out, err = st.rw.Rewrite(st.out[:0], st.decoded, h.labelsToSet(st, id), h.o.Limits)
+	st.out, err = st.rw.Rewrite(st.out[:0], st.decoded, h.overrides(st, id), h.o.Limits)
 	if err != nil {
+		if le := (*wire.LimitError)(nil); errors.As(err, &le) {
+			return decodeReply(err)
+		}
 		return reply{status: http.StatusBadRequest, msg: "cannot decode remote-write request: " + err.Error()}
 	}
-	addSamplesIn(ctx, st.rw.SamplesIn)
-	if st.rw.SamplesIn > h.o.MaxSamples {
-		return limitReply(st.rw.SamplesIn, h.o.MaxSamples)
-	}
+	addSamplesIn(ctx, st.rw.FloatSamplesIn+st.rw.HistogramSamplesIn)
 	if len(st.out) > 0 {
 		res, err := h.o.Upstreams(ownerOf(id).Tenant).WriteEncoded(ctx, st.out)
-		record(ctx, res, err, st.rw.Samples)
+		record(ctx, res, err, st.rw.FloatSamples+st.rw.HistogramSamples)
 		if err != nil {
 			return errorReply(err)
 		}
@@ -74,30 +75,14 @@ func (h *Handler) serveRemoteWrite(ctx context.Context, r *http.Request, id inbo
 	return reply{status: http.StatusNoContent}
 }
 
-// labelsToSet returns the external labels with the writer's tenant labels
-// merged in (the tenant's win), sorted, in st's memory: the single set the
-// remote-write Rewriter splices into every series.
-func (h *Handler) labelsToSet(st *requestState, id inbound.Identity) []wire.Label {
-	ext, ten := h.o.ExternalLabels, id.Labels
-	if len(ten) == 0 {
-		return ext
+// overrides returns the external labels with the writer's tenant labels
+// merged in (the tenant's win), in st's memory: the one override set the
+// Rewriter splices into every series.
+func (h *Handler) overrides(st *requestState, id inbound.Identity) []wire.Label {
+	if len(id.Labels) == 0 {
+		return h.o.ExternalLabels
 	}
-	st.set = st.set[:0]
-	i, j := 0, 0
-	for i < len(ext) || j < len(ten) {
-		switch {
-		case j == len(ten) || (i < len(ext) && ext[i].Name < ten[j].Name):
-			st.set = append(st.set, ext[i])
-			i++
-		case i == len(ext) || ten[j].Name < ext[i].Name:
-			st.set = append(st.set, ten[j])
-			j++
-		default: // same name: the tenant's label wins
-			st.set = append(st.set, ten[j])
-			i++
-			j++
-		}
-	}
+	st.set = wire.MergeOverrides(st.set[:0], h.o.ExternalLabels, id.Labels)
 	return st.set
 }
 

@@ -307,7 +307,7 @@ func (c *Client) writePart(ctx context.Context, raw []byte, series, md []wire.Sp
 	if len(series) <= 1 {
 		var wr wire.WriteRequest
 		name := "(metadata)"
-		if len(series) == 1 && wr.Unmarshal(raw[series[0].Start:series[0].End]) == nil && len(wr.Series) == 1 {
+		if len(series) == 1 && wr.Unmarshal(raw[series[0].Start:series[0].End], wire.Limits{}) == nil && len(wr.Series) == 1 {
 			name = wire.FormatLabels(wr.Series[0].Labels, 256)
 		}
 		return &Error{Status: http.StatusBadRequest, UpstreamStatus: http.StatusRequestEntityTooLarge,

@@ -129,7 +129,7 @@ func TestSplitKeepsEverySeriesOnceAndUnderBudget(t *testing.T) {
 			t.Error(err)
 		}
 		var wr wire.WriteRequest
-		if err := wr.Unmarshal(raw); err != nil {
+		if err := wr.Unmarshal(raw, wire.Limits{}); err != nil {
 			t.Error(err)
 		}
 		series.Add(int64(len(wr.Series)))
@@ -163,7 +163,7 @@ func TestUpstream413HalvesTheRequest(t *testing.T) {
 		}
 		raw, _ := wire.DecodeSnappy(nil, body, 1<<24)
 		var wr wire.WriteRequest
-		if err := wr.Unmarshal(raw); err != nil {
+		if err := wr.Unmarshal(raw, wire.Limits{}); err != nil {
 			t.Error(err)
 		}
 		series.Add(int64(len(wr.Series)))
