@@ -19,6 +19,8 @@ BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 # Fuzz targets: package:target.
 FUZZ_TARGETS := ./shared/wire:FuzzParseText ./shared/wire:FuzzParseDelimited ./shared/wire:FuzzRewrite ./shared/push:FuzzParseGroupingKey
 FUZZTIME ?= 10s
+# Fuzz workers per target (make fuzz FUZZPARALLEL=2 on a machine of your own).
+FUZZPARALLEL ?= 1
 BENCH_COUNT ?= 6
 
 .PHONY: all build run deps test test-short bench fuzz load vet fmt clean package build-RelayFunction
@@ -65,7 +67,7 @@ fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$name ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime=100x -parallel $(FUZZPARALLEL) $$pkg || exit 1; \
 	done
 ## test-short: unit tests only, no real peers needed
 test-short:
