@@ -13,24 +13,31 @@ import (
 	"github.com/promrelay/promrelay/shared/wire"
 )
 
-// What requests cost in memory, per byte or sample, as TestChargeCoversHeap
-// measures it (README, "Memory"). A push of d decoded bytes holds its
-// body, the decoded text, the parsed exposition and the converted write
-// request with its encoding: pushCost(d). A remote write holds its body,
-// the decoded request and the rewritten one, split into upstream parts:
-// remoteWriteBytesPerByte per decoded byte.
+// What requests cost in memory, as TestChargeCoversHeap measures it (peak
+// heap above the heap before the request, garbage not yet collected
+// included; README "Security"). A push is charged in two steps. Before it
+// is parsed: the decoded text and the parsed exposition, measured at most
+// 24.3 bytes per decoded byte (one-line series, gzip), and bounded by the
+// sample limit whatever the input (a metric and its family cost at most
+// pushParseBytesPerSample); charged pushBytesPerByte per decoded byte, at
+// most the decoded bytes plus the sample limit's worth. After it is parsed,
+// per sample found: the write request, its encoding and the upstream's
+// parts, measured about 1.3 KB per sample for one-line series and 1.6 KB
+// for a node_exporter-like exposition; charged pushBytesPerSample. A
+// remote write holds its body, the decoded request and the rewritten one,
+// split into upstream parts: measured 2.4 bytes per decoded byte, charged
+// remoteWriteBytesPerByte.
 const (
-	pushBytesPerByte        = 3
-	pushBytesPerSample      = 512
-	minBytesPerSample       = 4 // "a 1\n"
+	pushBytesPerByte        = 32
+	pushParseBytesPerSample = 1024
+	pushBytesPerSample      = 2048
 	remoteWriteBytesPerByte = 3
 )
 
-// pushCost is the memory a push of decoded bytes costs, at most
-// maxSamples samples parsed.
+// pushCost is what a push of decoded bytes costs before it is parsed, when
+// its parse stops at maxSamples.
 func pushCost(decoded, maxSamples int) int64 {
-	samples := min(maxSamples, decoded/minBytesPerSample+1)
-	return int64(decoded)*pushBytesPerByte + int64(samples)*pushBytesPerSample
+	return min(int64(decoded)*pushBytesPerByte, int64(decoded)+int64(maxSamples)*pushParseBytesPerSample)
 }
 
 // readBody reads r's body into buf (reused), at most max bytes, reserving
@@ -75,9 +82,6 @@ func gunzip(ctx context.Context, dst, src []byte, max int, c *charge, cost func(
 	})
 }
 
-// readChunk is the most readLimited grows its buffer by at a time.
-const readChunk = 256 << 10
-
 // readLimited reads all of src into buf[:0], failing with a
 // *wire.TooLargeError (what) past max bytes, or with failure: err. Before
 // the buffer grows, reserve (when set) is called with the new capacity; its
@@ -105,8 +109,7 @@ func readLimited(src io.Reader, buf []byte, limit int, what, failure string, res
 				}
 				continue
 			}
-			newCap := max(2*cap(buf), 4096)
-			newCap = min(newCap, cap(buf)+readChunk, limit+1)
+			newCap := min(max(2*cap(buf), 4096), limit+1)
 			if reserve != nil {
 				if err := reserve(newCap); err != nil {
 					return buf, err

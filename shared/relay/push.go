@@ -68,18 +68,17 @@ func (h *Handler) pushBody(ctx context.Context, r *http.Request, key push.Groupi
 	if err != nil {
 		return bodyReply(err)
 	}
-	cost := func(decoded int) int64 { return pushCost(decoded, h.o.Limits.MaxSamples) }
 	body := st.body
 	switch enc := contentEncoding(r); enc {
 	case "", "identity":
 		if len(body) > h.o.MaxPushDecodedBytes {
 			return errorReply(&wire.TooLargeError{What: "decompressed push body", Size: len(body), Limit: h.o.MaxPushDecodedBytes})
 		}
-		if err := c.grow(ctx, cost(len(body))); err != nil {
+		if err := c.grow(ctx, pushCost(len(body), h.o.Limits.MaxSamples)); err != nil {
 			return errorReply(err)
 		}
 	case "gzip":
-		st.decoded, err = gunzip(ctx, st.decoded, st.body, h.o.MaxPushDecodedBytes, c, cost)
+		st.decoded, err = gunzip(ctx, st.decoded, st.body, h.o.MaxPushDecodedBytes, c, func(d int) int64 { return pushCost(d, h.o.Limits.MaxSamples) })
 		if err != nil {
 			var tl *wire.TooLargeError
 			if errors.As(err, &tl) {
@@ -102,7 +101,11 @@ func (h *Handler) pushBody(ctx context.Context, r *http.Request, key push.Groupi
 	if err != nil {
 		return decodeReply(err)
 	}
-	addSamplesIn(ctx, st.exp.NumSamples())
+	n := st.exp.NumSamples()
+	addSamplesIn(ctx, n)
+	if err := c.grow(ctx, int64(n)*pushBytesPerSample); err != nil {
+		return errorReply(err)
+	}
 	now := h.o.Now()
 	err = st.conv.Convert(&st.wr, &st.exp, key, now, h.o.Limits)
 	if le := (*wire.LimitError)(nil); errors.As(err, &le) {
@@ -122,12 +125,12 @@ func (h *Handler) pushBody(ctx context.Context, r *http.Request, key push.Groupi
 		if errors.As(err, &inv) {
 			st.wr.Reset()
 			st.conv.FailureSeries(&st.wr, key, now)
-			h.applyLabels(&st.wr, id)
+			h.applyLabels(st, id)
 			h.o.State.RecordFailure(ctx, key, owner, &st.wr)
 		}
 		return reply{status: http.StatusBadRequest, msg: "pushed metrics are invalid: " + err.Error()}
 	}
-	h.applyLabels(&st.wr, id)
+	h.applyLabels(st, id)
 	err = h.o.State.Push(ctx, pushstate.Push{Key: key, Owner: owner, Replace: r.Method == http.MethodPut,
 		Request: &st.wr, Families: st.conv.SeriesFamily, Time: now})
 	if err != nil {
@@ -149,11 +152,11 @@ func bodyReply(err error) reply {
 	return reply{status: http.StatusBadRequest, msg: err.Error()}
 }
 
-// applyLabels sets the external labels, then the writer's tenant labels,
-// which win over anything in the body, the URL or the external labels.
-func (h *Handler) applyLabels(wr *wire.WriteRequest, id inbound.Identity) {
-	wr.ApplyLabels(h.o.ExternalLabels)
-	wr.ApplyLabels(id.Labels)
+// applyLabels sets the external labels and the writer's tenant labels,
+// which win over anything in the body, the URL or the external labels, in
+// one pass over wr.
+func (h *Handler) applyLabels(st *requestState, id inbound.Identity) {
+	st.wr.ApplyLabels(h.overrides(st, id))
 }
 
 // isDelimited reports whether a Content-Type names protobuf-delimited
