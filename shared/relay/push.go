@@ -57,17 +57,14 @@ func ownerOf(id inbound.Identity) pushstate.Owner {
 
 // pushBody reads, decodes, converts and applies a PUT or POST.
 func (h *Handler) pushBody(ctx context.Context, r *http.Request, key push.GroupingKey, owner pushstate.Owner, id inbound.Identity) reply {
-	st := h.getState()
-	defer h.putState(st)
-	c := &charge{b: h.o.Budget}
-	defer c.release()
+	return h.withBody(ctx, r, func(st *requestState, c *charge) reply {
+		return h.decodePush(ctx, r, st, c, key, owner, id)
+	})
+}
 
+// decodePush decodes, converts and applies a push whose body st holds.
+func (h *Handler) decodePush(ctx context.Context, r *http.Request, st *requestState, c *charge, key push.GroupingKey, owner pushstate.Owner, id inbound.Identity) reply {
 	var err error
-	st.body, err = readBody(ctx, r, st.body, h.o.MaxBodyBytes, c)
-	addBytesIn(ctx, len(st.body))
-	if err != nil {
-		return bodyReply(err)
-	}
 	body := st.body
 	switch enc := contentEncoding(r); enc {
 	case "", "identity":
@@ -137,6 +134,23 @@ func (h *Handler) pushBody(ctx context.Context, r *http.Request, key push.Groupi
 		return errorReply(err)
 	}
 	return reply{status: http.StatusOK}
+}
+
+// withBody reads r's body into a request state, reserving its memory in
+// the budget, and runs serve on it; the state and the reservation are
+// given back when serve returns.
+func (h *Handler) withBody(ctx context.Context, r *http.Request, serve func(st *requestState, c *charge) reply) reply {
+	st := h.getState()
+	defer h.putState(st)
+	c := &charge{b: h.o.Budget}
+	defer c.release()
+	var err error
+	st.body, err = readBody(ctx, r, st.body, h.o.MaxBodyBytes, c)
+	addBytesIn(ctx, len(st.body))
+	if err != nil {
+		return bodyReply(err)
+	}
+	return serve(st, c)
 }
 
 // bodyReply answers a body that could not be read or decoded: 413 for a

@@ -24,17 +24,12 @@ func (h *Handler) serveRemoteWrite(ctx context.Context, r *http.Request, id inbo
 	if enc := contentEncoding(r); enc != "" && enc != "snappy" {
 		return reply{status: http.StatusUnsupportedMediaType, msg: "unsupported Content-Encoding " + enc + "; remote write uses snappy"}
 	}
-	st := h.getState()
-	defer h.putState(st)
-	c := &charge{b: h.o.Budget}
-	defer c.release()
+	return h.withBody(ctx, r, func(st *requestState, c *charge) reply { return h.relayRemoteWrite(ctx, st, c, id) })
+}
 
-	var err error
-	st.body, err = readBody(ctx, r, st.body, h.o.MaxBodyBytes, c)
-	addBytesIn(ctx, len(st.body))
-	if err != nil {
-		return bodyReply(err)
-	}
+// relayRemoteWrite decodes, rewrites and relays a remote write whose body
+// st holds.
+func (h *Handler) relayRemoteWrite(ctx context.Context, st *requestState, c *charge, id inbound.Identity) reply {
 	// Snappy's block format starts with the decoded length: reserve its
 	// cost before decoding.
 	n, err := snappy.DecodedLen(st.body)
