@@ -78,17 +78,11 @@ func clearStale(g *groupstore.Group, sent []groupstore.Series) {
 	g.Stale = kept
 }
 
-// timeLabels is name{<group key>}: the key's labels (sorted, no empty
-// values) with __name__ in its sorted place.
+// timeLabels is name{<group key>}: the key's labels (sorted, without
+// empty values, as push.Converter makes them) with __name__ in its sorted
+// place.
 func timeLabels(name string, key groupstore.LabelSet) []wire.Label {
-	out := make([]wire.Label, 0, len(key)+1)
-	for _, l := range key {
-		if l.Value != "" {
-			out = append(out, l)
-		}
-	}
-	i, _ := slices.BinarySearchFunc(out, wire.MetricNameLabel, func(l wire.Label, n string) int { return strings.Compare(l.Name, n) })
-	return slices.Insert(out, i, wire.Label{Name: wire.MetricNameLabel, Value: name})
+	return wire.MergeLabels(nil, key, []wire.Label{{Name: wire.MetricNameLabel, Value: name}})
 }
 
 // staleSeries returns the series a deletion of g removes: every current
