@@ -283,7 +283,11 @@ func TestMemoryBudget(t *testing.T) {
 // naming the setting, pushes and remote writes alike.
 func TestSampleLimit(t *testing.T) {
 	up := &recordingUpstream{}
-	h := newHandler(up, func(o *relay.Options) { o.Limits.MaxSamples = 10; o.MaxBodyBytes = 1 << 20; o.MaxPushDecodedBytes = 1 << 20 })
+	h := newHandler(up, func(o *relay.Options) {
+		o.Limits.MaxSamples = 10
+		o.MaxBodyBytes = 1 << 20
+		o.MaxPushDecodedBytes = 1 << 20
+	})
 	var text strings.Builder
 	for i := 0; i < 11; i++ {
 		fmt.Fprintf(&text, "m{i=\"%d\"} 1\n", i)
@@ -307,8 +311,10 @@ func TestSampleLimit(t *testing.T) {
 
 type denyAll struct{ err error }
 
-func (d denyAll) Authenticate(*http.Request) (inbound.Identity, error) { return inbound.Identity{}, d.err }
-func (denyAll) Challenge(h http.Header)                               { h.Set("WWW-Authenticate", `Bearer realm="promrelay"`) }
+func (d denyAll) Authenticate(*http.Request) (inbound.Identity, error) {
+	return inbound.Identity{}, d.err
+}
+func (denyAll) Challenge(h http.Header) { h.Set("WWW-Authenticate", `Bearer realm="promrelay"`) }
 
 // TestAuthenticationComesFirst: without credentials every route but health
 // is 401 with a challenge and Connection: close (the body is never read);
