@@ -378,7 +378,8 @@ func BenchmarkRelayPeakHeap(b *testing.B) {
 	b.Logf("decoded batch: %d bytes, compressed %d", len(c.raw), len(c.compressed))
 	var rw wire.Rewriter
 	var dec, out []byte
-	up, err := upstream.New(upstream.Config{URL: "http://upstream.invalid/api/v1/write", Transport: nullTransport{}})
+	up, err := upstream.New(upstream.Config{URL: "http://upstream.invalid/api/v1/write", Transport: nullTransport{},
+		Timeout: 10 * time.Second, MaxRequestBytes: 1 << 20, MinBackoff: 50 * time.Millisecond, MaxBackoff: 5 * time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}
