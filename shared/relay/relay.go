@@ -27,6 +27,7 @@ import (
 
 	"github.com/promrelay/promrelay/shared/inbound"
 	"github.com/promrelay/promrelay/shared/pushstate"
+	"github.com/promrelay/promrelay/shared/requestid"
 	"github.com/promrelay/promrelay/shared/upstream"
 	"github.com/promrelay/promrelay/shared/wire"
 )
@@ -155,6 +156,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &stats{route: "unknown"}
 	rw := &statusWriter{ResponseWriter: w, prefix: h.o.PathPrefix}
 	ctx := withStats(r.Context(), st)
+	if requestid.From(ctx) == "" {
+		// The platform gave none (the plain server): every line this
+		// request logs still shares one id.
+		ctx = requestid.With(ctx, requestid.New())
+	}
 	r = r.WithContext(ctx)
 	if p := r.URL.EscapedPath(); p != cleanPath(p) {
 		// As the Pushgateway (and ServeMux for GET) does, for every

@@ -233,6 +233,30 @@ func TestOneLogLinePerRequest(t *testing.T) {
 			t.Errorf("line %d = %s, want %s and a request id", i, reqLines[i], want)
 		}
 	}
+	// Without a platform id the relay makes one, on every line the
+	// request logs.
+	log.Reset()
+	writes := 0
+	h2, log2 := newHandlerLog(&funcUpstream{write: func(context.Context) error {
+		// The data goes through; push_time_seconds is refused, which the
+		// relay logs on a line of its own.
+		if writes++; writes == 2 {
+			return &upstream.Error{Status: 400, Msg: "out of order"}
+		}
+		return nil
+	}}, nil)
+	h2.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("PUT", "/metrics/job/a", strings.NewReader("m 1\n")))
+	var ids []string
+	for _, l := range strings.Split(strings.TrimSpace(log2.String()), "\n") {
+		i := strings.Index(l, `"request_id":"`)
+		if i < 0 {
+			t.Fatalf("a line without a request id: %s", l)
+		}
+		ids = append(ids, l[i:i+len(`"request_id":"`)+16])
+	}
+	if len(ids) < 2 || ids[0] != ids[len(ids)-1] {
+		t.Fatalf("request ids %v, want one id on the request's %d lines", ids, len(ids))
+	}
 	if !strings.Contains(reqLines[1], `"path":"/elsewhere/metrics/job/a"`) {
 		t.Errorf("a prefix miss does not name its path: %s", reqLines[1])
 	}
