@@ -151,7 +151,7 @@ func sizeSetting(what string) string {
 	switch what {
 	case "request body":
 		return "PROMRELAY_MAX_BODY_BYTES"
-	case "decompressed push body":
+	case "push body", "decompressed push body":
 		return "PROMRELAY_MAX_PUSH_DECODED_BYTES"
 	default:
 		return "PROMRELAY_MAX_DECODED_BYTES"

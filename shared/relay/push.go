@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/promrelay/promrelay/shared/inbound"
 	"github.com/promrelay/promrelay/shared/push"
@@ -21,8 +22,9 @@ func (h *Handler) servePush(ctx context.Context, r *http.Request, id inbound.Ide
 	if strings.HasSuffix(groupPath, "/") && strings.Count(groupPath, "/") == 1 {
 		// /metrics/job/ (nothing after the job segment): the Pushgateway
 		// redirects it to /metrics/job, which is not a route.
+		// The log wrapper puts the path prefix back on the Location.
 		if strings.HasPrefix(groupPath, push.JobLabel+"/") {
-			return h.redirect(r, "/metrics/job")
+			return reply{status: http.StatusTemporaryRedirect, location: "/metrics/job"}
 		}
 		return reply{status: http.StatusNotFound, msg: "404 page not found"}
 	}
@@ -38,12 +40,6 @@ func (h *Handler) servePush(ctx context.Context, r *http.Request, id inbound.Ide
 		return reply{status: http.StatusAccepted}
 	}
 	return h.pushBody(ctx, r, key, owner, id)
-}
-
-// redirect answers 307 to path (below the path prefix, which the log
-// wrapper puts back).
-func (h *Handler) redirect(_ *http.Request, path string) reply {
-	return reply{status: http.StatusTemporaryRedirect, location: path}
 }
 
 // ownerOf is the pushstate owner of a writer.
@@ -64,30 +60,11 @@ func (h *Handler) pushBody(ctx context.Context, r *http.Request, key push.Groupi
 
 // decodePush decodes, converts and applies a push whose body st holds.
 func (h *Handler) decodePush(ctx context.Context, r *http.Request, st *requestState, c *charge, key push.GroupingKey, owner pushstate.Owner, id inbound.Identity) reply {
-	var err error
-	body := st.body
-	switch enc := contentEncoding(r); enc {
-	case "", "identity":
-		if len(body) > h.o.MaxPushDecodedBytes {
-			return errorReply(&wire.TooLargeError{What: "decompressed push body", Size: len(body), Limit: h.o.MaxPushDecodedBytes})
-		}
-		if err := c.grow(ctx, pushCost(len(body), h.o.Limits.MaxSamples)); err != nil {
-			return errorReply(err)
-		}
-	case "gzip":
-		st.decoded, err = gunzip(ctx, st.decoded, st.body, h.o.MaxPushDecodedBytes, c, func(d int) int64 { return pushCost(d, h.o.Limits.MaxSamples) })
-		if err != nil {
-			var tl *wire.TooLargeError
-			if errors.As(err, &tl) {
-				tl.What = "decompressed push body"
-			}
-			return bodyReply(err)
-		}
-		body = st.decoded
-	default:
-		return reply{status: http.StatusUnsupportedMediaType, msg: "unsupported Content-Encoding " + enc + "; use gzip or none"}
+	body, rep := h.inflate(ctx, r, st, c)
+	if rep.status != 0 {
+		return rep
 	}
-
+	var err error
 	if isDelimited(r.Header.Get("Content-Type")) {
 		err = st.exp.ParseDelimited(body, h.o.Limits)
 	} else {
@@ -104,22 +81,65 @@ func (h *Handler) decodePush(ctx context.Context, r *http.Request, st *requestSt
 		return errorReply(err)
 	}
 	now := h.o.Now()
-	err = st.conv.Convert(&st.wr, &st.exp, key, now, h.o.Limits)
+	if rep := h.convert(ctx, st, key, owner, id, now); rep.status != 0 {
+		return rep
+	}
+	err = h.o.State.Push(ctx, pushstate.Push{Key: key, Owner: owner, Replace: r.Method == http.MethodPut,
+		Request: &st.wr, Families: st.conv.SeriesFamily, Time: now})
+	if err != nil {
+		return errorReply(err)
+	}
+	return reply{status: http.StatusOK}
+}
+
+// inflate returns the push body as text, gunzipped when it came gzipped,
+// with its parse reserved in the budget; a reply with a status when it
+// cannot.
+func (h *Handler) inflate(ctx context.Context, r *http.Request, st *requestState, c *charge) ([]byte, reply) {
+	cost := func(decoded int) int64 { return pushCost(decoded, h.o.Limits.MaxSamples) }
+	switch enc := contentEncoding(r); enc {
+	case "", "identity":
+		if len(st.body) > h.o.MaxPushDecodedBytes {
+			return nil, errorReply(&wire.TooLargeError{What: "push body", Size: len(st.body), Limit: h.o.MaxPushDecodedBytes})
+		}
+		if err := c.grow(ctx, cost(len(st.body))); err != nil {
+			return nil, errorReply(err)
+		}
+		return st.body, reply{}
+	case "gzip":
+		var err error
+		st.decoded, err = gunzip(ctx, st.decoded, st.body, h.o.MaxPushDecodedBytes, c, cost)
+		if err != nil {
+			var tl *wire.TooLargeError
+			if errors.As(err, &tl) {
+				tl.What = "decompressed push body"
+			}
+			return nil, bodyReply(err)
+		}
+		return st.decoded, reply{}
+	default:
+		return nil, reply{status: http.StatusUnsupportedMediaType, msg: "unsupported Content-Encoding " + enc + "; use gzip or none"}
+	}
+}
+
+// convert turns the parsed push into write-request series with every
+// label applied, as the Pushgateway would expose them. An invalid push is
+// 400, and its failure time is recorded as the Pushgateway records it.
+func (h *Handler) convert(ctx context.Context, st *requestState, key push.GroupingKey, owner pushstate.Owner, id inbound.Identity, now time.Time) reply {
+	err := st.conv.Convert(&st.wr, &st.exp, key, now, h.o.Limits)
 	if le := (*wire.LimitError)(nil); errors.As(err, &le) {
 		return decodeReply(err)
 	}
 	if err == nil {
 		// Pushes obey the same per-series limits as remote writes.
 		for i := range st.wr.Series {
-			if verr := wire.ValidateSeries(&st.wr.Series[i], h.o.Limits); verr != nil {
-				err = verr
+			if err = wire.ValidateSeries(&st.wr.Series[i], h.o.Limits); err != nil {
 				break
 			}
 		}
 	}
 	if err != nil {
-		var inv *push.InvalidError
-		if errors.As(err, &inv) {
+		if inv := (*push.InvalidError)(nil); errors.As(err, &inv) {
 			st.wr.Reset()
 			st.conv.FailureSeries(&st.wr, key, now)
 			h.applyLabels(st, id)
@@ -128,12 +148,7 @@ func (h *Handler) decodePush(ctx context.Context, r *http.Request, st *requestSt
 		return reply{status: http.StatusBadRequest, msg: "pushed metrics are invalid: " + err.Error()}
 	}
 	h.applyLabels(st, id)
-	err = h.o.State.Push(ctx, pushstate.Push{Key: key, Owner: owner, Replace: r.Method == http.MethodPut,
-		Request: &st.wr, Families: st.conv.SeriesFamily, Time: now})
-	if err != nil {
-		return errorReply(err)
-	}
-	return reply{status: http.StatusOK}
+	return reply{}
 }
 
 // withBody reads r's body into a request state, reserving its memory in
