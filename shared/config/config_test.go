@@ -139,3 +139,57 @@ func TestFCCustomRuntimeListen(t *testing.T) {
 		t.Fatalf("explicit listen lost: %q", c.Listen)
 	}
 }
+
+func TestMemoryLimitFromThePlatform(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		want int64
+	}{
+		{map[string]string{}, config.DefaultMemoryLimit},
+		{map[string]string{"FC_FUNCTION_MEMORY_SIZE": "256"}, 256 << 20},
+		{map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024"}, 1024 << 20},
+		{map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024", "PROMRELAY_MEMORY_LIMIT": "268435456"}, 256 << 20},
+	} {
+		cfg, err := config.Load(func(k string) string { return c.env[k] })
+		if err != nil || cfg.MemoryLimit != c.want {
+			t.Errorf("%v: MemoryLimit %d, %v; want %d", c.env, cfg.MemoryLimit, err, c.want)
+		}
+	}
+	if _, err := config.Load(func(k string) string {
+		return map[string]string{"PROMRELAY_MEMORY_LIMIT": "1000"}[k]
+	}); err == nil || !strings.Contains(err.Error(), "PROMRELAY_MEMORY_LIMIT") {
+		t.Errorf("a tiny memory limit: %v", err)
+	}
+}
+
+func TestValidateRefusesUnsafeCombinations(t *testing.T) {
+	base := map[string]string{"PROMRELAY_UPSTREAM_URL": "http://127.0.0.1:9090/api/v1/write"}
+	for _, c := range []struct {
+		extra map[string]string
+		want  string
+	}{
+		{map[string]string{"PROMRELAY_INBOUND_AUTH": "none,bearer"}, "PROMRELAY_INBOUND_AUTH"},
+		{map[string]string{"FC_SERVER_PORT": "9000", "PROMRELAY_STATE_URL": "file:///tmp/x"}, "PROMRELAY_INVOKE_SECRET"},
+		{map[string]string{"PROMRELAY_UPSTREAM_MIN_BACKOFF": "10s", "PROMRELAY_UPSTREAM_MAX_BACKOFF": "1s"}, "PROMRELAY_UPSTREAM_MIN_BACKOFF"},
+	} {
+		env := map[string]string{}
+		for k, v := range base {
+			env[k] = v
+		}
+		for k, v := range c.extra {
+			env[k] = v
+		}
+		cfg, err := config.Load(func(k string) string { return env[k] })
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error naming %s", c.extra, err, c.want)
+		}
+	}
+	if _, err := config.Load(func(k string) string {
+		return map[string]string{"PROMRELAY_INVOKE_SECRET": "short"}[k]
+	}); err == nil || strings.Contains(err.Error(), "short") {
+		t.Errorf("a short invoke secret: %v (and the secret must not be printed)", err)
+	}
+}
