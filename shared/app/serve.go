@@ -102,7 +102,12 @@ func RunServer(args []string, env Env) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	a, err := New(Server, cfg, env)
+	kind := Server
+	if cfg.FCCustomRuntime {
+		// Its HTTP trigger is as public as the go1 runtime's.
+		kind = FunctionCompute
+	}
+	a, err := New(kind, cfg, env)
 	if err != nil {
 		return err
 	}

@@ -70,6 +70,10 @@ func TestChargeCoversHeap(t *testing.T) {
 	for i := 0; names.Len() < 2<<20; i++ {
 		fmt.Fprintf(&names, "a%d 1\n", i)
 	}
+	var types bytes.Buffer
+	for i := 0; types.Len() < 7<<20; i++ {
+		fmt.Fprintf(&types, "# TYPE a%d gauge\n", i)
+	}
 	var wr wire.WriteRequest
 	corpus.WriteRequest(&wr, 1, 20000)
 	rw := wire.AppendWriteRequest(nil, wr.Series, wr.Metadata)
@@ -85,6 +89,7 @@ func TestChargeCoversHeap(t *testing.T) {
 		{"text push, 90,000 one-line series", "/metrics/job/j", few.Bytes(), nil, 200, 0, relay.PushCost},
 		{"text push, 2 MiB of one-line series (413)", "/metrics/job/j", lines.Bytes(), nil, 413, 0, relay.PushCost},
 		{"text push, 2 MiB of distinct names (413)", "/metrics/job/j", names.Bytes(), nil, 413, 0, relay.PushCost},
+		{"text push, 7 MiB of TYPE lines alone (413)", "/metrics/job/j", types.Bytes(), nil, 413, 0, relay.PushCost},
 		{"gzip push, 2 MiB of one-line series (413)", "/metrics/job/j", gzipped(lines.Bytes()), []string{"Content-Encoding", "gzip"}, 413, lines.Len(), relay.PushCost},
 		{"remote write, 20,000 series", "/api/v1/write", wire.EncodeSnappy(nil, rw), []string{"Content-Encoding", "snappy"}, 204, len(rw), relay.RemoteWriteCost},
 	}

@@ -11,7 +11,7 @@ type Limits struct {
 	// MaxSamples bounds the samples of one request: each float sample,
 	// each histogram sample, each text sample line, each summary or
 	// histogram metric's _sum and _count, each series without samples and
-	// each protobuf metric family counts one.
+	// each metric family (text or protobuf) counts one.
 	MaxSamples int
 	// MaxLabels bounds the labels of one series, __name__ (and le or
 	// quantile) included.

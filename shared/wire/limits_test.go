@@ -81,7 +81,10 @@ func TestParseTextLimits(t *testing.T) {
 		kind  wire.LimitKind
 		limit int
 	}{
-		{"samples", "a 1\nb 2\nc 3\n", wire.Limits{MaxSamples: 2}, wire.LimitSamples, 2},
+		{"samples", "a 1\na{x=\"1\"} 2\na{x=\"2\"} 3\n", wire.Limits{MaxSamples: 3}, wire.LimitSamples, 3},
+		// A family costs one without a sample (issue 11's review: 8 MiB of
+		// TYPE lines were 400,000 families under a sample limit).
+		{"families without samples", "# TYPE a gauge\n# TYPE b gauge\n# TYPE c gauge\n", wire.Limits{MaxSamples: 2}, wire.LimitSamples, 2},
 		{"labels with the name", "a{x=\"1\",y=\"2\"} 1\n", wire.Limits{MaxLabels: 2}, wire.LimitLabels, 2},
 		{"le counts", "# TYPE h histogram\nh_bucket{x=\"1\",le=\"1\"} 1\n", wire.Limits{MaxLabels: 2}, wire.LimitLabels, 2},
 		{"label bytes", "a{x=\"12345\"} 1\n", wire.Limits{MaxLabelBytes: 5}, wire.LimitLabelBytes, 5},
@@ -93,7 +96,8 @@ func TestParseTextLimits(t *testing.T) {
 		})
 	}
 	var e wire.Exposition
-	if err := e.ParseText([]byte("a{x=\"1234\"} 1\nb 2\n"), wire.Limits{MaxSamples: 2, MaxLabels: 2, MaxLabelBytes: 5}); err != nil {
+	// Two families of one sample each: four of the sample limit.
+	if err := e.ParseText([]byte("a{x=\"1234\"} 1\nb 2\n"), wire.Limits{MaxSamples: 4, MaxLabels: 2, MaxLabelBytes: 5}); err != nil {
 		t.Fatalf("input at the limits rejected: %v", err)
 	}
 }

@@ -307,6 +307,11 @@ func (p *textParser) family(name string) error {
 			return nil
 		}
 	}
+	// A family costs memory without a sample (a line of HELP or TYPE
+	// alone), so each counts toward the sample limit.
+	if err := p.bud.take(1); err != nil {
+		return err
+	}
 	e.Families = append(e.Families, Family{Name: name})
 	p.fam = int32(len(e.Families) - 1)
 	e.byName[name] = p.fam
