@@ -148,9 +148,9 @@ func (s *State) Push(ctx context.Context, p Push) error {
 	fams, key := s.families(p)
 	id := GroupID(p.Key, p.Owner)
 	created := false
-	var sent *groupstore.Group
+	var sent, prev *groupstore.Group
 	err := s.o.Store.Update(ctx, id, func(old *groupstore.Group) (*groupstore.Group, error) {
-		created = old == nil
+		created, prev = old == nil, old
 		if created {
 			if err := s.checkGroups(ctx, id); err != nil {
 				return nil, err
@@ -165,7 +165,9 @@ func (s *State) Push(ctx context.Context, p Push) error {
 		return g, nil
 	})
 	if err == nil && created {
-		sent, err = s.adoptLegacy(ctx, id, p, key)
+		if sent, err = s.adoptLegacy(ctx, id, p, key); err != nil {
+			s.rollback(ctx, id, prev, p.Time)
+		}
 	}
 	if err != nil {
 		return storeError(err)
@@ -176,10 +178,31 @@ func (s *State) Push(ctx context.Context, p Push) error {
 	appendStale(wr, sent.Stale, p.Time.UnixMilli())
 	wr.Series = append(wr.Series, last)
 	if err := s.writeData(ctx, p.Owner.Tenant, wr); err != nil {
+		if rejected(err) {
+			// The upstream will never take this push: the group must not
+			// keep it, or every scheduled run would resend it.
+			s.rollback(ctx, id, prev, p.Time)
+		}
 		return err
 	}
 	s.settle(ctx, sent, "staleness markers sent but not cleared; the scheduled job resends them")
 	return nil
+}
+
+// rollback puts the group id back as it was before a push made at t (prev,
+// nil for none) that the sender was refused, unless another push changed
+// the group since. A failure is logged: the push's own answer is the
+// refusal.
+func (s *State) rollback(ctx context.Context, id string, prev *groupstore.Group, t time.Time) {
+	err := s.o.Store.Update(ctx, id, func(cur *groupstore.Group) (*groupstore.Group, error) {
+		if cur == nil || cur.PushTime != t.UnixMilli() {
+			return cur, nil
+		}
+		return prev, nil
+	})
+	if err != nil {
+		s.o.Logger.LogAttrs(ctx, slog.LevelWarn, "a refused push stays in the group store", slog.String("group", id), slog.String("error", err.Error()))
+	}
 }
 
 // writeData writes wr's data series, then its last series,
@@ -187,8 +210,9 @@ func (s *State) Push(ctx context.Context, p Push) error {
 // group write that gauge at nearly the same millisecond, and Prometheus
 // rejects, and rolls back, a whole request with an out-of-order or
 // duplicate sample: alone, a rejected gauge only means a newer push time is
-// already stored, so it is logged, not answered. Both writes share ctx's
-// deadline.
+// already stored, so that rejection is logged, not answered; any other
+// failure of it is answered, so that the sender retries. Both writes share
+// ctx's deadline.
 func (s *State) writeData(ctx context.Context, tenant string, wr *wire.WriteRequest) error {
 	n := len(wr.Series)
 	last := wr.Series[n-1]
@@ -207,7 +231,11 @@ func (s *State) writeData(ctx context.Context, tenant string, wr *wire.WriteRequ
 		}
 	}
 	if err := s.o.Write(ctx, tenant, wr); err != nil {
-		s.o.Logger.LogAttrs(ctx, slog.LevelWarn, "push time not stored (a concurrent push's is newer, or the upstream failed)", slog.String("error", err.Error()))
+		if !rejected(err) {
+			// A transient fault: the sender retries the push.
+			return err
+		}
+		s.o.Logger.LogAttrs(ctx, slog.LevelWarn, "push time not stored: a concurrent push's is newer", slog.String("error", err.Error()))
 	}
 	return nil
 }

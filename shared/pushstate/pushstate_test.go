@@ -504,7 +504,7 @@ func TestStatelessPushWritesPushTimeAlone(t *testing.T) {
 	// A failed push-time write is not the push's failure.
 	k.fail = func(_ string, wr *wire.WriteRequest) error {
 		if strings.Contains(labelsString(wr.Series[0].Labels), "push_time") {
-			return errors.New("out of order")
+			return &upstream.Error{Status: http.StatusBadRequest, Msg: "out of order"}
 		}
 		return nil
 	}
@@ -551,4 +551,52 @@ func (failingStore) List(context.Context, string, int) (groupstore.Listing, erro
 }
 func (failingStore) Count(context.Context, string, int) (int, error) {
 	return 0, errors.New("disk full")
+}
+
+// TestRefusedPushLeavesTheGroup: a push the upstream rejects as invalid is
+// not kept, so the scheduled job does not resend it forever; a push-time
+// write that fails for a transient reason fails the push (the sender
+// retries), while one refused as out of order does not.
+func TestRefusedPushLeavesTheGroup(t *testing.T) {
+	st, _ := fileStore(t)
+	s, k, c := newState(t, st, Options{})
+	ctx := context.Background()
+	k1 := key("job", "j")
+	if err := s.Push(ctx, pushOf(t, "a 1\n", k1, Owner{}, true, c.t)); err != nil {
+		t.Fatal(err)
+	}
+	c.t = c.t.Add(time.Minute)
+	k.fail = func(string, *wire.WriteRequest) error { return &upstream.Error{Status: http.StatusBadRequest, Msg: "out of bounds"} }
+	if err := s.Push(ctx, pushOf(t, "a 2\nb 2\n", k1, Owner{}, true, c.t)); err == nil {
+		t.Fatal("a rejected push succeeded")
+	}
+	k.fail = nil
+	k.reset()
+	if _, err := s.Reemit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := k.all("")
+	has(t, got, `{__name__="a", job="j"}=1`)
+	lacks(t, got, `{__name__="b"`, `{__name__="a", job="j"}=2`)
+
+	// push_time_seconds refused as out of order: the push stands.
+	k.fail = func(_ string, wr *wire.WriteRequest) error {
+		if strings.Contains(labelsString(wr.Series[0].Labels), "push_time_seconds") {
+			return &upstream.Error{Status: http.StatusBadRequest, Msg: "out of order sample"}
+		}
+		return nil
+	}
+	if err := s.Push(ctx, pushOf(t, "a 3\n", k1, Owner{}, true, c.t)); err != nil {
+		t.Fatalf("push with an out-of-order push time: %v", err)
+	}
+	// ... but down: the sender must retry.
+	k.fail = func(_ string, wr *wire.WriteRequest) error {
+		if strings.Contains(labelsString(wr.Series[0].Labels), "push_time_seconds") {
+			return &upstream.Error{Status: http.StatusBadGateway, Msg: "down"}
+		}
+		return nil
+	}
+	if err := s.Push(ctx, pushOf(t, "a 4\n", k1, Owner{}, true, c.t)); err == nil {
+		t.Fatal("a push whose push time could not be written succeeded")
+	}
 }

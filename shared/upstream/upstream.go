@@ -6,7 +6,8 @@
 //
 //	upstream 2xx                                → success
 //	upstream 3xx                                → 502 "upstream redirected to <host>"; never followed, never retried
-//	upstream 4xx other than 408, 413 and 429    → 400, never retried
+//	upstream 401, 403, 407                      → 502 (the relay's credentials, not the data), not retried
+//	upstream other 4xx but 408, 413 and 429     → 400, never retried
 //	upstream 413                                → the request is split and resent
 //	upstream 408                                → retried with backoff, then 504
 //	upstream 429                                → retried after Retry-After, then 429 with Retry-After
@@ -459,9 +460,11 @@ func (c *Client) classify(a answer) (*Error, bool) {
 		e.Status, e.Msg = http.StatusBadGateway, fmt.Sprintf("upstream failed with %d", status)
 		return e, true
 	case status == http.StatusUnauthorized, status == http.StatusForbidden, status == http.StatusProxyAuthRequired:
-		// About the relay's credentials, not the data: the body (which may
-		// name the account) stays in the log.
-		e.Status, e.Msg = http.StatusBadRequest, fmt.Sprintf("upstream refused the relay's credentials with %d", status)
+		// About the relay's credentials, not the data: a fault on the
+		// relay's side (credentials expired or rotated), so the sender keeps
+		// its data and retries (502) rather than dropping it (400). The body
+		// (which may name the account) stays in the log.
+		e.Status, e.Msg = http.StatusBadGateway, fmt.Sprintf("upstream refused the relay's credentials with %d", status)
 		return e, false
 	case status/100 == 4:
 		// A data rejection: the sender must not retry it, and the

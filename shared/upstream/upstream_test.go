@@ -221,8 +221,8 @@ func TestRetryPolicy(t *testing.T) {
 		{"400 not retried", []int{400}, "", 5 * time.Second, 400, 1},
 		{"404 not retried", []int{404}, "", 5 * time.Second, 400, 1},
 		{"409 not retried", []int{409}, "", 5 * time.Second, 400, 1},
-		{"401 not retried", []int{401}, "", 5 * time.Second, 400, 1},
-		{"403 not retried", []int{403}, "", 5 * time.Second, 400, 1},
+		{"401 not retried, the sender retries", []int{401}, "", 5 * time.Second, 502, 1},
+		{"403 not retried, the sender retries", []int{403}, "", 5 * time.Second, 502, 1},
 		{"408 retried", []int{408, 204}, "", 5 * time.Second, 0, 2},
 		{"408 until deadline is 504", []int{408}, "", 300 * time.Millisecond, 504, 0},
 		{"429 then ok", []int{429, 204}, "0", 5 * time.Second, 0, 2},
@@ -430,8 +430,8 @@ func TestErrorBodyOnlyForDataRejections(t *testing.T) {
 	}{
 		{400, "out of order sample " + long, true, 400},
 		{422, "duplicate sample", true, 400},
-		{401, "AccessKeyId LTAI123 of account 1234567890 not found", false, 400},
-		{403, "account 1234567890 is suspended", false, 400},
+		{401, "AccessKeyId LTAI123 of account 1234567890 not found", false, 502},
+		{403, "account 1234567890 is suspended", false, 502},
 		{503, "upstream overloaded in zone 1234567890", false, 502},
 		{429, "tenant 1234567890 over quota", false, 429},
 	} {
