@@ -436,20 +436,20 @@ func storeError(err error) error {
 }
 
 // GroupID returns the store id of the group key pushed by owner:
-// "t<16 hex>/<40 hex>", the first part a SHA-256 of the owner (its tenant
-// name and identity labels, each length-prefixed, under a domain tag of
-// its own), the second a SHA-256 of the grouping key's labels, each name
-// and value length-prefixed. No grouping key of one owner can produce
-// another owner's id, and the owner's groups share a folder, which
+// "t<16 hex>/<40 hex>", the first part a SHA-256 of the owner's tenant
+// name, the second a SHA-256 of the owner's identity labels and the
+// grouping key's labels; every name and value is length-prefixed and each
+// hash has a domain tag of its own. No grouping key of one owner can
+// produce another owner's id, and a tenant's groups share a folder, which
 // MaxGroupsPerTenant counts.
 func GroupID(key push.GroupingKey, owner Owner) string {
+	tenant := sha256.Sum256(appendString([]byte("promrelay tenant v1\x00"), owner.Tenant))
 	h := sha256.New()
-	buf := appendString([]byte("promrelay owner v1\x00"), owner.Tenant)
-	h.Write(wire.AppendLabelsKey(buf, owner.Labels))
-	ownerHash := h.Sum(nil)
-	h.Reset()
-	h.Write(wire.AppendLabelsKey([]byte("promrelay grouping key v1\x00"), key))
-	return "t" + hex.EncodeToString(ownerHash[:8]) + "/" + hex.EncodeToString(h.Sum(nil)[:20])
+	buf := binary.AppendUvarint([]byte("promrelay group v1\x00"), uint64(len(owner.Labels)))
+	buf = wire.AppendLabelsKey(buf, owner.Labels)
+	buf = binary.AppendUvarint(buf, uint64(len(key)))
+	h.Write(wire.AppendLabelsKey(buf, key))
+	return "t" + hex.EncodeToString(tenant[:8]) + "/" + hex.EncodeToString(h.Sum(nil)[:20])
 }
 
 // legacyID is the id promrelay 0.1 stored a group under: a SHA-256 of

@@ -291,8 +291,16 @@ func TestGroupIDsCannotCollideAcrossOwners(t *testing.T) {
 		GroupID(victimKey, Owner{Tenant: "ab", Labels: []wire.Label{{Name: "", Value: "c"}}}) {
 		t.Fatal("owner hashes collide")
 	}
-	if !strings.HasPrefix(GroupID(victimKey, victim), strings.Split(GroupID(key("job", "other"), victim), "/")[0]+"/") {
-		t.Fatal("an owner's groups do not share a folder")
+	// A label cannot move between the owner and the grouping key.
+	if GroupID(key("job", "j"), Owner{Tenant: "a", Labels: []wire.Label{{Name: "x", Value: "1"}}}) ==
+		GroupID(key("job", "j", "x", "1"), Owner{Tenant: "a"}) {
+		t.Fatal("owner labels and grouping labels collide")
+	}
+	// A tenant's groups share a folder, whatever the writer's labels.
+	folder := func(id string) string { return strings.Split(id, "/")[0] }
+	if folder(GroupID(victimKey, victim)) != folder(GroupID(key("job", "other"), Owner{Tenant: "team-a"})) ||
+		folder(GroupID(victimKey, victim)) == folder(GroupID(victimKey, Owner{Tenant: "team-b"})) {
+		t.Fatal("group folders are not per tenant")
 	}
 
 	// A 0.1 group of the victim cannot be deleted by the attacker, and is
