@@ -86,9 +86,9 @@ func (s *FileStore) Update(ctx context.Context, id string, fn func(*Group) (*Gro
 	defer lock.Close() // closing releases the flock
 	var cur *Group
 	if b, err := os.ReadFile(s.path(id)); err == nil {
-		if cur, err = decode(b); err != nil {
-			return err
-		}
+		// A group that cannot be decoded is as good as absent: fn
+		// replaces or removes it (List reports it meanwhile).
+		cur, _ = decode(b)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("group store: %w", err)
 	}

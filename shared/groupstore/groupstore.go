@@ -95,8 +95,9 @@ type Group struct {
 
 // Store is a group store backend.
 type Store interface {
-	// Update applies fn to the group id (nil when it does not exist yet)
-	// and stores what fn returns (nil deletes the group), atomically: when
+	// Update applies fn to the group id (nil when it does not exist yet,
+	// or when what is stored cannot be decoded) and stores what fn returns
+	// (nil deletes the group), atomically: when
 	// another writer changed the group meanwhile, fn runs again on the new
 	// state. An error from fn aborts the update and is returned. Update
 	// gives up with ctx's error when ctx ends first.

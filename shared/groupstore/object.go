@@ -123,9 +123,9 @@ func (s *ObjectStore) Update(ctx context.Context, id string, fn func(*Group) (*G
 			if rerr != nil {
 				return fmt.Errorf("group store: %w", rerr)
 			}
-			if cur, err = decode(b); err != nil {
-				return err
-			}
+			// A group that cannot be decoded is as good as absent: fn
+			// replaces or removes it (List reports it meanwhile).
+			cur, _ = decode(b)
 			etag = aws.ToString(out.ETag)
 		case notFound(err):
 		default:
@@ -136,8 +136,8 @@ func (s *ObjectStore) Update(ctx context.Context, id string, fn func(*Group) (*G
 			return err
 		}
 		if next == nil {
-			if cur == nil {
-				return nil
+			if etag == "" {
+				return nil // nothing stored
 			}
 			_, err = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(id)), IfMatch: aws.String(etag)})
 		} else {

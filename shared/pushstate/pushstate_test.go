@@ -608,3 +608,28 @@ func TestRefusedPushLeavesTheGroup(t *testing.T) {
 		t.Fatal("a push whose push time could not be written succeeded")
 	}
 }
+
+// TestCorruptGroupIsReplaced: a stored group that cannot be decoded does
+// not block its owner: a push replaces it and a delete removes it.
+func TestCorruptGroupIsReplaced(t *testing.T) {
+	st, dir := fileStore(t)
+	s, _, c := newState(t, st, Options{})
+	ctx := context.Background()
+	for _, j := range []string{"put", "delete"} {
+		path := filepath.Join(dir, filepath.FromSlash(GroupID(key("job", j), Owner{}))+".json")
+		os.MkdirAll(filepath.Dir(path), 0o700)
+		if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Push(ctx, pushOf(t, "a 1\n", key("job", "put"), Owner{}, true, c.t)); err != nil {
+		t.Fatalf("push onto a corrupt group: %v", err)
+	}
+	if err := s.Delete(ctx, key("job", "delete"), Owner{}); err != nil {
+		t.Fatalf("delete of a corrupt group: %v", err)
+	}
+	page, err := st.List(ctx, "", 10)
+	if err != nil || len(page.Corrupt) != 0 || len(page.Groups) != 1 {
+		t.Fatalf("after: %d groups, corrupt %v, %v", len(page.Groups), page.Corrupt, err)
+	}
+}

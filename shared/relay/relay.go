@@ -118,6 +118,10 @@ func New(o Options) (*Handler, error) {
 	h.route("POST /api/v1/write", "remote_write", h.authenticated(h.serveRemoteWrite))
 	h.route("GET /-/healthy", "health", health("promrelay is Healthy.\n"))
 	h.route("GET /-/ready", "health", health("promrelay is Ready.\n"))
+	// As on the Pushgateway: no group below the job segment is not a
+	// route (ServeMux would answer GET with 405).
+	h.route("GET /metrics/job/{$}", "unknown", notFound)
+	h.route("GET /metrics/job@base64/{$}", "unknown", notFound)
 	// Without these, ServeMux would redirect them to the subtree root.
 	h.route("/metrics/job", "unknown", notFound)
 	h.route("/metrics/job@base64", "unknown", notFound)

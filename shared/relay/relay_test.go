@@ -189,6 +189,8 @@ func TestPushgatewayURLEdges(t *testing.T) {
 		{"PUT", "/prod/metrics/job@base64/", 404, "", ""},
 		{"PUT", "/prod/metrics/job/j//x", 301, "Location", "/prod/metrics/job/j/x"},
 		{"GET", "/prod/metrics/job/j", 405, "Allow", "DELETE, POST, PUT"},
+		{"GET", "/prod/metrics/job/", 404, "", ""},
+		{"GET", "/prod/metrics/job@base64/", 404, "", ""},
 		{"POST", "/prod/-/healthy", 405, "Allow", "GET, HEAD"},
 		{"HEAD", "/prod/-/ready", 200, "", ""},
 		{"PUT", "/prod/metrics/job/j/a/b", 200, "", ""},

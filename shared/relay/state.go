@@ -19,10 +19,14 @@ type requestState struct {
 	rw      wire.Rewriter
 }
 
-// maxPooledBytes is the largest buffer kept for reuse: what the pool keeps
-// is memory the budget does not see, so an outsized request's buffers go
-// to the garbage collector.
-const maxPooledBytes = 1 << 20
+// maxPooledBytes is the largest buffer, and maxPooledEntries the most
+// metrics or series, kept for reuse: what the pool keeps is memory the
+// budget does not see, so an outsized request's memory goes to the garbage
+// collector.
+const (
+	maxPooledBytes   = 1 << 20
+	maxPooledEntries = 10000
+)
 
 func (h *Handler) getState() *requestState {
 	st, _ := h.state.Get().(*requestState)
@@ -33,7 +37,8 @@ func (h *Handler) getState() *requestState {
 }
 
 func (h *Handler) putState(st *requestState) {
-	if cap(st.body) > maxPooledBytes || cap(st.decoded) > maxPooledBytes || cap(st.out) > maxPooledBytes {
+	if cap(st.body) > maxPooledBytes || cap(st.decoded) > maxPooledBytes || cap(st.out) > maxPooledBytes ||
+		cap(st.exp.Metrics) > maxPooledEntries || cap(st.wr.Series) > maxPooledEntries {
 		return
 	}
 	st.wr.Reset()
