@@ -47,7 +47,8 @@ type App struct {
 	// custom runtime) with Handler and Scheduled.
 	Adapter *platform.Adapter
 
-	jobs singleflight.Group
+	budget *relay.Budget
+	jobs   singleflight.Group
 }
 
 // Kind is where the relay runs.
@@ -98,7 +99,7 @@ func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 		// the platform kills the instance.
 		debug.SetMemoryLimit(int64(float64(cfg.MemoryLimit) * config.GoMemLimitShare))
 	}
-	a := &App{Config: cfg, Logger: logger}
+	a := &App{Config: cfg, Logger: logger, budget: relay.NewBudget(int64(float64(cfg.MemoryLimit)*config.BudgetShare), config.BudgetWait)}
 	ups, provider, err := upstreams(cfg)
 	if err != nil {
 		return nil, err
@@ -147,7 +148,7 @@ func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 		MaxDecodedBytes:     cfg.MaxDecodedBytes,
 		MaxPushDecodedBytes: cfg.MaxPushDecodedBytes,
 		Limits:              wire.Limits{MaxSamples: cfg.MaxSamplesPerRequest, MaxLabels: cfg.MaxLabels, MaxLabelBytes: cfg.MaxLabelBytes},
-		Budget:              relay.NewBudget(int64(float64(cfg.MemoryLimit)*config.BudgetShare), config.BudgetWait),
+		Budget:              a.budget,
 		Logger:              logger,
 		Now:                 time.Now,
 	}
@@ -172,6 +173,10 @@ func (a *App) Scheduled(ctx context.Context) error {
 		return nil
 	}
 	_, err, _ := a.jobs.Do("reemit", func() (any, error) {
+		// The groups it reads count in the same budget as requests.
+		mem := a.budget.NewReservation()
+		defer mem.Release()
+		ctx := groupstore.WithReservation(ctx, mem)
 		start := time.Now()
 		res, err := a.State.Reemit(ctx)
 		attrs := []slog.Attr{slog.Int("groups", res.Groups), slog.Int("samples", res.Samples), slog.Int("expired", res.Expired),

@@ -86,6 +86,9 @@ func (s *FileStore) Update(ctx context.Context, id string, fn func(*Group) (*Gro
 	defer lock.Close() // closing releases the flock
 	var cur *Group
 	if b, err := os.ReadFile(s.path(id)); err == nil {
+		if err := reserve(ctx, len(b)); err != nil {
+			return err
+		}
 		// A group that cannot be decoded is as good as absent: fn
 		// replaces or removes it (List reports it meanwhile).
 		cur, _ = decode(b)
@@ -172,6 +175,9 @@ func (s *FileStore) List(ctx context.Context, after string, limit int) (Listing,
 		}
 		if err != nil {
 			return Listing{}, fmt.Errorf("group store: %w", err)
+		}
+		if err := reserve(ctx, len(b)); err != nil {
+			return Listing{}, err
 		}
 		g, err := decode(b)
 		if err != nil {

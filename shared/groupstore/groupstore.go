@@ -164,6 +164,43 @@ func Open(ctx context.Context, rawURL string, opts ObjectOptions) (Store, error)
 	return nil, fmt.Errorf("state URL %q: scheme must be file, s3 or oss", rawURL)
 }
 
+// Reservation accounts the memory the store's reads cost (relay.Budget's
+// reservations implement it): Update and List call Grow before they decode
+// a group, with DecodeBytesPerByte per stored byte, and return its error
+// (the read is then not done). Release gives back all that was grown; the
+// scheduled job calls it between pages.
+type Reservation interface {
+	Grow(ctx context.Context, bytes int64) error
+	Release()
+}
+
+// DecodeBytesPerByte is what a group costs in memory, decoded and while it
+// is decoded, per byte of its stored JSON: 10,000 stored series of about
+// 115 bytes each decode to 364 bytes each live, with the decoder's garbage
+// on top.
+const DecodeBytesPerByte = 8
+
+type reservationKey struct{}
+
+// WithReservation returns a context whose store reads are accounted in r.
+func WithReservation(ctx context.Context, r Reservation) context.Context {
+	return context.WithValue(ctx, reservationKey{}, r)
+}
+
+// ReservationFrom returns the Reservation of ctx, or nil.
+func ReservationFrom(ctx context.Context) Reservation {
+	r, _ := ctx.Value(reservationKey{}).(Reservation)
+	return r
+}
+
+// reserve accounts a read of stored bytes in ctx's reservation.
+func reserve(ctx context.Context, stored int) error {
+	if r := ReservationFrom(ctx); r != nil {
+		return r.Grow(ctx, int64(stored)*DecodeBytesPerByte)
+	}
+	return nil
+}
+
 func encode(g *Group) ([]byte, error) { return json.Marshal(g) }
 
 func decode(b []byte) (*Group, error) {

@@ -259,3 +259,56 @@ func TestReadsBothLabelForms(t *testing.T) {
 		t.Fatalf("new form decoded as %+v", l.Groups[1])
 	}
 }
+
+// countingReservation records what the store reserves, and refuses past
+// max bytes.
+type countingReservation struct {
+	grown, max int64
+}
+
+func (r *countingReservation) Grow(_ context.Context, n int64) error {
+	if r.grown+n > r.max {
+		return fmt.Errorf("over budget")
+	}
+	r.grown += n
+	return nil
+}
+func (r *countingReservation) Release() { r.grown = 0 }
+
+// TestReadsAreReserved: every group a read decodes is reserved first
+// (DecodeBytesPerByte per stored byte), and a refused reservation stops
+// the read.
+func TestReadsAreReserved(t *testing.T) {
+	ctx := context.Background()
+	for name, s := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			id := "t00000009/g00000001"
+			err := s.Update(ctx, id, func(*groupstore.Group) (*groupstore.Group, error) {
+				return &groupstore.Group{Key: groupstore.LabelSet{{Name: "job", Value: "j"}}, Families: map[string]*groupstore.Family{}}, nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &countingReservation{max: 1 << 20}
+			rctx := groupstore.WithReservation(ctx, r)
+			if err := s.Update(rctx, id, func(g *groupstore.Group) (*groupstore.Group, error) { return g, nil }); err != nil {
+				t.Fatal(err)
+			}
+			if r.grown < 8*20 || r.grown%groupstore.DecodeBytesPerByte != 0 {
+				t.Fatalf("Update reserved %d bytes", r.grown)
+			}
+			r.grown = 0
+			if _, err := s.List(rctx, "", 10); err != nil || r.grown == 0 {
+				t.Fatalf("List reserved %d bytes, %v", r.grown, err)
+			}
+			refuse := groupstore.WithReservation(ctx, &countingReservation{max: 0})
+			called := false
+			if err := s.Update(refuse, id, func(g *groupstore.Group) (*groupstore.Group, error) { called = true; return g, nil }); err == nil || called {
+				t.Fatalf("Update past the budget: %v, fn called %v", err, called)
+			}
+			if _, err := s.List(refuse, "", 10); err == nil {
+				t.Fatal("List past the budget succeeded")
+			}
+		})
+	}
+}

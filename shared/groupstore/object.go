@@ -123,6 +123,9 @@ func (s *ObjectStore) Update(ctx context.Context, id string, fn func(*Group) (*G
 			if rerr != nil {
 				return fmt.Errorf("group store: %w", rerr)
 			}
+			if err := reserve(ctx, len(b)); err != nil {
+				return err
+			}
 			// A group that cannot be decoded is as good as absent: fn
 			// replaces or removes it (List reports it meanwhile).
 			cur, _ = decode(b)
@@ -213,6 +216,10 @@ func (s *ObjectStore) List(ctx context.Context, after string, limit int) (Listin
 			got.Body.Close()
 			if err != nil {
 				errs[i] = fmt.Errorf("group store: %w", err)
+				return
+			}
+			if err := reserve(ctx, len(b)); err != nil {
+				errs[i] = err
 				return
 			}
 			found[i], corrupt[i] = decode(b)

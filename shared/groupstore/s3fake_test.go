@@ -147,6 +147,7 @@ func fakeS3Store(t testing.TB) groupstore.Store {
 		creds,
 		// Plain bodies: no aws-chunked checksum trailers to decode.
 		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
 	}}
 	s, err := groupstore.NewObjectStore(context.Background(), "s3", "groups", "promrelay", opts)
 	if err != nil {

@@ -29,7 +29,9 @@ type batch struct {
 }
 
 // Reemit is the scheduled job: it writes every stored group's current
-// samples upstream with the time now, so pushed values stay visible as they
+// samples upstream with the time now, a page of groups at a time (the
+// groups of a page are accounted in ctx's groupstore.Reservation, released
+// after each page), so pushed values stay visible as they
 // do on a Pushgateway; it deletes groups whose last push is older than the
 // TTL with staleness markers, finishes deletions and markers that an
 // earlier upstream failure left pending, and stops before ctx's deadline,
@@ -101,13 +103,19 @@ func (s *State) Reemit(ctx context.Context) (ReemitResult, error) {
 				s.flush(ctx, g.Tenant, b, &res, failed)
 			}
 		}
+		// The page's groups are in memory until their batches are
+		// written: write them, and give the page's memory back to the
+		// budget before reading the next.
+		for t, b := range batches {
+			s.flush(ctx, t, b, &res, failed)
+		}
+		if r := groupstore.ReservationFrom(ctx); r != nil {
+			r.Release()
+		}
 		if page.Next == "" {
 			break
 		}
 		after = page.Next
-	}
-	for t, b := range batches {
-		s.flush(ctx, t, b, &res, failed)
 	}
 	res.Complete = len(failed) == 0
 	if cursors != nil {

@@ -43,12 +43,12 @@ func pushCost(decoded, maxSamples int) int64 {
 
 // readBody reads r's body into buf (reused), at most max bytes, reserving
 // each byte in c before it is read. A larger body is a *wire.TooLargeError.
-func readBody(ctx context.Context, r *http.Request, buf []byte, max int, c *charge) ([]byte, error) {
+func readBody(ctx context.Context, r *http.Request, buf []byte, max int, c *Reservation) ([]byte, error) {
 	if r.ContentLength > int64(max) {
 		return buf[:0], &wire.TooLargeError{What: "request body", Size: int(r.ContentLength), Limit: max}
 	}
 	if r.ContentLength > 0 {
-		if err := c.grow(ctx, r.ContentLength); err != nil {
+		if err := c.Grow(ctx, r.ContentLength); err != nil {
 			return buf[:0], err
 		}
 		if cap(buf) < int(r.ContentLength) {
@@ -59,7 +59,7 @@ func readBody(ctx context.Context, r *http.Request, buf []byte, max int, c *char
 	// Unknown length (chunked): reserve as the buffer grows.
 	charged := 0
 	return readLimited(r.Body, buf, max, "request body", "cannot read request body", func(newCap int) error {
-		err := c.grow(ctx, int64(newCap-charged))
+		err := c.Grow(ctx, int64(newCap-charged))
 		charged = newCap
 		return err
 	})
@@ -69,7 +69,7 @@ func readBody(ctx context.Context, r *http.Request, buf []byte, max int, c *char
 // reserving each decoded byte's cost (cost of the decoded size so far) in c
 // as it is decoded, so that a small body that inflates enormously is
 // refused while it inflates.
-func gunzip(ctx context.Context, dst, src []byte, max int, c *charge, cost func(decoded int) int64) ([]byte, error) {
+func gunzip(ctx context.Context, dst, src []byte, max int, c *Reservation, cost func(decoded int) int64) ([]byte, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(src))
 	if err != nil {
 		return dst[:0], fmt.Errorf("cannot decode gzip body: %w", err)
@@ -77,7 +77,7 @@ func gunzip(ctx context.Context, dst, src []byte, max int, c *charge, cost func(
 	charged := int64(0)
 	return readLimited(zr, dst, max, "decompressed body", "cannot decode gzip body", func(newCap int) error {
 		want := cost(min(newCap, max+1))
-		err := c.grow(ctx, want-charged)
+		err := c.Grow(ctx, want-charged)
 		charged = want
 		return err
 	})

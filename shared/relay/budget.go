@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -45,38 +46,51 @@ func (e *BudgetError) Error() string {
 // TooLarge reports whether the request could never fit.
 func (e *BudgetError) TooLarge() bool { return e.Need+e.Held > e.Size }
 
-// charge is one request's reservation, grown as the request learns its
-// size.
-type charge struct {
+// Reservation is one request's (or one scheduled run's) share of the
+// budget, grown as it learns its size. It implements
+// groupstore.Reservation. It is safe for concurrent use.
+type Reservation struct {
 	b    *Budget
+	mu   sync.Mutex
 	held int64
 }
 
-// grow reserves n more bytes, waiting up to the budget's Wait (and no
-// longer than ctx).
-func (c *charge) grow(ctx context.Context, n int64) error {
+// NewReservation returns an empty reservation of b.
+func (b *Budget) NewReservation() *Reservation { return &Reservation{b: b} }
+
+// Grow reserves n more bytes, waiting up to the budget's wait (and no
+// longer than ctx). It returns a *BudgetError when they do not fit.
+func (c *Reservation) Grow(ctx context.Context, n int64) error {
 	if n <= 0 {
 		return nil
 	}
-	if c.held+n > c.b.size {
-		return &BudgetError{Need: n, Held: c.held, Size: c.b.size}
+	c.mu.Lock()
+	held := c.held
+	c.mu.Unlock()
+	if held+n > c.b.size {
+		return &BudgetError{Need: n, Held: held, Size: c.b.size}
 	}
 	if !c.b.sem.TryAcquire(n) {
 		wctx, cancel := context.WithTimeout(ctx, c.b.wait)
 		err := c.b.sem.Acquire(wctx, n)
 		cancel()
 		if err != nil {
-			return &BudgetError{Need: n, Held: c.held, Size: c.b.size}
+			return &BudgetError{Need: n, Held: held, Size: c.b.size}
 		}
 	}
+	c.mu.Lock()
 	c.held += n
+	c.mu.Unlock()
 	return nil
 }
 
-// release gives the whole reservation back.
-func (c *charge) release() {
-	if c.held > 0 {
-		c.b.sem.Release(c.held)
-		c.held = 0
+// Release gives the whole reservation back; it can grow again after.
+func (c *Reservation) Release() {
+	c.mu.Lock()
+	held := c.held
+	c.held = 0
+	c.mu.Unlock()
+	if held > 0 {
+		c.b.sem.Release(held)
 	}
 }

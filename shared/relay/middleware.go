@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/promrelay/promrelay/shared/groupstore"
 	"github.com/promrelay/promrelay/shared/inbound"
 	"github.com/promrelay/promrelay/shared/pushstate"
 	"github.com/promrelay/promrelay/shared/upstream"
@@ -64,6 +65,11 @@ func (h *Handler) authenticated(serve routeFunc) func(http.ResponseWriter, *http
 		st.mu.Lock()
 		st.identity = id
 		st.mu.Unlock()
+		// Everything the request holds in memory — its body, its decoded
+		// forms, the stored group it reads — is reserved in the budget.
+		res := h.o.Budget.NewReservation()
+		defer res.Release()
+		ctx = groupstore.WithReservation(ctx, res)
 		h.respond(w, st, serve(ctx, r, id))
 	}
 }

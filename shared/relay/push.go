@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/promrelay/promrelay/shared/groupstore"
 	"github.com/promrelay/promrelay/shared/inbound"
 	"github.com/promrelay/promrelay/shared/push"
 	"github.com/promrelay/promrelay/shared/pushstate"
@@ -53,13 +54,13 @@ func ownerOf(id inbound.Identity) pushstate.Owner {
 
 // pushBody reads, decodes, converts and applies a PUT or POST.
 func (h *Handler) pushBody(ctx context.Context, r *http.Request, key push.GroupingKey, owner pushstate.Owner, id inbound.Identity) reply {
-	return h.withBody(ctx, r, func(st *requestState, c *charge) reply {
+	return h.withBody(ctx, r, func(st *requestState, c *Reservation) reply {
 		return h.decodePush(ctx, r, st, c, key, owner, id)
 	})
 }
 
 // decodePush decodes, converts and applies a push whose body st holds.
-func (h *Handler) decodePush(ctx context.Context, r *http.Request, st *requestState, c *charge, key push.GroupingKey, owner pushstate.Owner, id inbound.Identity) reply {
+func (h *Handler) decodePush(ctx context.Context, r *http.Request, st *requestState, c *Reservation, key push.GroupingKey, owner pushstate.Owner, id inbound.Identity) reply {
 	body, rep := h.inflate(ctx, r, st, c)
 	if rep.status != 0 {
 		return rep
@@ -77,7 +78,7 @@ func (h *Handler) decodePush(ctx context.Context, r *http.Request, st *requestSt
 	}
 	n := st.exp.NumSamples()
 	addSamplesIn(ctx, n)
-	if err := c.grow(ctx, int64(n)*pushBytesPerSample); err != nil {
+	if err := c.Grow(ctx, int64(n)*pushBytesPerSample); err != nil {
 		return errorReply(err)
 	}
 	now := h.o.Now()
@@ -95,14 +96,14 @@ func (h *Handler) decodePush(ctx context.Context, r *http.Request, st *requestSt
 // inflate returns the push body as text, gunzipped when it came gzipped,
 // with its parse reserved in the budget; a reply with a status when it
 // cannot.
-func (h *Handler) inflate(ctx context.Context, r *http.Request, st *requestState, c *charge) ([]byte, reply) {
+func (h *Handler) inflate(ctx context.Context, r *http.Request, st *requestState, c *Reservation) ([]byte, reply) {
 	cost := func(decoded int) int64 { return pushCost(decoded, h.o.Limits.MaxSamples) }
 	switch enc := contentEncoding(r); enc {
 	case "", "identity":
 		if len(st.body) > h.o.MaxPushDecodedBytes {
 			return nil, errorReply(&wire.TooLargeError{What: "push body", Size: len(st.body), Limit: h.o.MaxPushDecodedBytes})
 		}
-		if err := c.grow(ctx, cost(len(st.body))); err != nil {
+		if err := c.Grow(ctx, cost(len(st.body))); err != nil {
 			return nil, errorReply(err)
 		}
 		return st.body, reply{}
@@ -152,13 +153,17 @@ func (h *Handler) convert(ctx context.Context, st *requestState, key push.Groupi
 }
 
 // withBody reads r's body into a request state, reserving its memory in
-// the budget, and runs serve on it; the state and the reservation are
-// given back when serve returns.
-func (h *Handler) withBody(ctx context.Context, r *http.Request, serve func(st *requestState, c *charge) reply) reply {
+// the request's reservation (which the authenticated middleware gives
+// back), and runs serve on it; the state goes back to the pool when serve
+// returns.
+func (h *Handler) withBody(ctx context.Context, r *http.Request, serve func(st *requestState, c *Reservation) reply) reply {
 	st := h.getState()
 	defer h.putState(st)
-	c := &charge{b: h.o.Budget}
-	defer c.release()
+	c, _ := groupstore.ReservationFrom(ctx).(*Reservation)
+	if c == nil {
+		c = h.o.Budget.NewReservation()
+		defer c.Release()
+	}
 	var err error
 	st.body, err = readBody(ctx, r, st.body, h.o.MaxBodyBytes, c)
 	addBytesIn(ctx, len(st.body))

@@ -24,12 +24,12 @@ func (h *Handler) serveRemoteWrite(ctx context.Context, r *http.Request, id inbo
 	if enc := contentEncoding(r); enc != "" && enc != "snappy" {
 		return reply{status: http.StatusUnsupportedMediaType, msg: "unsupported Content-Encoding " + enc + "; remote write uses snappy"}
 	}
-	return h.withBody(ctx, r, func(st *requestState, c *charge) reply { return h.relayRemoteWrite(ctx, st, c, id) })
+	return h.withBody(ctx, r, func(st *requestState, c *Reservation) reply { return h.relayRemoteWrite(ctx, st, c, id) })
 }
 
 // relayRemoteWrite decodes, rewrites and relays a remote write whose body
 // st holds.
-func (h *Handler) relayRemoteWrite(ctx context.Context, st *requestState, c *charge, id inbound.Identity) reply {
+func (h *Handler) relayRemoteWrite(ctx context.Context, st *requestState, c *Reservation, id inbound.Identity) reply {
 	// Snappy's block format starts with the decoded length: reserve its
 	// cost before decoding.
 	n, err := snappy.DecodedLen(st.body)
@@ -39,7 +39,7 @@ func (h *Handler) relayRemoteWrite(ctx context.Context, st *requestState, c *cha
 	if n > h.o.MaxDecodedBytes {
 		return errorReply(&wire.TooLargeError{What: "decompressed body", Size: n, Limit: h.o.MaxDecodedBytes})
 	}
-	if err := c.grow(ctx, int64(n)*remoteWriteBytesPerByte); err != nil {
+	if err := c.Grow(ctx, int64(n)*remoteWriteBytesPerByte); err != nil {
 		return errorReply(err)
 	}
 	st.decoded, err = wire.DecodeSnappy(st.decoded, st.body, h.o.MaxDecodedBytes)
