@@ -158,6 +158,11 @@ func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 	if a.Handler, err = relay.New(o); err != nil {
 		return nil, err
 	}
+	if push, rw := o.LargestCosts(); push > a.budget.Size() || rw > a.budget.Size() {
+		// Not an error: most requests are far smaller than the limits.
+		logger.Warn("the largest requests the limits allow do not fit this instance's memory budget and will get 413: lower PROMRELAY_MAX_SAMPLES_PER_REQUEST, PROMRELAY_MAX_PUSH_DECODED_BYTES or PROMRELAY_MAX_DECODED_BYTES, or raise PROMRELAY_MEMORY_LIMIT",
+			"budget_bytes", a.budget.Size(), "largest_push_bytes", push, "largest_remote_write_bytes", rw)
+	}
 	a.Adapter = &platform.Adapter{Handler: a.Handler, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger, Scheduled: a.Scheduled}
 	return a, nil
 }
@@ -333,7 +338,7 @@ func authenticator(cfg config.Config, logger *slog.Logger) (*inbound.Authenticat
 	if slices.Contains(cfg.InboundAuth, inbound.ModeJWT) {
 		jo := inbound.JWTOptions{Secret: []byte(cfg.JWTSecret), JWKS: cfg.JWTJWKS, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
 			TenantClaim: cfg.JWTTenantClaim, TenantLabel: cfg.JWTTenantLabel, Leeway: config.JWTLeeway,
-			MaxLifetime: cfg.JWTMaxLifetime}
+			MaxLifetime: cfg.JWTMaxLifetime, Logger: logger}
 		if cfg.JWTPublicKeyFile != "" {
 			pem, err := os.ReadFile(cfg.JWTPublicKeyFile)
 			if err != nil {

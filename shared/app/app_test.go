@@ -331,3 +331,22 @@ func TestEveryModeBuilds(t *testing.T) {
 		}
 	}
 }
+
+// TestWarnsWhenTheLimitsExceedTheBudget: on a small instance the default
+// limits allow requests that can never fit; start-up says so, naming the
+// settings.
+func TestWarnsWhenTheLimitsExceedTheBudget(t *testing.T) {
+	up, _ := sink(t)
+	for _, c := range []struct {
+		memory string
+		warn   bool
+	}{{"268435456", true}, {"4294967296", false}} {
+		log := &syncBuffer{}
+		if _, err := app.FromEnv(app.Server, env(map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL, "PROMRELAY_MEMORY_LIMIT": c.memory}, log)); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(log.String(), "PROMRELAY_MAX_SAMPLES_PER_REQUEST"); got != c.warn {
+			t.Errorf("memory %s: warned %v, want %v: %s", c.memory, got, c.warn, log.String())
+		}
+	}
+}

@@ -22,7 +22,9 @@ type ObjectOptions struct {
 	// Endpoint overrides the S3 endpoint URL (S3-compatible servers); for
 	// oss:// it defaults to https://s3.oss-<Region>.aliyuncs.com.
 	Endpoint string
-	Region   string
+	// Region is the bucket's region (PROMRELAY_STATE_REGION); required
+	// for oss://, whose endpoint it names; else the SDK's default.
+	Region string
 	// PathStyle addresses buckets in the path (S3-compatible servers).
 	PathStyle bool
 	// Credentials, when set, sign the store's requests instead of the AWS

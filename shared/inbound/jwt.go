@@ -45,6 +45,9 @@ type JWTOptions struct {
 	TenantClaim string
 	TenantLabel string
 	Leeway      time.Duration // clock skew allowed on exp/nbf
+	// Logger takes the JWKS refresh failures, which no request sees;
+	// nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // JWTVerifier verifies JWTs with golang-jwt: the algorithm must match the
@@ -91,7 +94,7 @@ func NewJWTVerifier(o JWTOptions) (*JWTVerifier, error) {
 			return nil, errors.New("PROMRELAY_JWT_JWKS needs PROMRELAY_JWT_ISSUER and PROMRELAY_JWT_AUDIENCE, so that tokens the identity provider issued for other services are refused")
 		}
 		var err error
-		if jwks, err = loadJWKS(o.JWKS); err != nil {
+		if jwks, err = loadJWKS(o.JWKS, o.Logger); err != nil {
 			return nil, err
 		}
 		methods = append(methods, "RS256", "ES256")
@@ -166,7 +169,10 @@ func (v *JWTVerifier) Verify(token string) (jwt.MapClaims, error) {
 
 // loadJWKS reads a JWKS file, or fetches (and keeps refreshing) a JWKS URL
 // with keyfunc over a client that follows no redirect off https://.
-func loadJWKS(loc string) (keyfunc.Keyfunc, error) {
+func loadJWKS(loc string, logger *slog.Logger) (keyfunc.Keyfunc, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
 	if !strings.Contains(loc, "://") {
 		raw, err := os.ReadFile(loc)
 		if err != nil {
@@ -199,7 +205,7 @@ func loadJWKS(loc string) (keyfunc.Keyfunc, error) {
 		Client: client,
 		RefreshErrorHandlerFunc: func(string) func(context.Context, error) {
 			return func(ctx context.Context, err error) {
-				slog.Default().WarnContext(ctx, "cannot refresh the JWKS", "url", shown, "error", redactIn(err.Error(), loc))
+				logger.WarnContext(ctx, "cannot refresh the JWKS", "url", shown, "error", redactIn(err.Error(), loc))
 			}
 		},
 	})

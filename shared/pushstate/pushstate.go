@@ -58,8 +58,11 @@ type Options struct {
 	// request (groups are never split, so a batch ends at the first group
 	// that reaches it).
 	BatchSeries int
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// Now is the clock of push times, TTLs and re-emitted samples.
+	Now func() time.Time
+	// Logger takes what a push or the job does not answer: a push time
+	// refused as out of order, markers not settled, groups skipped.
+	Logger *slog.Logger
 }
 
 // State applies pushes and runs the scheduled job. It is safe for
@@ -91,18 +94,19 @@ type Owner struct {
 	Labels []wire.Label // the writer's identity labels, sorted by name
 }
 
-// LimitError is a push refused for a limit of the group store.
-type LimitError struct {
+// QuotaError is a push refused for a limit of the group store (not a
+// limit of one request, which is wire.LimitError).
+type QuotaError struct {
 	What  string // "series per group" or "groups per tenant"
 	Limit int
 	Have  int // how many the push would have made
 }
 
-func (e *LimitError) Error() string {
+func (e *QuotaError) Error() string {
 	return fmt.Sprintf("the push would make %d %s, more than the limit of %d", e.Have, e.What, e.Limit)
 }
 
-// Limits of LimitError.What.
+// Limits of QuotaError.What.
 const (
 	LimitSeriesPerGroup  = "series per group"
 	LimitGroupsPerTenant = "groups per tenant"
@@ -135,7 +139,7 @@ type Push struct {
 // loses none of them. Without a store, the data series are written, then
 // push_time_seconds in a request of its own (see writeData).
 //
-// Errors: *LimitError, *StoreError, or the Writer's error for the data
+// Errors: *QuotaError, *StoreError, or the Writer's error for the data
 // series. Nothing is acknowledged the upstream did not take.
 func (s *State) Push(ctx context.Context, p Push) error {
 	wr := p.Request
@@ -302,7 +306,7 @@ func (s *State) checkSeries(g *groupstore.Group) error {
 		n += len(f.Series)
 	}
 	if n > s.o.MaxSeriesPerGroup {
-		return &LimitError{What: LimitSeriesPerGroup, Limit: s.o.MaxSeriesPerGroup, Have: n}
+		return &QuotaError{What: LimitSeriesPerGroup, Limit: s.o.MaxSeriesPerGroup, Have: n}
 	}
 	return nil
 }
@@ -319,7 +323,7 @@ func (s *State) checkGroups(ctx context.Context, id string) error {
 		return err
 	}
 	if n >= s.o.MaxGroupsPerTenant {
-		return &LimitError{What: LimitGroupsPerTenant, Limit: s.o.MaxGroupsPerTenant, Have: n + 1}
+		return &QuotaError{What: LimitGroupsPerTenant, Limit: s.o.MaxGroupsPerTenant, Have: n + 1}
 	}
 	return nil
 }
@@ -428,7 +432,7 @@ func settle(ctx context.Context, st groupstore.Store, sent *groupstore.Group) er
 }
 
 func storeError(err error) error {
-	var le *LimitError
+	var le *QuotaError
 	if errors.As(err, &le) {
 		return le
 	}

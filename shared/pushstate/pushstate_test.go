@@ -341,7 +341,7 @@ func TestMaxSeriesPerGroup(t *testing.T) {
 	}
 	// POST grows a group: the third series is over the limit.
 	err := s.Push(ctx, pushOf(t, "c 1\n", k1, Owner{}, false, c.t))
-	var le *LimitError
+	var le *QuotaError
 	if !errors.As(err, &le) || le.What != LimitSeriesPerGroup || le.Have != 3 {
 		t.Fatalf("Push = %v, want the series limit", err)
 	}
@@ -362,7 +362,7 @@ func TestMaxGroupsPerTenant(t *testing.T) {
 		}
 	}
 	err := s.Push(ctx, pushOf(t, "x 1\n", key("job", "3"), a, true, c.t))
-	var le *LimitError
+	var le *QuotaError
 	if !errors.As(err, &le) || le.What != LimitGroupsPerTenant {
 		t.Fatalf("Push = %v, want the groups limit", err)
 	}
@@ -574,7 +574,9 @@ func TestRefusedPushLeavesTheGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.t = c.t.Add(time.Minute)
-	k.fail = func(string, *wire.WriteRequest) error { return &upstream.Error{Status: http.StatusBadRequest, Msg: "out of bounds"} }
+	k.fail = func(string, *wire.WriteRequest) error {
+		return &upstream.Error{Status: http.StatusBadRequest, Msg: "out of bounds"}
+	}
 	if err := s.Push(ctx, pushOf(t, "a 2\nb 2\n", k1, Owner{}, true, c.t)); err == nil {
 		t.Fatal("a rejected push succeeded")
 	}

@@ -142,3 +142,13 @@ func readLimited(src io.Reader, buf []byte, limit int, what, failure string, res
 func contentEncoding(r *http.Request) string {
 	return strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
 }
+
+// LargestCosts returns what the largest push and the largest remote write
+// that o's limits allow would reserve in the budget, in bytes: a request
+// above the budget's size gets 413, whatever else runs.
+func (o Options) LargestCosts() (push, remoteWrite int64) {
+	push = int64(min(o.MaxBodyBytes, o.MaxPushDecodedBytes)) + pushCost(o.MaxPushDecodedBytes, o.Limits.MaxSamples) +
+		int64(o.Limits.MaxSamples)*pushBytesPerSample
+	remoteWrite = int64(o.MaxBodyBytes) + int64(o.MaxDecodedBytes)*remoteWriteBytesPerByte
+	return push, remoteWrite
+}

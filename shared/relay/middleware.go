@@ -123,7 +123,7 @@ func errorReply(err error) reply {
 		ue *upstream.Error
 		tl *wire.TooLargeError
 		be *BudgetError
-		le *pushstate.LimitError
+		le *pushstate.QuotaError
 		se *pushstate.StoreError
 	)
 	switch {

@@ -53,6 +53,7 @@ type Authenticator interface {
 // Options configure the handler; every field is required unless marked
 // optional. shared/config holds the defaults.
 type Options struct {
+	// Upstreams chooses the upstream of each writer's tenant.
 	Upstreams Upstreams
 	// State applies pushes (with or without a group store).
 	State *pushstate.State
@@ -75,8 +76,11 @@ type Options struct {
 	Limits wire.Limits
 	// Budget bounds the memory of all requests in flight.
 	Budget *Budget
+	// Logger takes the request lines; with requestid.NewLogHandler, every
+	// line carries the request's id.
 	Logger *slog.Logger
-	Now    func() time.Time
+	// Now is the clock of push times (time.Now).
+	Now func() time.Time
 }
 
 // Handler serves the relay's routes. It is safe for concurrent use.
