@@ -63,18 +63,17 @@ func toDTO(e *wire.Exposition) map[string]*dto.MetricFamily {
 			}
 			dm.Summary = s
 		case wire.Histogram, wire.GaugeHistogram:
-			h := &dto.Histogram{SampleSum: proto.Float64(m.Sum)}
+			// Both counts may be set, and the schema keeps both (found by
+			// a 15-minute FuzzParseDelimited run: the harness dropped the
+			// integer count).
+			h := &dto.Histogram{SampleSum: proto.Float64(m.Sum), SampleCount: proto.Uint64(m.Count)}
 			if m.CountIsFloat {
 				h.SampleCountFloat = proto.Float64(m.CountFloat)
-			} else {
-				h.SampleCount = proto.Uint64(m.Count)
 			}
 			for _, pt := range m.Buckets {
-				b := &dto.Bucket{UpperBound: proto.Float64(pt.UpperBound)}
+				b := &dto.Bucket{UpperBound: proto.Float64(pt.UpperBound), CumulativeCount: proto.Uint64(pt.Count)}
 				if pt.CountIsFloat {
 					b.CumulativeCountFloat = proto.Float64(pt.CountFloat)
-				} else {
-					b.CumulativeCount = proto.Uint64(pt.Count)
 				}
 				h.Bucket = append(h.Bucket, b)
 			}
