@@ -20,8 +20,9 @@ import (
 // TestClientGolangPush drives the relay with the real client_golang push
 // client, unchanged, in both formats, and checks with PromQL what arrived.
 func TestClientGolangPush(t *testing.T) {
+	needsPeers(t)
 	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{})
-	relaySrv, _ := startRelay(t, prom.RemoteWriteURL(), relayOpts{})
+	relaySrv := startRelay(t, map[string]string{"PROMRELAY_UPSTREAM_URL": prom.RemoteWriteURL()})
 
 	for _, format := range []struct {
 		name string
@@ -92,8 +93,10 @@ func TestClientGolangPush(t *testing.T) {
 // TestRawPushes sends pushes the way the ARMS Pushgateway docs show with
 // curl: text bodies, gzip, base64 grouping values, and bad input.
 func TestRawPushes(t *testing.T) {
+	needsPeers(t)
 	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{})
-	relaySrv, logs := startRelay(t, prom.RemoteWriteURL(), relayOpts{})
+	relay := startRelay(t, map[string]string{"PROMRELAY_UPSTREAM_URL": prom.RemoteWriteURL()})
+	relaySrv, logs := relay, relay.Logs
 
 	status, body, _ := do(t, http.MethodPost, relaySrv.URL+"/metrics/job/curl_demo", "", []byte("some_metric 3.14\n"))
 	if status != http.StatusOK {
