@@ -2,14 +2,22 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/golang/snappy"
 
+	"github.com/promrelay/promrelay/internal/testpeer"
 	"github.com/promrelay/promrelay/shared/wire"
 )
 
@@ -147,4 +155,310 @@ func TestHostileInput(t *testing.T) {
 	if status, body, _ := do(t, http.MethodPost, srv.URL+"/metrics/job/after", "", []byte("after_hostile 1\n")); status != 200 {
 		t.Fatalf("relay stopped serving: %d %s", status, body)
 	}
+}
+
+// TestHostileServer is the part of the hostile corpus that is about the
+// server: each case runs the real server binary.
+func TestHostileServer(t *testing.T) {
+	needsPeers(t)
+	t.Run("POST /invoke on the plain server is 404 and runs nothing", func(t *testing.T) {
+		// Once wired on every server before the path prefix and inbound
+		// auth: anyone could run the scheduled job.
+		up := newFaultProxy(t, "")
+		const secret = "timer-secret-0123456789"
+		srv := startServer(t, map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL + "/api/v1/write",
+			"PROMRELAY_STATE_URL": "file://" + t.TempDir(), "PROMRELAY_REEMIT_INTERVAL": "1h", "PROMRELAY_INVOKE_SECRET": secret})
+		if status, body, _ := do(t, http.MethodPut, srv.URL+"/metrics/job/stored", "", []byte("stored_metric 1\n")); status != 200 {
+			t.Fatalf("push: %d %s", status, body)
+		}
+		pushed := up.requests.Load()
+		for i := 0; i < 10; i++ {
+			status, body, _ := do(t, http.MethodPost, srv.URL+"/invoke", "application/json",
+				[]byte(`{"triggerTime":"2026-11-21T17:00:00Z","triggerName":"reemit","payload":"`+secret+`"}`))
+			if status != 404 {
+				t.Fatalf("POST /invoke: %d %q, want 404", status, body)
+			}
+		}
+		if n := up.requests.Load(); n != pushed || strings.Contains(srv.Logs.String(), "re-emitted") {
+			t.Fatalf("POST /invoke re-emitted: %d upstream requests after the push", n-pushed)
+		}
+	})
+	for _, code := range []int{302, 307} {
+		t.Run(fmt.Sprintf("an upstream %d is 502 and the target gets no credentials", code), func(t *testing.T) {
+			// Redirects were followed and re-signed: credentials went to the
+			// redirect target, and a 302 became a bodyless GET counted as
+			// success.
+			target := newFaultProxy(t, "")
+			up := newFaultProxy(t, "")
+			up.set(nil, &fault{name: "redirect", status: code, location: target.URL + "/api/v1/write"})
+			srv := startServer(t, map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL + "/api/v1/write",
+				"PROMRELAY_UPSTREAM_BEARER_TOKEN": "hidden-bearer", "PROMRELAY_REQUEST_TIMEOUT": "3s"})
+			status, body, _ := do(t, http.MethodPost, srv.URL+"/metrics/job/redirected", "", []byte("m 1\n"))
+			want := "upstream redirected to " + testpeer.Host(target.URL)
+			if status != 502 || !strings.Contains(body, want) {
+				t.Fatalf("got %d %q, want 502 naming %q", status, body, want)
+			}
+			if n := target.requests.Load(); n != 0 {
+				t.Fatalf("the redirect target got %d requests (Authorization %q)", n, target.authorizations())
+			}
+			if strings.Contains(body, "hidden-bearer") {
+				t.Fatalf("the answer carries the token: %q", body)
+			}
+		})
+	}
+	t.Run("401 closes the connection instead of draining the body", func(t *testing.T) {
+		up := newFaultProxy(t, "")
+		srv := startServer(t, map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL + "/api/v1/write",
+			"PROMRELAY_INBOUND_AUTH": "bearer", "PROMRELAY_INBOUND_TOKENS": "token-0123456789"})
+		resp, err := client.Post(srv.URL+"/metrics/job/anon", "", bytes.NewReader(bytes.Repeat([]byte("m 1\n"), 256<<10)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 || !(resp.Close || strings.EqualFold(resp.Header.Get("Connection"), "close")) {
+			t.Fatalf("got %d Connection %q (close %v), want 401 with Connection: close", resp.StatusCode, resp.Header.Get("Connection"), resp.Close)
+		}
+	})
+	t.Run("a trickled body is cut by PROMRELAY_SERVER_READ_TIMEOUT", func(t *testing.T) {
+		// Only ReadHeaderTimeout was set: a body sent a byte at a time held
+		// the connection open indefinitely.
+		up := newFaultProxy(t, "")
+		srv := startServer(t, map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL + "/api/v1/write", "PROMRELAY_SERVER_READ_TIMEOUT": "1s"})
+		conn, err := net.Dial("tcp", srv.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		start := time.Now()
+		fmt.Fprintf(conn, "POST /metrics/job/trickle HTTP/1.1\r\nHost: %s\r\nContent-Length: 100000\r\n\r\n", srv.Addr)
+		ended := make(chan string, 1)
+		go func() {
+			b, _ := io.ReadAll(conn) // an answer, then EOF; or EOF alone
+			ended <- string(b)
+		}()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case answer := <-ended:
+				t.Logf("connection ended %v after the headers, %d body bytes sent; answer %q", time.Since(start).Round(10*time.Millisecond), i, trim(answer))
+				return
+			case <-tick.C:
+				if i >= 100 { // 10 s: a hang detector
+					t.Fatalf("the connection was still open after %v with %d body bytes trickled", time.Since(start), i)
+				}
+				conn.Write([]byte("m"))
+			}
+		}
+	})
+	t.Run("more than PROMRELAY_MAX_CONNECTIONS connections wait", func(t *testing.T) {
+		up := newFaultProxy(t, "")
+		arrived := make(chan struct{}, 2)
+		release := make(chan struct{})
+		held := fault{name: "held", hold: release, arrived: arrived}
+		up.set([]fault{held, held}, nil)
+		srv := startServer(t, map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL + "/api/v1/write", "PROMRELAY_MAX_CONNECTIONS": "2"})
+		oneShot := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		pushes := make(chan int, 2)
+		for i := 0; i < 2; i++ {
+			go func(i int) {
+				resp, err := oneShot.Post(fmt.Sprintf("%s/metrics/job/held/instance/i%d", srv.URL, i), "", strings.NewReader("m 1\n"))
+				if err != nil {
+					pushes <- 0
+					return
+				}
+				resp.Body.Close()
+				pushes <- resp.StatusCode
+			}(i)
+		}
+		for i := 0; i < 2; i++ {
+			select {
+			case <-arrived:
+			case <-time.After(15 * time.Second):
+				close(release)
+				t.Fatal("the two pushes never reached the upstream")
+			}
+		}
+		third := make(chan int, 1)
+		go func() {
+			resp, err := oneShot.Get(srv.URL + "/-/healthy")
+			if err != nil {
+				third <- 0
+				return
+			}
+			resp.Body.Close()
+			third <- resp.StatusCode
+		}()
+		// A third connection is not served while two are open. (This can
+		// only pass wrongly, on a slow machine, never fail wrongly.)
+		select {
+		case status := <-third:
+			close(release)
+			t.Fatalf("a third connection was served (%d) while PROMRELAY_MAX_CONNECTIONS=2 were open", status)
+		case <-time.After(500 * time.Millisecond):
+		}
+		close(release)
+		for i := 0; i < 2; i++ {
+			if status := <-pushes; status != 200 {
+				t.Errorf("held push answered %d, want 200", status)
+			}
+		}
+		select {
+		case status := <-third:
+			if status != 200 {
+				t.Fatalf("the waiting connection got %d, want 200", status)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("the waiting connection was never served")
+		}
+	})
+	t.Run("error bodies carry no user info or query string of the upstream URL", func(t *testing.T) {
+		// 502s once carried the upstream URL whole: user name and
+		// ?api_key=… included.
+		up := newFaultProxy(t, "")
+		dead := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+		for _, tc := range []struct {
+			name, host string
+			f          *fault
+			want       int
+		}{
+			{"upstream 500", testpeer.Host(up.URL), &fault{name: "500", status: 500, body: "boom"}, 502},
+			{"upstream 401", testpeer.Host(up.URL), &fault{name: "401", status: 401, body: "denied"}, 400},
+			{"upstream 400", testpeer.Host(up.URL), &fault{name: "400", status: 400, body: "bad sample"}, 400},
+			{"unreachable", dead, nil, 502},
+		} {
+			up.set(nil, tc.f)
+			srv := startServer(t, map[string]string{
+				"PROMRELAY_UPSTREAM_URL":    "http://hidden-user@" + tc.host + "/api/v1/write?api_key=hidden-key",
+				"PROMRELAY_REQUEST_TIMEOUT": "2s",
+			})
+			status, body, _ := do(t, http.MethodPost, srv.URL+"/metrics/job/leak", "", []byte("m 1\n"))
+			if status != tc.want {
+				t.Errorf("%s: got %d %q, want %d", tc.name, status, body, tc.want)
+			}
+			if strings.Contains(body, "hidden-") || strings.Contains(body, "api_key") {
+				t.Errorf("%s: the answer carries the upstream URL's user info or query: %q", tc.name, body)
+			}
+			if strings.Contains(srv.Logs.String(), "hidden-key") {
+				t.Errorf("%s: the log carries the upstream URL's query string", tc.name)
+			}
+		}
+	})
+}
+
+// pushLines is n bytes (at least) of text exposition lines a{b="N"} 1
+// with N = 0, 1, 2, ...: one series per line.
+func pushLines(n int) []byte {
+	b := make([]byte, 0, n+32)
+	for i := 0; len(b) < n; i++ {
+		b = append(b, `a{b="`...)
+		b = strconv.AppendInt(b, int64(i), 10)
+		b = append(b, "\"} 1\n"...)
+	}
+	return b
+}
+
+// bigRemoteWrite is a remote-write body of about decoded bytes once
+// snappy-decoded, in series with one long label value each (part random,
+// so the snappy body keeps about an eighth of it).
+func bigRemoteWrite(decoded int) (body []byte, rawLen, series int) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const valueLen = 6400
+	now := time.Now().UnixMilli()
+	var ss []wire.Series
+	for size := 0; size < decoded; {
+		rnd := make([]byte, 275)
+		for i := range rnd {
+			rnd[i] = byte(rng.UintN(256))
+		}
+		v := hex.EncodeToString(rnd) + strings.Repeat("x", valueLen-2*len(rnd))
+		s := wire.Series{Labels: lbls("__name__", "big", "i", strconv.Itoa(len(ss)), "v", v), Samples: []wire.Sample{{Value: 1, Timestamp: now}}}
+		ss = append(ss, s)
+		size += valueLen + 40
+	}
+	raw := wire.AppendWriteRequest(nil, ss, nil)
+	return wire.EncodeSnappy(nil, raw), len(raw), len(ss)
+}
+
+// TestPeakMemory runs the server binary with PROMRELAY_MEMORY_LIMIT of
+// 256 MiB in front of a null upstream, one fresh process per hostile case,
+// and reads the process's peak RSS (VmHWM) after each: it must stay under
+// 256 MiB. Pushes over the limits get 413 (within 10 s, a hang detector);
+// concurrent large remote writes get 204 or 429, and the relay keeps
+// serving.
+func TestPeakMemory(t *testing.T) {
+	needsPeers(t)
+	if os.Getenv("PROMRELAY_E2E") == "" {
+		t.Skip("peak memory of the server binary: set PROMRELAY_E2E=1 (make test)")
+	}
+	const limit = 256 << 20
+	up := newFaultProxy(t, "")
+	env := map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL + "/api/v1/write", "PROMRELAY_MEMORY_LIMIT": strconv.Itoa(limit)}
+	hangDetector := &http.Client{Timeout: 10 * time.Second}
+	send := func(t *testing.T, url, encoding string, body []byte) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		req.Header.Set("Content-Encoding", encoding)
+		if encoding == "snappy" {
+			req.Header.Set("Content-Type", "application/x-protobuf")
+		}
+		resp, err := hangDetector.Do(req)
+		if err != nil {
+			if isTimeout(err) {
+				return -1, "no answer within 10 s"
+			}
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, tc := range []struct {
+		name    string
+		decoded int
+	}{{"gzip push of 2 MiB of one-line series", 2 << 20}, {"gzip push of 32 MiB of one-line series", 32 << 20}} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := gz(pushLines(tc.decoded))
+			srv := startServer(t, env)
+			status, msg := send(t, srv.URL+"/metrics/job/mem", "gzip", body)
+			peak := srv.peakRSS(t)
+			t.Logf("%d KB gzip body (%d MiB decoded): answered %d %q; peak RSS %d MiB", len(body)/1000, tc.decoded>>20, status, trim(strings.TrimSpace(msg)), peak>>20)
+			if status != 413 {
+				t.Errorf("got %d %q, want 413 within 10 s", status, trim(msg))
+			}
+			if peak >= limit {
+				t.Errorf("peak RSS %d MiB, over the 256 MiB memory limit", peak>>20)
+			}
+		})
+	}
+	t.Run("8 concurrent remote writes of 33 MB decoded", func(t *testing.T) {
+		body, rawLen, series := bigRemoteWrite(33_000_000)
+		if rawLen > 32<<20 {
+			t.Fatalf("the body decodes to %d bytes, over PROMRELAY_MAX_DECODED_BYTES' default", rawLen)
+		}
+		srv := startServer(t, env)
+		statuses := make(chan string, 8)
+		for i := 0; i < 8; i++ {
+			go func() {
+				status, msg := send(t, srv.URL+"/api/v1/write", "snappy", body)
+				statuses <- fmt.Sprintf("%d %s", status, trim(strings.TrimSpace(msg)))
+			}()
+		}
+		var got []string
+		for i := 0; i < 8; i++ {
+			s := <-statuses
+			got = append(got, s)
+			if !strings.HasPrefix(s, "204 ") && !strings.HasPrefix(s, "429 ") {
+				t.Errorf("remote write answered %s, want 204 or 429", s)
+			}
+		}
+		if status, _, _ := do(t, http.MethodGet, srv.URL+"/-/healthy", "", nil); status != 200 {
+			t.Errorf("after the writes /-/healthy answered %d", status)
+		}
+		peak := srv.peakRSS(t)
+		t.Logf("%d series, %d MB snappy, %d MB decoded, 8 at once: %v; peak RSS %d MiB", series, len(body)/1_000_000, rawLen/1_000_000, got, peak>>20)
+		if peak >= limit {
+			t.Errorf("peak RSS %d MiB, over the 256 MiB memory limit", peak>>20)
+		}
+	})
 }

@@ -21,10 +21,16 @@ import (
 	"time"
 )
 
-// Require skips t when binary is not installed, or fails it when the suite
-// runs with PROMRELAY_E2E set (make test), where a missing peer is an error.
+// Require returns the path of the peer binary (prometheus,
+// prometheus-pushgateway, moto_server, terraform, cfn-lint, ...). It skips
+// t under -short (make test-short needs no peer), and when binary is not
+// installed; with PROMRELAY_E2E set (make test) a missing peer fails t
+// instead.
 func Require(t testing.TB, binary string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("%s is a real peer: skipped under -short", binary)
+	}
 	path, err := exec.LookPath(binary)
 	if err == nil {
 		return path
