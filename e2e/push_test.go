@@ -144,10 +144,10 @@ func TestRawPushes(t *testing.T) {
 		{"syntax", http.MethodPost, "/metrics/job/bad", "bad metric\n", `expected float as value, got "metric"`, 400},
 		{"timestamp", http.MethodPost, "/metrics/job/bad", "m 1 1700000000000\n", "must not have timestamps", 400},
 		{"duplicate", http.MethodPost, "/metrics/job/bad", "m 1\nm 2\n", "duplicate series", 400},
-		{"no job", http.MethodPost, "/metrics/job/", "m 1\n", "job name is required", 400},
+		{"no job is redirected as the Pushgateway does", http.MethodPost, "/metrics/job/", "m 1\n", "", 307},
 		{"odd path", http.MethodPost, "/metrics/job/bad/instance", "m 1\n", "odd number of components", 400},
 		{"bad label", http.MethodPost, "/metrics/job/bad/1x/y", "m 1\n", `improper label name "1x"`, 400},
-		{"get", http.MethodGet, "/metrics/job/bad", "", "pushes take PUT, POST or DELETE", 405},
+		{"get", http.MethodGet, "/metrics/job/bad", "", "Method Not Allowed", 405},
 		{"bad gzip", http.MethodPost, "/metrics/job/bad", "not gzip", "cannot decode gzip body", 400},
 	}
 	for _, tc := range bad {
