@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -9,15 +10,19 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang/snappy"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/promrelay/promrelay/internal/testpeer"
+	"github.com/promrelay/promrelay/shared/app"
 	"github.com/promrelay/promrelay/shared/wire"
 )
 
@@ -461,4 +466,132 @@ func TestPeakMemory(t *testing.T) {
 			t.Errorf("peak RSS %d MiB, over the 256 MiB memory limit", peak>>20)
 		}
 	})
+}
+
+// TestHostileState covers the group store's bounds and upkeep on an
+// in-process relay with a file store: a group cannot grow beyond
+// PROMRELAY_MAX_SERIES_PER_GROUP (it once grew without bound under POST),
+// a tenant cannot hold more than PROMRELAY_MAX_GROUPS_PER_TENANT groups,
+// a deleted group leaves no lock file behind, and a corrupt group is
+// skipped by the re-emission, which goes on with the others (it once
+// stopped at the first bad group, for every tenant).
+func TestHostileState(t *testing.T) {
+	up := newFaultProxy(t, "")
+	dir := t.TempDir()
+	r := startRelay(t, map[string]string{
+		"PROMRELAY_UPSTREAM_URL":          up.URL + "/api/v1/write",
+		"PROMRELAY_STATE_URL":             "file://" + dir,
+		"PROMRELAY_MAX_SERIES_PER_GROUP":  "5",
+		"PROMRELAY_MAX_GROUPS_PER_TENANT": "3",
+		"PROMRELAY_REEMIT_INTERVAL":       "1h",
+	})
+	push := func(method, path, body string, want int, wantMsg string) {
+		t.Helper()
+		status, msg, _ := do(t, method, r.URL+path, "", []byte(body))
+		if status != want || !strings.Contains(msg, wantMsg) {
+			t.Fatalf("%s %s: got %d %q, want %d naming %q", method, path, status, msg, want, wantMsg)
+		}
+	}
+	push("POST", "/metrics/job/grow", "s1 1\ns2 1\ns3 1\n", 200, "")
+	push("POST", "/metrics/job/grow", "t1 1\nt2 1\nt3 1\n", 413, "PROMRELAY_MAX_SERIES_PER_GROUP")
+	push("PUT", "/metrics/job/big", "u1 1\nu2 1\nu3 1\nu4 1\nu5 1\nu6 1\n", 413, "PROMRELAY_MAX_SERIES_PER_GROUP")
+	push("PUT", "/metrics/job/g2", "m 1\n", 200, "")
+	push("PUT", "/metrics/job/g3", "m 1\n", 200, "")
+	push("PUT", "/metrics/job/g4", "m 1\n", 429, "PROMRELAY_MAX_GROUPS_PER_TENANT")
+	push("DELETE", "/metrics/job/g3", "", 202, "")
+
+	files := func(suffix string) []string {
+		var out []string
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(p, suffix) {
+				out = append(out, strings.TrimPrefix(p, dir))
+			}
+			return nil
+		})
+		return out
+	}
+	groups := files(".json")
+	if len(groups) != 2 {
+		t.Fatalf("the store holds %v, want the 2 groups left", groups)
+	}
+	// A lock file lives only as long as its group: none for the deleted
+	// group, nor for the groups the limits refused.
+	var orphans []string
+	for _, l := range files(".lock") {
+		if !slices.Contains(groups, strings.TrimSuffix(l, ".lock")) {
+			orphans = append(orphans, l)
+		}
+	}
+	if len(orphans) != 0 {
+		t.Errorf("lock files without their group (deleted or refused groups): %v", orphans)
+	}
+
+	// A corrupt group that sorts first.
+	bad := filepath.Join(dir, "t0000000000000000")
+	if err := os.MkdirAll(bad, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bad, strings.Repeat("0", 40)+".json"), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := up.requests.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := r.App.Scheduled(ctx)
+	if n := up.requests.Load() - before; n == 0 {
+		t.Fatalf("the re-emission sent nothing after meeting a corrupt group (error %v)", err)
+	}
+	if !strings.Contains(r.Logs.String(), `"skipped":1`) {
+		t.Errorf("the corrupt group's skip is not logged:\n%s", tail(r.Logs.String(), 2000))
+	}
+}
+
+// TestHostileInbound covers inbound authentication's findings on an
+// in-process relay: a basic-auth password over bcrypt's 72 bytes is
+// refused (bcrypt once compared only its first 72 bytes), and a JWKS
+// without issuer and audience, or over plain http:// to another host,
+// stops start-up naming the setting.
+func TestHostileInbound(t *testing.T) {
+	up := newFaultProxy(t, "")
+	dir := t.TempDir()
+	pass := strings.Repeat("p", 72)
+	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := filepath.Join(dir, "web.yml")
+	os.WriteFile(users, []byte("basic_auth_users:\n  pusher: "+string(hash)+"\n"), 0o600)
+	r := startRelay(t, map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL + "/api/v1/write",
+		"PROMRELAY_INBOUND_AUTH": "basic", "PROMRELAY_INBOUND_BASIC_USERS_FILE": users})
+	for _, tc := range []struct {
+		name, pass string
+		want       int
+	}{{"72 bytes", pass, 200}, {"73 bytes sharing the first 72", pass + "X", 401}} {
+		status, body, _ := do(t, http.MethodPost, r.URL+"/metrics/job/basic", "", []byte("m 1\n"), "Authorization", "Basic "+b64("pusher:"+tc.pass))
+		if status != tc.want {
+			t.Errorf("password of %s: got %d %q, want %d", tc.name, status, body, tc.want)
+		}
+	}
+
+	jwks := filepath.Join(dir, "jwks.json")
+	os.WriteFile(jwks, []byte(`{"keys":[{"kty":"oct","kid":"k1","alg":"HS256","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}]}`), 0o600)
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"JWKS without issuer", map[string]string{"PROMRELAY_JWT_JWKS": jwks, "PROMRELAY_JWT_AUDIENCE": "promrelay"}, "PROMRELAY_JWT_ISSUER"},
+		{"JWKS without audience", map[string]string{"PROMRELAY_JWT_JWKS": jwks, "PROMRELAY_JWT_ISSUER": "https://idp.example.com"}, "PROMRELAY_JWT_AUDIENCE"},
+		{"JWKS over http:// to another host", map[string]string{"PROMRELAY_JWT_JWKS": "http://idp.example.com/jwks.json",
+			"PROMRELAY_JWT_ISSUER": "https://idp.example.com", "PROMRELAY_JWT_AUDIENCE": "promrelay"}, "https://"},
+		{"none next to bearer", map[string]string{"PROMRELAY_INBOUND_AUTH": "none,bearer", "PROMRELAY_INBOUND_TOKENS": "token-0123456789"}, "PROMRELAY_INBOUND_AUTH"},
+	} {
+		env := withEnv(tc.env, "PROMRELAY_UPSTREAM_URL", up.URL+"/api/v1/write")
+		if env["PROMRELAY_INBOUND_AUTH"] == "" {
+			env["PROMRELAY_INBOUND_AUTH"] = "jwt"
+		}
+		if _, err := newRelay(t, app.Server, env); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: start-up error %v, want one naming %s", tc.name, err, tc.want)
+		}
+	}
 }
