@@ -76,7 +76,7 @@ func TestAliyunCredentials(t *testing.T) {
 	store := newCredStore()
 	sts := newFakeAliyunSTS(t, store, 15*time.Minute, map[string]string{"LTAIbaseKeyId": "", "STS.invocation": "invToken"})
 	sts.trustInProcess(t)
-	arms := armsUpstream(t, prom, store)
+	arms := armsUpstream(t, prom.URL, store)
 	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIbaseKeyId")
 	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "baseSecretValue")
 	env := aliyunEnv(arms.URL+"/api/v1/write", sts)
@@ -198,7 +198,7 @@ func TestFCBinaryAliyunCredentials(t *testing.T) {
 	store := newCredStore()
 	store.add("STS.fake-id", issuedCreds{secret: "fake-secret", token: "fake-token"})
 	sts := newFakeAliyunSTS(t, store, 15*time.Minute, map[string]string{"STS.fake-id": "fake-token"})
-	arms := armsUpstream(t, prom, store)
+	arms := armsUpstream(t, prom.URL, store)
 	bin := binary(t, "fc")
 	for _, tc := range []struct {
 		name string
@@ -322,5 +322,39 @@ func TestSigV4Credentials(t *testing.T) {
 		if strings.Contains(relay.Logs.String(), secret) {
 			t.Errorf("a secret (%s) appears in the relay's log", secret)
 		}
+	}
+}
+
+// TestCallerCannotChooseCredentials sends pushes that carry Function
+// Compute's credential headers (x-fc-access-key-id, -secret,
+// x-fc-security-token) to the server binary in the aliyun mode, plain and
+// as FC's custom runtime: a caller's headers never choose the credentials
+// the relay signs with; the instance's own credentials sign.
+func TestCallerCannotChooseCredentials(t *testing.T) {
+	needsPeers(t)
+	store := newCredStore()
+	store.add("LTAIenvKey", issuedCreds{secret: "envSecret"})
+	store.add("STS.caller", issuedCreds{secret: "callerSecret", token: "callerToken"})
+	arms := armsUpstream(t, newFaultProxy(t, "").URL, store)
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+	}{{"plain server", nil}, {"FC custom runtime", map[string]string{"FC_SERVER_PORT": "9000", "PROMRELAY_INVOKE_SECRET": "timer-secret-0123456789"}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startServer(t, withEnv(tc.env, "PROMRELAY_UPSTREAM_URL", arms.URL+"/api/v1/write", "PROMRELAY_UPSTREAM_AUTH", "aliyun",
+				"ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIenvKey", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "envSecret"))
+			env, caller := store.accepted("LTAIenvKey"), store.accepted("STS.caller")
+			status, body, _ := do(t, http.MethodPost, srv.URL+"/metrics/job/caller", "", []byte("m 1\n"),
+				"x-fc-access-key-id", "STS.caller", "x-fc-access-key-secret", "callerSecret", "x-fc-security-token", "callerToken")
+			if status != 200 {
+				t.Fatalf("push: %d %s", status, body)
+			}
+			if n := store.accepted("STS.caller") - caller; n != 0 {
+				t.Fatalf("the caller's x-fc-* credentials signed %d upstream requests", n)
+			}
+			if n := store.accepted("LTAIenvKey") - env; n != 2 {
+				t.Fatalf("the instance's credentials signed %d upstream requests, want 2 (the data, then the push-time gauge)", n)
+			}
+		})
 	}
 }

@@ -317,10 +317,11 @@ func (f *fakeAliyunSTS) callsFrom(id string) int {
 }
 
 // armsUpstream verifies basic auth as ARMS does (AccessKey ID,
-// secret$token) before passing the request to the real Prometheus.
-func armsUpstream(t *testing.T, prom *testpeer.Prometheus, store *credStore) *httptest.Server {
-	target, _ := url.Parse(prom.URL)
-	rp := httputil.NewSingleHostReverseProxy(target)
+// secret$token) before passing the request to target (a base URL: a real
+// Prometheus, or a null fault proxy).
+func armsUpstream(t *testing.T, target string, store *credStore) *httptest.Server {
+	u, _ := url.Parse(target)
+	rp := httputil.NewSingleHostReverseProxy(u)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, pass, ok := r.BasicAuth()
 		secret, token, _ := strings.Cut(pass, "$")

@@ -219,7 +219,7 @@ remote_write:
 	for i := 0; i < 60; i++ {
 		ok := false
 		for attempt := 0; attempt < 20 && !ok; attempt++ {
-			resp, err := http.Post(fmt.Sprintf("%s/metrics/job/chaos_pusher/instance/p%d", relay.URL, i), "", strings.NewReader(fmt.Sprintf("chaos_pushed %d\n", i)))
+			resp, err := client.Post(fmt.Sprintf("%s/metrics/job/chaos_pusher/instance/p%d", relay.URL, i), "", strings.NewReader(fmt.Sprintf("chaos_pushed %d\n", i)))
 			if err == nil {
 				ok = resp.StatusCode == 200
 				resp.Body.Close()

@@ -230,7 +230,7 @@ func startServer(t testing.TB, env map[string]string, args ...string) *serverPro
 	s := launchServer(t, env, args...)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get(s.URL + "/-/ready")
+		resp, err := readyClient.Get(s.URL + "/-/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -335,6 +335,9 @@ var client = &http.Client{
 	Timeout:       60 * time.Second,
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
+
+// readyClient polls readiness: each attempt bounded.
+var readyClient = &http.Client{Timeout: 2 * time.Second}
 
 // do sends a request and returns status, body and headers.
 func do(t testing.TB, method, url, contentType string, body []byte, header ...string) (int, string, http.Header) {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"net/http"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -62,7 +61,7 @@ func TestServerBinary(t *testing.T) {
 	if err := srv.wait(t, 15*time.Second); err != nil {
 		t.Fatalf("server exited with %v", err)
 	}
-	if _, err := http.Get(srv.URL + "/-/healthy"); err == nil {
+	if _, err := readyClient.Get(srv.URL + "/-/healthy"); err == nil {
 		t.Error("server still answers after shutdown")
 	}
 	prom.WaitFor(t, `graceful_metric{job="binary",relay="bin"}`, 1, 5*time.Second)

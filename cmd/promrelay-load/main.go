@@ -215,7 +215,7 @@ func start(name, url string, env []string, args ...string) (*process, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for ctx.Err() == nil {
-		if resp, err := http.Get(url + "/-/ready"); err == nil {
+		if resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url + "/-/ready"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return p, nil

@@ -42,6 +42,10 @@ func Require(t testing.TB, binary string) string {
 	return ""
 }
 
+// client bounds each request to a peer: a peer that accepts and never
+// answers fails the test instead of hanging it.
+var client = &http.Client{Timeout: 10 * time.Second}
+
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
@@ -90,7 +94,7 @@ func start(t testing.TB, name string, port int, args ...string) *Process {
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(p.URL + "/-/ready")
+		resp, err := client.Get(p.URL + "/-/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -188,7 +192,7 @@ func (p *Prometheus) Query(t testing.TB, q string) []Sample {
 }
 
 func (p *Prometheus) query(q string) ([]Sample, error) {
-	resp, err := http.Get(p.URL + "/api/v1/query?query=" + url.QueryEscape(q))
+	resp, err := client.Get(p.URL + "/api/v1/query?query=" + url.QueryEscape(q))
 	if err != nil {
 		return nil, err
 	}
