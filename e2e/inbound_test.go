@@ -24,6 +24,7 @@ import (
 // the real client_golang push client and a real Prometheus remote_write
 // sender; two real Prometheus servers are the upstreams of two tenants.
 func TestInboundAuthAndTenants(t *testing.T) {
+	needsPeers(t)
 	promA := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{})
 	promB := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{})
 	dir := t.TempDir()
@@ -51,7 +52,8 @@ users:
 		"PROMRELAY_JWT_TENANT_CLAIM":         "tenant",
 		"PROMRELAY_EXTERNAL_LABELS":          "tenant_userid=external,relay=r1",
 	}
-	srv, logs := relayFromEnv(t, env)
+	srv := startRelay(t, env)
+	logs := srv.Logs
 	token := func(tenant string) string {
 		s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "ci-job", "tenant": tenant, "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(jwtSecret))
 		return s
@@ -153,7 +155,13 @@ remote_write:
 	if status, _, _ := do(t, http.MethodGet, srv.URL+"/-/healthy", "", nil); status != 200 {
 		t.Fatalf("health check needs credentials: %d", status)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// A push accepted after the rejections has reached the upstream once
+	// it answered: the relay answers only after the upstream did, so had a
+	// rejected push been relayed, it would be there by now too.
+	if status, body, _ := do(t, http.MethodPost, srv.URL+"/metrics/job/rejected", "", []byte("after_rejections 1\n"), "Authorization", "Bearer token-a"); status != 200 {
+		t.Fatalf("push after the rejections: %d %s", status, body)
+	}
+	promA.WaitFor(t, `after_rejections{job="rejected"}`, 1, 10*time.Second)
 	if v := promA.Query(t, `rejected_metric`); len(v) != 0 {
 		t.Fatalf("rejected data arrived: %v", v)
 	}

@@ -20,8 +20,9 @@ import (
 // TestClientGolangPush drives the relay with the real client_golang push
 // client, unchanged, in both formats, and checks with PromQL what arrived.
 func TestClientGolangPush(t *testing.T) {
+	needsPeers(t)
 	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{})
-	relaySrv, _ := startRelay(t, prom.RemoteWriteURL(), relayOpts{})
+	relaySrv := startRelay(t, map[string]string{"PROMRELAY_UPSTREAM_URL": prom.RemoteWriteURL()})
 
 	for _, format := range []struct {
 		name string
@@ -92,8 +93,10 @@ func TestClientGolangPush(t *testing.T) {
 // TestRawPushes sends pushes the way the ARMS Pushgateway docs show with
 // curl: text bodies, gzip, base64 grouping values, and bad input.
 func TestRawPushes(t *testing.T) {
+	needsPeers(t)
 	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{})
-	relaySrv, logs := startRelay(t, prom.RemoteWriteURL(), relayOpts{})
+	relay := startRelay(t, map[string]string{"PROMRELAY_UPSTREAM_URL": prom.RemoteWriteURL()})
+	relaySrv, logs := relay, relay.Logs
 
 	status, body, _ := do(t, http.MethodPost, relaySrv.URL+"/metrics/job/curl_demo", "", []byte("some_metric 3.14\n"))
 	if status != http.StatusOK {
@@ -141,10 +144,10 @@ func TestRawPushes(t *testing.T) {
 		{"syntax", http.MethodPost, "/metrics/job/bad", "bad metric\n", `expected float as value, got "metric"`, 400},
 		{"timestamp", http.MethodPost, "/metrics/job/bad", "m 1 1700000000000\n", "must not have timestamps", 400},
 		{"duplicate", http.MethodPost, "/metrics/job/bad", "m 1\nm 2\n", "duplicate series", 400},
-		{"no job", http.MethodPost, "/metrics/job/", "m 1\n", "job name is required", 400},
+		{"no job is redirected as the Pushgateway does", http.MethodPost, "/metrics/job/", "m 1\n", "", 307},
 		{"odd path", http.MethodPost, "/metrics/job/bad/instance", "m 1\n", "odd number of components", 400},
 		{"bad label", http.MethodPost, "/metrics/job/bad/1x/y", "m 1\n", `improper label name "1x"`, 400},
-		{"get", http.MethodGet, "/metrics/job/bad", "", "pushes take PUT, POST or DELETE", 405},
+		{"get", http.MethodGet, "/metrics/job/bad", "", "Method Not Allowed", 405},
 		{"bad gzip", http.MethodPost, "/metrics/job/bad", "not gzip", "cannot decode gzip body", 400},
 	}
 	for _, tc := range bad {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,7 +11,6 @@ import (
 
 	"github.com/promrelay/promrelay/internal/corpus"
 	"github.com/promrelay/promrelay/internal/testpeer"
-	"github.com/promrelay/promrelay/shared/upstream"
 	"github.com/promrelay/promrelay/shared/wire"
 )
 
@@ -18,10 +18,10 @@ import (
 // remote_write at the relay and checks that its scraped series reach the
 // upstream with the relay's external labels.
 func TestRemoteWriteFromPrometheus(t *testing.T) {
+	needsPeers(t)
 	upstreamProm := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{})
-	relaySrv, logs := startRelay(t, upstreamProm.RemoteWriteURL(), relayOpts{
-		externalLabels: []wire.Label{{Name: "relay", Value: "r1"}},
-	})
+	relaySrv := startRelay(t, map[string]string{"PROMRELAY_UPSTREAM_URL": upstreamProm.RemoteWriteURL(), "PROMRELAY_EXTERNAL_LABELS": "relay=r1"})
+	logs := relaySrv.Logs
 	exporter := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		fmt.Fprint(w, "# TYPE exporter_queue_depth gauge\nexporter_queue_depth{queue=\"a\"} 17\nexporter_queue_depth{queue=\"b\"} 4\n")
@@ -57,139 +57,14 @@ remote_write:
 	}
 }
 
-// remoteWriteBody encodes a generated batch of n series as a snappy
-// remote-write body with current timestamps.
-func remoteWriteBody(n int, job string) ([]byte, int) {
-	var wr wire.WriteRequest
-	corpus.WriteRequest(&wr, 1, n)
-	now := time.Now().UnixMilli()
-	for i := range wr.Series {
-		for j := range wr.Series[i].Labels {
-			if wr.Series[i].Labels[j].Name == "job" {
-				wr.Series[i].Labels[j].Value = job
-			}
-		}
-		wr.Series[i].Samples[0].Timestamp = now
-	}
-	return wire.EncodeSnappy(nil, wire.AppendWriteRequest(nil, wr.Series, nil)), len(wr.Series)
-}
-
-func postRemoteWrite(t *testing.T, url string, body []byte, contentType string) (int, string, http.Header) {
-	t.Helper()
-	return do(t, http.MethodPost, url+"/api/v1/write", contentType, body, "Content-Encoding", "snappy", "X-Prometheus-Remote-Write-Version", "0.1.0")
-}
-
-// TestUpstreamFaults puts a fault proxy between the relay and a real
-// Prometheus and checks the status mapping and retries of DESIGN.md §3:
-// nothing acknowledged that the upstream did not store, nothing lost.
-func TestUpstreamFaults(t *testing.T) {
-	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{})
-	proxy := newFaultProxy(t, prom.URL)
-	relaySrv, _ := startRelay(t, proxy.srv.URL+"/api/v1/write", relayOpts{requestTimeout: 3 * time.Second})
-
-	t.Run("500 then 204 is retried, nothing lost", func(t *testing.T) {
-		proxy.set([]fault{{status: 500, body: "boom"}, {status: 503, body: "busy"}}, nil)
-		status, body, _ := do(t, http.MethodPost, relaySrv.URL+"/metrics/job/fault500", "", []byte("retried_metric 5\n"))
-		if status != 200 {
-			t.Fatalf("push: %d %s", status, body)
-		}
-		// 500, 503, then the data accepted; then the push-time gauge.
-		if n := proxy.requests.Load(); n != 4 {
-			t.Errorf("upstream saw %d requests, want 4", n)
-		}
-		prom.WaitFor(t, `retried_metric{job="fault500"} == 5`, 1, 5*time.Second)
-	})
-	t.Run("400 is passed back and not retried", func(t *testing.T) {
-		proxy.set([]fault{{status: 400, body: "out of order sample"}}, nil)
-		status, body, _ := do(t, http.MethodPost, relaySrv.URL+"/metrics/job/fault400", "", []byte("m 1\n"))
-		if status != 400 || !strings.Contains(body, "out of order sample") {
-			t.Fatalf("got %d %q, want 400 with the upstream's reason", status, body)
-		}
-		if n := proxy.requests.Load(); n != 1 {
-			t.Errorf("upstream saw %d requests, want 1", n)
-		}
-	})
-	t.Run("429 with Retry-After is absorbed", func(t *testing.T) {
-		proxy.set([]fault{{status: 429, retryAfter: "1", body: "slow down"}}, nil)
-		start := time.Now()
-		status, body, _ := do(t, http.MethodPost, relaySrv.URL+"/metrics/job/fault429", "", []byte("after_429 1\n"))
-		if status != 200 {
-			t.Fatalf("push: %d %s", status, body)
-		}
-		// 429, then the data after Retry-After; then the push-time gauge.
-		if n := proxy.requests.Load(); n != 3 {
-			t.Errorf("upstream saw %d requests, want 3", n)
-		}
-		if waited := time.Since(start); waited < 900*time.Millisecond {
-			t.Errorf("retried after %v, before the upstream's Retry-After of 1s", waited)
-		}
-		prom.WaitFor(t, `after_429{job="fault429"}`, 1, 5*time.Second)
-	})
-	t.Run("persistent 429 is passed back with Retry-After", func(t *testing.T) {
-		proxy.set(nil, &fault{status: 429, retryAfter: "30", body: "quota"})
-		status, body, hdr := do(t, http.MethodPost, relaySrv.URL+"/metrics/job/fault429b", "", []byte("m 1\n"))
-		if status != 429 || hdr.Get("Retry-After") != "30" || !strings.Contains(body, "quota") {
-			t.Fatalf("got %d %q Retry-After=%q, want 429 with Retry-After 30", status, body, hdr.Get("Retry-After"))
-		}
-	})
-	t.Run("persistent 503 becomes 502 within the deadline", func(t *testing.T) {
-		proxy.set(nil, &fault{status: 503, body: "down"})
-		start := time.Now()
-		body, _ := remoteWriteBody(10, "rw503")
-		status, msg, _ := postRemoteWrite(t, relaySrv.URL, body, "application/x-protobuf")
-		if status != 502 || !strings.Contains(msg, "503") {
-			t.Fatalf("got %d %q, want 502 naming the upstream's 503", status, msg)
-		}
-		if took := time.Since(start); took > 4*time.Second {
-			t.Errorf("answered after %v, past the 3s request timeout", took)
-		}
-		if n := proxy.requests.Load(); n < 3 {
-			t.Errorf("only %d attempts within the deadline", n)
-		}
-	})
-	t.Run("remote write 503 then 204", func(t *testing.T) {
-		proxy.set([]fault{{status: 503}}, nil)
-		body, n := remoteWriteBody(500, "rw_retry")
-		status, msg, _ := postRemoteWrite(t, relaySrv.URL, body, "application/x-protobuf")
-		if status != 204 {
-			t.Fatalf("got %d %q", status, msg)
-		}
-		got := prom.WaitFor(t, `count({job="rw_retry"})`, 1, 5*time.Second)
-		if int(got[0].Value) != n {
-			t.Errorf("upstream has %v series, want %d", got[0].Value, n)
-		}
-	})
-	t.Run("upstream 413 splits the batch", func(t *testing.T) {
-		proxy.set([]fault{{status: 413, body: "too big"}}, nil)
-		body, n := remoteWriteBody(300, "rw_413")
-		status, msg, _ := postRemoteWrite(t, relaySrv.URL, body, "application/x-protobuf")
-		if status != 204 {
-			t.Fatalf("got %d %q", status, msg)
-		}
-		if p := proxy.passed.Load(); p != 2 {
-			t.Errorf("%d requests passed after the 413, want the two halves", p)
-		}
-		got := prom.WaitFor(t, `count({job="rw_413"})`, 1, 5*time.Second)
-		if int(got[0].Value) != n {
-			t.Errorf("upstream has %v series, want %d", got[0].Value, n)
-		}
-	})
-	t.Run("unreachable upstream is 502", func(t *testing.T) {
-		dead, _ := startRelay(t, fmt.Sprintf("http://127.0.0.1:%d/api/v1/write", testpeer.FreePort(t)), relayOpts{requestTimeout: time.Second})
-		status, msg, _ := do(t, http.MethodPost, dead.URL+"/metrics/job/x", "", []byte("m 1\n"))
-		if status != 502 || !strings.Contains(msg, "cannot reach upstream") {
-			t.Fatalf("got %d %q", status, msg)
-		}
-	})
-}
-
 // TestRemoteWriteSplitAndValidate sends a 2,000-series batch through a
 // relay whose upstream budget forces splitting, plus invalid series, and
 // checks every valid series arrived.
 func TestRemoteWriteSplitAndValidate(t *testing.T) {
+	needsPeers(t)
 	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{})
 	proxy := newFaultProxy(t, prom.URL)
-	relaySrv, _ := startRelay(t, proxy.srv.URL+"/api/v1/write", relayOpts{upstream: upstream.Config{MaxRequestBytes: 8 << 10}})
+	relaySrv := startRelay(t, map[string]string{"PROMRELAY_UPSTREAM_URL": proxy.URL + "/api/v1/write", "PROMRELAY_MAX_REQUEST_BYTES": "8192"})
 
 	body, n := remoteWriteBody(2000, "rw_split")
 	status, msg, _ := postRemoteWrite(t, relaySrv.URL, body, "application/x-protobuf")
@@ -239,4 +114,50 @@ func TestRemoteWriteSplitAndValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkRelayToPrometheus measures the relay's end-to-end latency for a
+// 2,000-series remote-write batch: HTTP in, decode, validate, re-encode,
+// HTTP out to a real local Prometheus, and its 204 back.
+func BenchmarkRelayToPrometheus(b *testing.B) {
+	needsPeers(b)
+	prom := testpeer.StartPrometheus(b, testpeer.PrometheusOptions{})
+	relay := startRelay(b, map[string]string{"PROMRELAY_UPSTREAM_URL": prom.RemoteWriteURL(), "PROMRELAY_LOG_LEVEL": "error"})
+	ts := time.Now().UnixMilli()
+	// The same batch straight to Prometheus is the baseline: the difference
+	// is the relay's cost.
+	b.Run("direct", func(b *testing.B) { benchBatches(b, prom.URL, &ts) })
+	b.Run("via-relay", func(b *testing.B) { benchBatches(b, relay.URL, &ts) })
+}
+
+func benchBatches(b *testing.B, baseURL string, tsp *int64) {
+	var wr wire.WriteRequest
+	corpus.WriteRequest(&wr, 7, 2000)
+	client := &http.Client{}
+	ts := *tsp
+	defer func() { *tsp = ts }()
+	var raw, body []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		ts += 1000
+		for i := range wr.Series {
+			wr.Series[i].Samples[0].Timestamp = ts
+		}
+		raw = wire.AppendWriteRequest(raw[:0], wr.Series, nil)
+		body = wire.EncodeSnappy(body, raw)
+		req, _ := http.NewRequest(http.MethodPost, baseURL+"/api/v1/write", bytes.NewReader(body))
+		req.Header.Set("Content-Encoding", "snappy")
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		b.StartTimer()
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/batch")
 }

@@ -4,16 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/promrelay/promrelay/internal/testpeer"
-	"github.com/promrelay/promrelay/shared/config"
 	"github.com/promrelay/promrelay/shared/groupstore"
-	"github.com/promrelay/promrelay/shared/relay"
 )
 
 // TestStatefulPushgatewaySemantics runs the relay with a file group store
@@ -24,6 +21,7 @@ import (
 // with fewer metrics and a DELETE make series vanish, POST keeps the other
 // families.
 func TestStatefulPushgatewaySemantics(t *testing.T) {
+	needsPeers(t)
 	lookback := testpeer.PrometheusOptions{Args: []string{"--query.lookback-delta=5s"}}
 	prom := testpeer.StartPrometheus(t, lookback)
 	pg := testpeer.StartPushgateway(t)
@@ -41,6 +39,7 @@ scrape_configs:
 		// An external label makes a group's stored labels differ from its
 		// grouping key, as tenants do.
 		"PROMRELAY_EXTERNAL_LABELS": "relay=r1",
+		"PROMRELAY_REEMIT_INTERVAL": "1s",
 	}
 	// stored reads the groups the store holds for a job.
 	stored := func(job string) []*groupstore.Group {
@@ -48,40 +47,26 @@ scrape_configs:
 		if err != nil {
 			t.Fatal(err)
 		}
-		all, _, err := fs.List(context.Background(), "", 1000)
+		all, err := fs.List(context.Background(), "", 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var out []*groupstore.Group
-		for _, g := range all {
+		for _, g := range all.Groups {
 			for _, l := range g.Key {
-				if l[0] == "job" && l[1] == job {
+				if l.Name == "job" && l.Value == job {
 					out = append(out, g)
 				}
 			}
 		}
 		return out
 	}
-	cfg, err := config.Load(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	dbgLogs := &logBuffer{}
+	srv := startRelay(t, env)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("relay log:\n%s", dbgLogs.String())
 			t.Logf("upstream {job=\"state\"}: %v", prom.Query(t, `{job="state"}`))
 		}
 	})
-	h, err := relay.FromConfig(cfg, slogJSON(dbgLogs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go h.RunReemitter(ctx, time.Second)
 
 	both := func(method, path, body string, want int) {
 		t.Helper()

@@ -21,10 +21,16 @@ import (
 	"time"
 )
 
-// Require skips t when binary is not installed, or fails it when the suite
-// runs with PROMRELAY_E2E set (make test), where a missing peer is an error.
+// Require returns the path of the peer binary (prometheus,
+// prometheus-pushgateway, moto_server, terraform, cfn-lint, ...). It skips
+// t under -short (make test-short needs no peer), and when binary is not
+// installed; with PROMRELAY_E2E set (make test) a missing peer fails t
+// instead.
 func Require(t testing.TB, binary string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("%s is a real peer: skipped under -short", binary)
+	}
 	path, err := exec.LookPath(binary)
 	if err == nil {
 		return path
@@ -35,6 +41,10 @@ func Require(t testing.TB, binary string) string {
 	t.Skipf("%s is not installed (run 'make deps', or 'make test' which does it)", binary)
 	return ""
 }
+
+// client bounds each request to a peer: a peer that accepts and never
+// answers fails the test instead of hanging it.
+var client = &http.Client{Timeout: 10 * time.Second}
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
@@ -84,7 +94,7 @@ func start(t testing.TB, name string, port int, args ...string) *Process {
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(p.URL + "/-/ready")
+		resp, err := client.Get(p.URL + "/-/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -182,7 +192,7 @@ func (p *Prometheus) Query(t testing.TB, q string) []Sample {
 }
 
 func (p *Prometheus) query(q string) ([]Sample, error) {
-	resp, err := http.Get(p.URL + "/api/v1/query?query=" + url.QueryEscape(q))
+	resp, err := client.Get(p.URL + "/api/v1/query?query=" + url.QueryEscape(q))
 	if err != nil {
 		return nil, err
 	}

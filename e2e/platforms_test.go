@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -55,9 +56,10 @@ func decodeResult(t *testing.T, r result) httpResult {
 // Compute runtime API with real-shaped HTTP-trigger and timer events, and
 // checks the response events and what arrived in a real Prometheus.
 func TestFCBinary(t *testing.T) {
+	needsPeers(t)
 	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{})
 	rt := fcRuntime(t)
-	bin := buildFunction(t, "fc")
+	bin := binary(t, "fc")
 	_, logs := startFunction(t, bin, "FC_RUNTIME_API="+testpeer.Host(rt.srv.URL), "PROMRELAY_UPSTREAM_URL="+prom.RemoteWriteURL(), "PROMRELAY_INBOUND_AUTH=none")
 
 	// A text push.
@@ -150,9 +152,10 @@ func lambdaURLEvent(method, path, contentType string, body []byte, b64 bool) map
 // -tags lambda.norpc) through a fake Lambda runtime API with Function URL,
 // API Gateway v2, ALB and EventBridge events.
 func TestLambdaBinary(t *testing.T) {
+	needsPeers(t)
 	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{})
 	rt := lambdaRuntime(t)
-	bin := buildFunction(t, "lambda", "lambda.norpc")
+	bin := binary(t, "lambda", "lambda.norpc")
 	_, logs := startFunction(t, bin, "AWS_LAMBDA_RUNTIME_API="+testpeer.Host(rt.srv.URL), "PROMRELAY_UPSTREAM_URL="+prom.RemoteWriteURL(),
 		"AWS_LAMBDA_FUNCTION_NAME=promrelay", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128", "AWS_LAMBDA_FUNCTION_VERSION=$LATEST", "PROMRELAY_INBOUND_AUTH=none")
 
@@ -226,12 +229,13 @@ func TestLambdaBinary(t *testing.T) {
 // one clear log line when the configuration is incomplete: no upstream, or
 // no inbound authentication mode (a function's trigger URL is public).
 func TestFunctionsRefuseBadConfig(t *testing.T) {
+	needsPeers(t)
 	for _, fn := range []struct{ name, env string }{{"fc", "FC_RUNTIME_API=127.0.0.1:1"}, {"lambda", "AWS_LAMBDA_RUNTIME_API=127.0.0.1:1"}} {
 		var tags []string
 		if fn.name == "lambda" {
 			tags = []string{"lambda.norpc"}
 		}
-		bin := buildFunction(t, fn.name, tags...)
+		bin := binary(t, fn.name, tags...)
 		for _, tc := range []struct {
 			env  []string
 			want string
@@ -254,13 +258,14 @@ func TestFunctionsRefuseBadConfig(t *testing.T) {
 // exec to the first response posted to the runtime API (a health check
 // that is queued before the process starts).
 func BenchmarkColdStart(b *testing.B) {
+	needsPeers(b)
 	for _, fn := range []struct{ name, env string }{{"fc", "FC_RUNTIME_API"}, {"lambda", "AWS_LAMBDA_RUNTIME_API"}} {
 		b.Run(fn.name, func(b *testing.B) {
 			var tags []string
 			if fn.name == "lambda" {
 				tags = []string{"lambda.norpc"}
 			}
-			bin := buildFunction(b, fn.name, tags...)
+			bin := binary(b, fn.name, tags...)
 			var total time.Duration
 			for b.Loop() {
 				var rt *fakeRuntime
@@ -290,31 +295,59 @@ func BenchmarkColdStart(b *testing.B) {
 	}
 }
 
-// TestFCBinaryAliyunCredentials runs the real functions/fc binary in the
-// aliyun mode: it must sign its upstream writes with the per-invocation
-// role credentials that the runtime API hands it (x-fc-access-key-id,
-// -secret, x-fc-security-token), which the ARMS-like upstream checks.
-func TestFCBinaryAliyunCredentials(t *testing.T) {
-	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{})
-	store := newCredStore()
-	store.add("STS.fake-id", issuedCreds{secret: "fake-secret", token: "fake-token"})
-	arms := armsUpstream(t, prom, store, &simClock{})
-	rt := fcRuntime(t)
-	_, logs := startFunction(t, buildFunction(t, "fc"), "FC_RUNTIME_API="+testpeer.Host(rt.srv.URL),
-		"PROMRELAY_UPSTREAM_URL="+arms.URL+"/api/v1/write", "PROMRELAY_UPSTREAM_AUTH=aliyun", "PROMRELAY_INBOUND_AUTH=none",
-		// The instance's own environment credentials must lose to the invocation's.
-		"ALIBABA_CLOUD_ACCESS_KEY_ID=LTAIenvKey", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=envSecret")
-	hr := decodeResult(t, rt.invoke(t, fcHTTPEvent("POST", "/metrics/job/fc_aliyun", "", []byte("signed_metric 1\n"), false)))
-	if hr.StatusCode != 200 {
-		t.Fatalf("push: %+v\n%s", hr, logs.String())
+// TestFCCustomRuntime runs the server binary as Function Compute's custom
+// runtime runs it (FC_SERVER_PORT set) with a group store: POST /invoke
+// runs the scheduled job only for a timer event whose payload is
+// PROMRELAY_INVOKE_SECRET, answers 403 otherwise with a generic body, and
+// a caller's x-fc-* credential headers are dropped.
+func TestFCCustomRuntime(t *testing.T) {
+	needsPeers(t)
+	up := newFaultProxy(t, "")
+	const secret = "timer-secret-0123456789"
+	srv := startServer(t, map[string]string{
+		"FC_SERVER_PORT":            "9000",
+		"PROMRELAY_UPSTREAM_URL":    up.URL + "/api/v1/write",
+		"PROMRELAY_STATE_URL":       "file://" + t.TempDir(),
+		"PROMRELAY_INVOKE_SECRET":   secret,
+		"PROMRELAY_REEMIT_INTERVAL": "1h",
+	})
+	status, body, _ := do(t, http.MethodPut, srv.URL+"/metrics/job/custom", "", []byte("custom_metric 1\n"),
+		"x-fc-access-key-id", "STS.caller", "x-fc-access-key-secret", "callerSecret", "x-fc-security-token", "callerToken")
+	if status != 200 {
+		t.Fatalf("push: %d %s", status, body)
 	}
-	if store.accepted("STS.fake-id") != 2 { // the data, then the push-time gauge
-		t.Fatalf("the invocation's credentials were not used")
+	pushed := up.requests.Load()
+	for _, tc := range []struct {
+		name, body string
+		want       int
+	}{
+		{"no payload", `{"triggerTime":"2026-11-21T17:00:00Z","triggerName":"reemit","payload":""}`, 403},
+		{"wrong payload", `{"triggerTime":"2026-11-21T17:00:00Z","triggerName":"reemit","payload":"guess"}`, 403},
+		{"not an event", `hello`, 403},
+	} {
+		status, body, _ := do(t, http.MethodPost, srv.URL+"/invoke", "application/json", []byte(tc.body))
+		if status != tc.want || strings.Contains(body, "PROMRELAY") {
+			t.Errorf("%s: got %d %q, want %d with a generic body", tc.name, status, body, tc.want)
+		}
 	}
-	prom.WaitFor(t, `signed_metric{job="fc_aliyun"}`, 1, 10*time.Second)
-	for _, secret := range []string{"fake-secret", "fake-token", "envSecret"} {
-		if strings.Contains(logs.String(), secret) {
-			t.Errorf("%s appears in the function's log", secret)
+	if n := up.requests.Load(); n != pushed {
+		t.Fatalf("refused invocations re-emitted: the upstream saw %d more requests", n-pushed)
+	}
+	status, body, _ = do(t, http.MethodPost, srv.URL+"/invoke", "application/json",
+		[]byte(`{"triggerTime":"2026-11-21T17:00:00Z","triggerName":"reemit","payload":"`+secret+`"}`))
+	if status != 200 {
+		t.Fatalf("invoke with the secret: %d %s", status, body)
+	}
+	if n := up.requests.Load(); n <= pushed {
+		t.Fatal("the timer invocation did not re-emit the stored group")
+	}
+	// The log reaches the test through a pipe, after the answer maybe.
+	if !eventually(5*time.Second, func() bool { return strings.Contains(srv.Logs.String(), `"msg":"re-emitted"`) }) {
+		t.Errorf("no re-emission logged:\n%s", srv.Logs.String())
+	}
+	for _, s := range []string{secret, "callerSecret", "callerToken"} {
+		if strings.Contains(srv.Logs.String(), s) {
+			t.Errorf("%s appears in the log", s)
 		}
 	}
 }
