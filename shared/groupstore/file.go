@@ -85,7 +85,9 @@ func (s *FileStore) Update(ctx context.Context, id string, fn func(*Group) (*Gro
 	}
 	defer lock.Close() // closing releases the flock
 	var cur *Group
+	exists := false
 	if b, err := os.ReadFile(s.path(id)); err == nil {
+		exists = true
 		if err := reserve(ctx, len(b)); err != nil {
 			return err
 		}
@@ -96,18 +98,19 @@ func (s *FileStore) Update(ctx context.Context, id string, fn func(*Group) (*Gro
 		return fmt.Errorf("group store: %w", err)
 	}
 	next, err := fn(cur)
-	if err != nil {
+	if err != nil || (next == nil && !exists) {
+		if !exists {
+			// Nothing stored: leave no lock file behind either, or any
+			// caller could create lock files without bound.
+			s.removeLock(id)
+		}
 		return err
 	}
 	if next == nil {
 		if err := os.Remove(s.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("group store: %w", err)
 		}
-		// Still holding the lock: waiters find the file gone and retry.
-		if err := os.Remove(s.path(id) + ".lock"); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("group store: %w", err)
-		}
-		return nil
+		return s.removeLock(id)
 	}
 	b, err := encode(next)
 	if err != nil {
@@ -118,6 +121,15 @@ func (s *FileStore) Update(ctx context.Context, id string, fn func(*Group) (*Gro
 		return fmt.Errorf("group store: %w", err)
 	}
 	if err := os.Rename(tmp, s.path(id)); err != nil {
+		return fmt.Errorf("group store: %w", err)
+	}
+	return nil
+}
+
+// removeLock removes the lock file of id while its holder still holds the
+// lock: waiters find the file gone and lock the new one.
+func (s *FileStore) removeLock(id string) error {
+	if err := os.Remove(s.path(id) + ".lock"); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("group store: %w", err)
 	}
 	return nil

@@ -200,6 +200,17 @@ func TestFileStoreRemovesLockFiles(t *testing.T) {
 	if len(left) != 0 {
 		t.Fatalf("files left after deleting the group: %v", left)
 	}
+	// An update of a group that does not exist and is refused (a limit)
+	// or changes nothing leaves no lock file either.
+	for i, fn := range []func(*groupstore.Group) (*groupstore.Group, error){
+		func(*groupstore.Group) (*groupstore.Group, error) { return nil, errors.New("over a limit") },
+		func(*groupstore.Group) (*groupstore.Group, error) { return nil, nil },
+	} {
+		s.Update(ctx, fmt.Sprintf("t0000000b/g%08d", i), fn)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*", "*")); len(left) != 0 {
+		t.Fatalf("files left by refused updates: %v", left)
+	}
 }
 
 // TestFileStoreLockWaitEndsWithContext checks that an Update waiting for a
