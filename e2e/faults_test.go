@@ -175,7 +175,7 @@ func TestFaultScenarios(t *testing.T) {
 			return
 		}
 		var wr wire.WriteRequest
-		if wr.Unmarshal(raw) != nil {
+		if wr.Unmarshal(raw, wire.Limits{}) != nil {
 			return
 		}
 		for _, s := range wr.Series {

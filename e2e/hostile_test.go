@@ -85,11 +85,11 @@ func hostileCorpus() []hostileCase {
 		{"text timestamp overflow", "POST", "/metrics/job/x", "", "", []byte("m 1 99999999999999999999999\n"), 400, "expected integer as timestamp"},
 		{"text NaN timestamp", "POST", "/metrics/job/x", "", "", []byte("m 1 NaN\n"), 400, "expected integer as timestamp"},
 		{"text value overflow", "POST", "/metrics/job/x", "", "", []byte("m 1e400\n"), 400, "expected float"},
-		{"text 300 labels", "POST", "/metrics/job/x", "", "", []byte("m{" + strings.Repeat("a", 0) + labelList(300) + "} 1\n"), 400, "more than the limit of 64"},
+		{"text 300 labels", "POST", "/metrics/job/x", "", "", []byte("m{" + strings.Repeat("a", 0) + labelList(300) + "} 1\n"), 413, "more than 64 labels per series (the limit of PROMRELAY_MAX_LABELS)"},
 		{"protobuf push truncated", "POST", "/metrics/job/x", "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited", "", []byte{0x20, 0x0a}, 400, "exceeds"},
 		{"path with .. is redirected to the cleaned path", "POST", "/metrics/job/x/../y", "", "", []byte("m 1\n"), 301, ""},
 		{"escaped slash in label name", "POST", "/metrics/job/x/a%2Fb/c", "", "", []byte("m 1\n"), 400, "improper label name"},
-		{"10,000 grouping components", "POST", deepGroup, "", "", []byte("m 1\n"), 400, "more labels than PROMRELAY_MAX_LABELS allows"},
+		{"10,000 grouping components", "POST", deepGroup, "", "", []byte("m 1\n"), 400, "grouping key has more than 64 labels"},
 		{"empty job", "POST", "/metrics/job@base64/=/a/b", "", "", []byte("m 1\n"), 400, "job name is required"},
 		// A grouping value with NUL once let a writer without a tenant
 		// name another tenant's group (ids hashed name\0value\0).
