@@ -149,10 +149,11 @@ func TestAliyunCredentials(t *testing.T) {
 			t.Error("STS was called although no role is configured")
 		}
 		// Without them, the environment's AccessKey signs, which this fake
-		// ARMS does not know: its 401 is a 400 naming the credentials.
+		// ARMS does not know: its 401 is a 502 naming the credentials (the
+		// sender keeps its data).
 		rec = httptest.NewRecorder()
 		r.App.Handler.ServeHTTP(rec, httptest.NewRequest("POST", "/metrics/job/aliyun_fc", strings.NewReader("fc_cred 1\n")))
-		if rec.Code != 400 || !strings.Contains(rec.Body.String(), "upstream refused the relay's credentials") {
+		if rec.Code != 502 || !strings.Contains(rec.Body.String(), "upstream refused the relay's credentials") {
 			t.Fatalf("environment credentials: got %d %s", rec.Code, rec.Body)
 		}
 	})
@@ -339,7 +340,7 @@ func TestCallerCannotChooseCredentials(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
-	}{{"plain server", nil}, {"FC custom runtime", map[string]string{"FC_SERVER_PORT": "9000", "PROMRELAY_INVOKE_SECRET": "timer-secret-0123456789"}}} {
+	}{{"plain server", nil}, {"FC custom runtime", map[string]string{"FC_SERVER_PORT": "9000", "PROMRELAY_INBOUND_AUTH": "none", "PROMRELAY_INVOKE_SECRET": "timer-secret-0123456789"}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := startServer(t, withEnv(tc.env, "PROMRELAY_UPSTREAM_URL", arms.URL+"/api/v1/write", "PROMRELAY_UPSTREAM_AUTH", "aliyun",
 				"ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIenvKey", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "envSecret"))

@@ -123,11 +123,11 @@ func TestUpstreamFaults(t *testing.T) {
 		}
 	})
 	for _, code := range []int{401, 403} {
-		t.Run(fmt.Sprintf("%d from the upstream is 400 naming the relay's credentials", code), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%d from the upstream is 502 naming the relay's credentials", code), func(t *testing.T) {
 			proxy.set(nil, &fault{name: "auth", status: code, body: "denied"})
 			status, msg, _ := do(t, http.MethodPost, relaySrv.URL+"/metrics/job/fault_auth", "", []byte("m 1\n"))
-			if status != 400 || !strings.Contains(msg, "upstream refused the relay's credentials") {
-				t.Fatalf("got %d %q, want 400 naming the relay's credentials", status, msg)
+			if status != 502 || !strings.Contains(msg, "upstream refused the relay's credentials") {
+				t.Fatalf("got %d %q, want 502 naming the relay's credentials (the sender keeps its data)", status, msg)
 			}
 		})
 	}

@@ -239,6 +239,7 @@ func startServer(t testing.TB, env map[string]string, args ...string) *serverPro
 		}
 		select {
 		case err := <-s.done:
+			s.done <- err // for the cleanup
 			t.Fatalf("server exited before it was ready: %v\n%s", err, s.Logs.String())
 		default:
 		}

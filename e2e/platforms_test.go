@@ -306,6 +306,7 @@ func TestFCCustomRuntime(t *testing.T) {
 	const secret = "timer-secret-0123456789"
 	srv := startServer(t, map[string]string{
 		"FC_SERVER_PORT":            "9000",
+		"PROMRELAY_INBOUND_AUTH":    "none",
 		"PROMRELAY_UPSTREAM_URL":    up.URL + "/api/v1/write",
 		"PROMRELAY_STATE_URL":       "file://" + t.TempDir(),
 		"PROMRELAY_INVOKE_SECRET":   secret,

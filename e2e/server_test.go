@@ -113,6 +113,7 @@ func TestServerConfigErrors(t *testing.T) {
 		// none next to another mode once let any request without
 		// Authorization through, skipping require_tenant.
 		{"none with another inbound mode", []string{up, "PROMRELAY_INBOUND_AUTH=none,bearer", "PROMRELAY_INBOUND_TOKENS=hidden-inbound"}, "PROMRELAY_INBOUND_AUTH"},
+		{"FC custom runtime without inbound auth", []string{up, "FC_SERVER_PORT=9000"}, "PROMRELAY_INBOUND_AUTH is required"},
 		{"short invoke secret", []string{up, "PROMRELAY_INVOKE_SECRET=hidden-short"}, "PROMRELAY_INVOKE_SECRET"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
