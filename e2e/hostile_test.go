@@ -328,7 +328,7 @@ func TestHostileServer(t *testing.T) {
 			want       int
 		}{
 			{"upstream 500", testpeer.Host(up.URL), &fault{name: "500", status: 500, body: "boom"}, 502},
-			{"upstream 401", testpeer.Host(up.URL), &fault{name: "401", status: 401, body: "denied"}, 400},
+			{"upstream 401", testpeer.Host(up.URL), &fault{name: "401", status: 401, body: "denied"}, 502},
 			{"upstream 400", testpeer.Host(up.URL), &fault{name: "400", status: 400, body: "bad sample"}, 400},
 			{"unreachable", dead, nil, 502},
 		} {
