@@ -401,7 +401,7 @@ const DefaultMemoryLimit = 512 << 20
 const (
 	// GoMemLimitShare of PROMRELAY_MEMORY_LIMIT is the Go runtime's soft
 	// memory limit (GOMEMLIMIT), when the user set none.
-	GoMemLimitShare = 0.85
+	GoMemLimitShare = 0.75
 	// BudgetShare of PROMRELAY_MEMORY_LIMIT is the budget of the requests
 	// in flight; the rest is the runtime, buffers kept for reuse and
 	// garbage not yet collected.
