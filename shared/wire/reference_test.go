@@ -122,20 +122,25 @@ func canonical(fams map[string]*dto.MetricFamily) string {
 			if m.TimestampMs != nil {
 				fmt.Fprintf(&b, " @%d", m.GetTimestampMs())
 			}
+			// The family's type says which value is the metric's, as for
+			// expfmt and the Pushgateway: a metric may carry the others
+			// too (found by a 15-minute FuzzParseDelimited run: a counter
+			// beside a summary's summary).
+			typ := mf.GetType()
 			switch {
-			case m.Counter != nil:
+			case typ == dto.MetricType_COUNTER && m.Counter != nil:
 				fmt.Fprintf(&b, " counter=%s", f64(m.Counter.GetValue()))
-			case m.Gauge != nil:
+			case typ == dto.MetricType_GAUGE && m.Gauge != nil:
 				fmt.Fprintf(&b, " gauge=%s", f64(m.Gauge.GetValue()))
-			case m.Untyped != nil:
+			case typ == dto.MetricType_UNTYPED && m.Untyped != nil:
 				fmt.Fprintf(&b, " untyped=%s", f64(m.Untyped.GetValue()))
-			case m.Summary != nil:
+			case typ == dto.MetricType_SUMMARY && m.Summary != nil:
 				s := m.Summary
 				fmt.Fprintf(&b, " summary count=%d sum=%s", s.GetSampleCount(), f64(s.GetSampleSum()))
 				for _, q := range s.Quantile {
 					fmt.Fprintf(&b, " q%s=%s", f64(q.GetQuantile()), f64(q.GetValue()))
 				}
-			case m.Histogram != nil:
+			case (typ == dto.MetricType_HISTOGRAM || typ == dto.MetricType_GAUGE_HISTOGRAM) && m.Histogram != nil:
 				h := m.Histogram
 				fmt.Fprintf(&b, " histogram count=%d countf=%s sum=%s", h.GetSampleCount(), f64(h.GetSampleCountFloat()), f64(h.GetSampleSum()))
 				for _, bk := range h.Bucket {
