@@ -95,7 +95,9 @@ func promrelayStricter(ref map[string]string) bool {
 
 // stricter reports whether promrelay refuses a grouping value the
 // Pushgateway accepts.
-func stricter(v string) bool { return !utf8.ValidString(v) || strings.IndexFunc(v, unicode.IsControl) >= 0 }
+func stricter(v string) bool {
+	return !utf8.ValidString(v) || strings.IndexFunc(v, unicode.IsControl) >= 0
+}
 
 // FuzzParseGroupingKey checks ParseGroupingKey against the Pushgateway's
 // parsing (referenceGroupingKey): the same paths are accepted and give the
