@@ -75,7 +75,7 @@ test-short:
 
 vet:
 	$(GO) vet ./...
-	@test -z "$$(gofmt -l shared functions internal e2e)" || { gofmt -l shared functions internal e2e; echo "gofmt needed"; exit 1; }
+	@test -z "$$(gofmt -l shared functions internal e2e cmd infra)" || { gofmt -l shared functions internal e2e cmd infra; echo "gofmt needed"; exit 1; }
 
 ## bench: promrelay's codec against its peers (nested module), -count $(BENCH_COUNT), benchstat table
 bench:
