@@ -82,7 +82,7 @@ func toDTO(e *wire.Exposition) map[string]*dto.MetricFamily {
 				h.ZeroThreshold = proto.Float64(n.ZeroThreshold)
 				// Both may be set; the schema keeps both.
 				h.ZeroCount = proto.Uint64(n.ZeroCount)
-				if n.ZeroCountFloat != 0 {
+				if math.Float64bits(n.ZeroCountFloat) != 0 { // -0 too (found by make test's 10 s run)
 					h.ZeroCountFloat = proto.Float64(n.ZeroCountFloat)
 				}
 				for _, s := range n.NegativeSpans {
