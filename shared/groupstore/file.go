@@ -98,6 +98,13 @@ func (s *FileStore) Update(ctx context.Context, id string, fn func(*Group) (*Gro
 		return fmt.Errorf("group store: %w", err)
 	}
 	next, err := fn(cur)
+	if errors.Is(err, ErrKeep) {
+		err = nil
+		if exists {
+			return nil
+		}
+		next = nil
+	}
 	if err != nil || (next == nil && !exists) {
 		if !exists {
 			// Nothing stored: leave no lock file behind either, or any

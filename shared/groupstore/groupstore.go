@@ -125,6 +125,11 @@ type Cursors interface {
 	SaveCursor(ctx context.Context, after string) error
 }
 
+// ErrKeep, returned by an Update function, leaves the stored group as it
+// is (nothing is written, and Update returns nil): a read, or a change that
+// turned out not to be needed, costs no write.
+var ErrKeep = errors.New("group store: keep the group as it is")
+
 // ErrConflict is a conditional write that kept losing races: Update gave
 // up after retrying.
 var ErrConflict = errors.New("concurrent update")

@@ -323,3 +323,30 @@ func TestReadsAreReserved(t *testing.T) {
 		})
 	}
 }
+
+// TestKeepWritesNothing: an update that returns ErrKeep leaves the group
+// untouched and creates nothing.
+func TestKeepWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	for name, s := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			if err := s.Update(ctx, "t0000000c/g00000001", func(*groupstore.Group) (*groupstore.Group, error) { return nil, groupstore.ErrKeep }); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := s.Count(ctx, "t0000000c/", 10); err != nil || n != 0 {
+				t.Fatalf("after a kept update of nothing: %d groups, %v", n, err)
+			}
+			id := "t0000000c/g00000002"
+			s.Update(ctx, id, func(*groupstore.Group) (*groupstore.Group, error) {
+				return &groupstore.Group{PushTime: 1, Families: map[string]*groupstore.Family{}}, nil
+			})
+			if err := s.Update(ctx, id, func(g *groupstore.Group) (*groupstore.Group, error) { g.PushTime = 2; return nil, groupstore.ErrKeep }); err != nil {
+				t.Fatal(err)
+			}
+			l, err := s.List(ctx, "t0000000c/", 10)
+			if err != nil || len(l.Groups) != 1 || l.Groups[0].PushTime != 1 {
+				t.Fatalf("after a kept update: %+v, %v", l.Groups, err)
+			}
+		})
+	}
+}

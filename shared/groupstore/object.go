@@ -137,6 +137,9 @@ func (s *ObjectStore) Update(ctx context.Context, id string, fn func(*Group) (*G
 			return fmt.Errorf("group store: %w", err)
 		}
 		next, err := fn(cur)
+		if errors.Is(err, ErrKeep) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}

@@ -200,7 +200,7 @@ func (s *State) Push(ctx context.Context, p Push) error {
 func (s *State) rollback(ctx context.Context, id string, prev *groupstore.Group, t time.Time) {
 	err := s.o.Store.Update(ctx, id, func(cur *groupstore.Group) (*groupstore.Group, error) {
 		if cur == nil || cur.PushTime != t.UnixMilli() {
-			return cur, nil
+			return nil, groupstore.ErrKeep
 		}
 		return prev, nil
 	})
@@ -364,8 +364,13 @@ func (s *State) Delete(ctx context.Context, key push.GroupingKey, owner Owner) e
 func (s *State) markDeleted(ctx context.Context, id string, mine func(*groupstore.Group) bool) (*groupstore.Group, error) {
 	var sent *groupstore.Group
 	err := s.o.Store.Update(ctx, id, func(old *groupstore.Group) (*groupstore.Group, error) {
+		if old == nil && mine == nil {
+			// Nothing, or a group that cannot be decoded: its owner's
+			// delete removes it.
+			return nil, nil
+		}
 		if old == nil || (mine != nil && !mine(old)) {
-			return old, nil
+			return nil, groupstore.ErrKeep
 		}
 		old.ID = id
 		if !old.Deleted {
@@ -423,7 +428,10 @@ func settle(ctx context.Context, st groupstore.Store, sent *groupstore.Group) er
 		return nil
 	}
 	return st.Update(ctx, sent.ID, func(cur *groupstore.Group) (*groupstore.Group, error) {
-		if cur == nil || (cur.Deleted && sent.Deleted) {
+		if cur == nil {
+			return nil, groupstore.ErrKeep
+		}
+		if cur.Deleted && sent.Deleted {
 			return nil, nil
 		}
 		clearStale(cur, sent.Stale)
@@ -485,11 +493,10 @@ func (s *State) adoptLegacy(ctx context.Context, id string, p Push, key groupsto
 	var legacy *groupstore.Group
 	lid := legacyID(p.Key, p.Owner)
 	err := s.o.Store.Update(ctx, lid, func(old *groupstore.Group) (*groupstore.Group, error) {
-		if old == nil || old.Tenant != p.Owner.Tenant || !slices.Equal(old.Key, key) {
-			return old, nil
+		if old != nil && old.Tenant == p.Owner.Tenant && slices.Equal(old.Key, key) {
+			legacy = old
 		}
-		legacy = old
-		return old, nil
+		return nil, groupstore.ErrKeep // a read
 	})
 	if err != nil {
 		return nil, err

@@ -132,7 +132,7 @@ func (s *State) expire(ctx context.Context, g *groupstore.Group) error {
 	addStale(g, staleSeries(g))
 	err := s.o.Store.Update(ctx, g.ID, func(cur *groupstore.Group) (*groupstore.Group, error) {
 		if cur == nil {
-			return nil, nil
+			return nil, groupstore.ErrKeep
 		}
 		cur.Deleted = true
 		addStale(cur, staleSeries(cur))
