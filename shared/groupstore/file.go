@@ -187,7 +187,7 @@ func (s *FileStore) List(ctx context.Context, after string, limit int) (Listing,
 		ids = ids[:limit]
 		l.Next = ids[limit-1]
 	}
-	for _, id := range ids {
+	for n, id := range ids {
 		b, err := os.ReadFile(s.path(id))
 		if errors.Is(err, os.ErrNotExist) {
 			continue // deleted meanwhile
@@ -195,10 +195,18 @@ func (s *FileStore) List(ctx context.Context, after string, limit int) (Listing,
 		if err != nil {
 			return Listing{}, fmt.Errorf("group store: %w", err)
 		}
-		if err := reserve(ctx, len(b)); err != nil {
-			return Listing{}, err
+		if rerr := reserve(ctx, len(b)); rerr != nil {
+			if len(l.Groups) > 0 {
+				// The page ends where the reservation does.
+				l.Next = ids[n-1]
+				return l, nil
+			}
+			err = fmt.Errorf("%w: %w", ErrTooLarge, rerr)
 		}
-		g, err := decode(b)
+		var g *Group
+		if err == nil {
+			g, err = decode(b)
+		}
 		if err != nil {
 			if l.Corrupt == nil {
 				l.Corrupt = map[string]error{}

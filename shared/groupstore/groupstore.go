@@ -105,6 +105,9 @@ type Store interface {
 	// List returns up to limit groups whose ids sort after `after`, in id
 	// order, and the id to continue from ("" at the end). Groups that
 	// cannot be decoded are reported in Listing.Corrupt, not returned.
+	// When ctx's Reservation refuses a group, the page ends before it
+	// (or, if it is the page's first, the group is reported in Corrupt
+	// with ErrTooLarge).
 	List(ctx context.Context, after string, limit int) (Listing, error)
 	// Count returns the number of groups whose ids start with prefix,
 	// counting no further than max+1.
@@ -124,6 +127,11 @@ type Cursors interface {
 	LoadCursor(ctx context.Context) (string, error)
 	SaveCursor(ctx context.Context, after string) error
 }
+
+// ErrTooLarge is a group List could not reserve memory for while the page
+// held nothing else: it is reported in Listing.Corrupt (and skipped), so
+// that one huge group cannot stop the scheduled job for every other.
+var ErrTooLarge = errors.New("the group does not fit the memory budget")
 
 // ErrKeep, returned by an Update function, leaves the stored group as it
 // is (nothing is written, and Update returns nil): a read, or a change that

@@ -317,8 +317,20 @@ func TestReadsAreReserved(t *testing.T) {
 			if err := s.Update(refuse, id, func(g *groupstore.Group) (*groupstore.Group, error) { called = true; return g, nil }); err == nil || called {
 				t.Fatalf("Update past the budget: %v, fn called %v", err, called)
 			}
-			if _, err := s.List(refuse, "", 10); err == nil {
-				t.Fatal("List past the budget succeeded")
+			// A group the budget refuses on its own is skipped as too
+			// large, so that it cannot stop the scheduled job.
+			l, err := s.List(refuse, "", 10)
+			if err != nil || len(l.Groups) != 0 || !errors.Is(l.Corrupt[id], groupstore.ErrTooLarge) {
+				t.Fatalf("List past the budget: %+v, %v", l, err)
+			}
+			// With room for one group, the page ends after it.
+			s.Update(ctx, "t00000009/g00000002", func(*groupstore.Group) (*groupstore.Group, error) {
+				return &groupstore.Group{Key: groupstore.LabelSet{{Name: "job", Value: "k"}}, Families: map[string]*groupstore.Family{}}, nil
+			})
+			one := groupstore.WithReservation(ctx, &countingReservation{max: r.grown + r.grown/2})
+			l, err = s.List(one, "", 10)
+			if err != nil || len(l.Groups) != 1 || l.Next != id {
+				t.Fatalf("List with room for one group: %d groups, next %q, %v", len(l.Groups), l.Next, err)
 			}
 		})
 	}

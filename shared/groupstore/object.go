@@ -114,6 +114,7 @@ func (s *ObjectStore) Update(ctx context.Context, id string, fn func(*Group) (*G
 	if err := checkID(id); err != nil {
 		return err
 	}
+	reserved := 0 // bytes reserved by earlier attempts
 	for attempt := 0; attempt < 20; attempt++ {
 		var cur *Group
 		etag := ""
@@ -125,8 +126,11 @@ func (s *ObjectStore) Update(ctx context.Context, id string, fn func(*Group) (*G
 			if rerr != nil {
 				return fmt.Errorf("group store: %w", rerr)
 			}
-			if err := reserve(ctx, len(b)); err != nil {
-				return err
+			if len(b) > reserved {
+				if err := reserve(ctx, len(b)-reserved); err != nil {
+					return err
+				}
+				reserved = len(b)
 			}
 			// A group that cannot be decoded is as good as absent: fn
 			// replaces or removes it (List reports it meanwhile).
@@ -186,18 +190,34 @@ func (s *ObjectStore) List(ctx context.Context, after string, limit int) (Listin
 	if err != nil {
 		return Listing{}, fmt.Errorf("group store: %w", err)
 	}
-	// Read the page's objects eight at a time, keeping their order.
+	// Reserve the page's objects in order, by the sizes the listing
+	// gives, before reading any: the page ends where the reservation
+	// does. Then read them eight at a time, keeping their order.
 	var ids []string
+	var l Listing
 	last := ""
+	truncated := aws.ToBool(out.IsTruncated)
 	for _, obj := range out.Contents {
 		id, ok := strings.CutSuffix(strings.TrimPrefix(aws.ToString(obj.Key), s.prefix), ".json")
 		if !ok {
 			continue
 		}
-		last = id
 		if checkID(id) == nil {
+			if err := reserve(ctx, int(aws.ToInt64(obj.Size))); err != nil {
+				if len(ids) > 0 {
+					truncated = true
+					break
+				}
+				if l.Corrupt == nil {
+					l.Corrupt = map[string]error{}
+				}
+				l.Corrupt[id] = fmt.Errorf("%w: %w", ErrTooLarge, err)
+				last = id
+				continue
+			}
 			ids = append(ids, id)
 		}
+		last = id
 	}
 	found := make([]*Group, len(ids))
 	errs := make([]error, len(ids))
@@ -223,15 +243,10 @@ func (s *ObjectStore) List(ctx context.Context, after string, limit int) (Listin
 				errs[i] = fmt.Errorf("group store: %w", err)
 				return
 			}
-			if err := reserve(ctx, len(b)); err != nil {
-				errs[i] = err
-				return
-			}
 			found[i], corrupt[i] = decode(b)
 		}()
 	}
 	wg.Wait()
-	var l Listing
 	for i, id := range ids {
 		switch {
 		case errs[i] != nil:
@@ -248,7 +263,7 @@ func (s *ObjectStore) List(ctx context.Context, after string, limit int) (Listin
 			l.Groups = append(l.Groups, found[i])
 		}
 	}
-	if aws.ToBool(out.IsTruncated) {
+	if truncated {
 		l.Next = last
 	}
 	return l, nil

@@ -13,10 +13,12 @@
 package pushstate
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -152,7 +154,7 @@ func (s *State) Push(ctx context.Context, p Push) error {
 	fams, key := s.families(p)
 	id := GroupID(p.Key, p.Owner)
 	created := false
-	var sent, prev *groupstore.Group
+	var sent, prev, mine *groupstore.Group
 	err := s.o.Store.Update(ctx, id, func(old *groupstore.Group) (*groupstore.Group, error) {
 		created, prev = old == nil, old
 		if created {
@@ -165,12 +167,17 @@ func (s *State) Push(ctx context.Context, p Push) error {
 		if err := s.checkSeries(g); err != nil {
 			return nil, err
 		}
-		sent = snapshot(g)
+		sent, mine = snapshot(g), g
 		return g, nil
 	})
 	if err == nil && created {
-		if sent, err = s.adoptLegacy(ctx, id, p, key); err != nil {
-			s.rollback(ctx, id, prev, p.Time)
+		adopted, adoptedMine, aerr := s.adoptLegacy(ctx, id, p, key)
+		switch {
+		case aerr != nil:
+			s.rollback(ctx, id, prev, mine)
+			err = aerr
+		case adopted != nil:
+			sent, mine = adopted, adoptedMine
 		}
 	}
 	if err != nil {
@@ -185,7 +192,7 @@ func (s *State) Push(ctx context.Context, p Push) error {
 		if rejected(err) {
 			// The upstream will never take this push: the group must not
 			// keep it, or every scheduled run would resend it.
-			s.rollback(ctx, id, prev, p.Time)
+			s.rollback(ctx, id, prev, mine)
 		}
 		return err
 	}
@@ -193,13 +200,18 @@ func (s *State) Push(ctx context.Context, p Push) error {
 	return nil
 }
 
-// rollback puts the group id back as it was before a push made at t (prev,
-// nil for none) that the sender was refused, unless another push changed
-// the group since. A failure is logged: the push's own answer is the
+// rollback puts the group id back as it was before a push (prev, nil for
+// none) that the sender was refused, unless the group is no longer what
+// that push stored (mine): another push changed it since, even in the
+// same millisecond. A failure is logged: the push's own answer is the
 // refusal.
-func (s *State) rollback(ctx context.Context, id string, prev *groupstore.Group, t time.Time) {
+func (s *State) rollback(ctx context.Context, id string, prev, mine *groupstore.Group) {
+	want, _ := json.Marshal(mine)
 	err := s.o.Store.Update(ctx, id, func(cur *groupstore.Group) (*groupstore.Group, error) {
-		if cur == nil || cur.PushTime != t.UnixMilli() {
+		if cur == nil || mine == nil {
+			return nil, groupstore.ErrKeep
+		}
+		if got, _ := json.Marshal(cur); !bytes.Equal(got, want) {
 			return nil, groupstore.ErrKeep
 		}
 		return prev, nil
@@ -488,54 +500,52 @@ func legacyID(key push.GroupingKey, owner Owner) string {
 
 // adoptLegacy moves the promrelay 0.1 group of p, if there is one that
 // belongs to p's owner and key, into the group id that p just created, as
-// if p had been pushed onto it, and deletes it. It returns what to send.
-func (s *State) adoptLegacy(ctx context.Context, id string, p Push, key groupstore.LabelSet) (*groupstore.Group, error) {
+// if p had been pushed onto it, and deletes it. It returns what to send
+// and what it stored, both nil when there was nothing to move.
+func (s *State) adoptLegacy(ctx context.Context, id string, p Push, key groupstore.LabelSet) (sent, mine *groupstore.Group, err error) {
 	var legacy *groupstore.Group
 	lid := legacyID(p.Key, p.Owner)
-	err := s.o.Store.Update(ctx, lid, func(old *groupstore.Group) (*groupstore.Group, error) {
+	err = s.o.Store.Update(ctx, lid, func(old *groupstore.Group) (*groupstore.Group, error) {
 		if old != nil && old.Tenant == p.Owner.Tenant && slices.Equal(old.Key, key) {
 			legacy = old
 		}
 		return nil, groupstore.ErrKeep // a read
 	})
-	if err != nil {
-		return nil, err
+	if err != nil || legacy == nil {
+		return nil, nil, err
 	}
-	var sent *groupstore.Group
 	err = s.o.Store.Update(ctx, id, func(cur *groupstore.Group) (*groupstore.Group, error) {
 		if cur == nil {
 			return nil, errors.New("group vanished during migration")
 		}
-		if legacy != nil {
-			if !p.Replace && !legacy.Deleted {
-				for n, f := range legacy.Families {
-					if cur.Families[n] == nil {
-						cur.Families[n] = f
-					}
+		if !p.Replace && !legacy.Deleted {
+			for n, f := range legacy.Families {
+				if cur.Families[n] == nil {
+					cur.Families[n] = f
 				}
-			} else if !legacy.Deleted {
-				addStale(cur, removed(legacy, cur))
 			}
-			addStale(cur, legacy.Stale)
-			if cur.FailureTime == 0 {
-				cur.FailureTime = legacy.FailureTime
-			}
-			clearStale(cur, allSeries(cur))
-			if err := s.checkSeries(cur); err != nil {
-				return nil, err
-			}
+		} else if !legacy.Deleted {
+			addStale(cur, removed(legacy, cur))
 		}
-		sent = snapshot(cur)
+		addStale(cur, legacy.Stale)
+		if cur.FailureTime == 0 {
+			cur.FailureTime = legacy.FailureTime
+		}
+		clearStale(cur, allSeries(cur))
+		if err := s.checkSeries(cur); err != nil {
+			return nil, err
+		}
+		sent, mine = snapshot(cur), cur
 		return cur, nil
 	})
-	if err != nil || legacy == nil {
-		return sent, err
+	if err != nil {
+		return nil, nil, err
 	}
 	if err := s.o.Store.Update(ctx, lid, func(*groupstore.Group) (*groupstore.Group, error) { return nil, nil }); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.o.Logger.LogAttrs(ctx, slog.LevelInfo, "group taken over from promrelay 0.1's id", slog.String("from", lid), slog.String("to", id))
-	return sent, nil
+	return sent, mine, nil
 }
 
 // snapshot is what a push must send of g: its id, key, tenant and pending

@@ -78,16 +78,20 @@ func (s *State) Reemit(ctx context.Context) (ReemitResult, error) {
 		}
 		for id, cerr := range page.Corrupt {
 			res.Skipped++
-			s.o.Logger.LogAttrs(ctx, slog.LevelError, "group skipped: cannot decode it", slog.String("group", id), slog.String("error", cerr.Error()))
+			s.o.Logger.LogAttrs(ctx, slog.LevelError, "group skipped: cannot read it (it does not decode, or does not fit the memory budget)", slog.String("group", id), slog.String("error", cerr.Error()))
 		}
 		for _, g := range page.Groups {
 			if failed[g.Tenant] != nil {
 				continue
 			}
 			if s.o.TTL > 0 && !g.Deleted && g.PushTime > 0 && now.Sub(time.UnixMilli(g.PushTime)) > s.o.TTL {
-				if err := s.expire(ctx, g); err != nil {
+				expired, err := s.expire(ctx, g)
+				if err != nil {
 					errs = append(errs, err)
 					continue
+				}
+				if !expired {
+					continue // pushed since it was read: the next run sends it
 				}
 				res.Expired++
 			}
@@ -126,22 +130,27 @@ func (s *State) Reemit(ctx context.Context) (ReemitResult, error) {
 	return res, joinFailures(errs, failed)
 }
 
-// expire marks g (and its stored state) deleted for its TTL.
-func (s *State) expire(ctx context.Context, g *groupstore.Group) error {
-	g.Deleted = true
-	addStale(g, staleSeries(g))
+// expire marks g (and its stored state) deleted for its TTL, unless it was
+// pushed since it was read; it reports whether it did.
+func (s *State) expire(ctx context.Context, g *groupstore.Group) (bool, error) {
+	expired := false
 	err := s.o.Store.Update(ctx, g.ID, func(cur *groupstore.Group) (*groupstore.Group, error) {
-		if cur == nil {
+		if cur == nil || cur.PushTime != g.PushTime {
 			return nil, groupstore.ErrKeep
 		}
 		cur.Deleted = true
 		addStale(cur, staleSeries(cur))
+		expired = true
 		return cur, nil
 	})
 	if err != nil {
-		return &StoreError{Err: fmt.Errorf("expire group %s: %w", g.ID, err)}
+		return false, &StoreError{Err: fmt.Errorf("expire group %s: %w", g.ID, err)}
 	}
-	return nil
+	if expired {
+		g.Deleted = true
+		addStale(g, staleSeries(g))
+	}
+	return expired, nil
 }
 
 // flush writes b to tenant's upstream and settles its groups. When the
