@@ -20,12 +20,13 @@ type requestState struct {
 }
 
 // maxPooledBytes is the largest buffer, and maxPooledEntries the most
-// metrics or series, kept for reuse: what the pool keeps is memory the
+// entries of a decoded exposition or write request (Retained), kept for
+// reuse: what the pool keeps is memory the
 // budget does not see, so an outsized request's memory goes to the garbage
 // collector.
 const (
 	maxPooledBytes   = 1 << 20
-	maxPooledEntries = 10000
+	maxPooledEntries = 50000
 )
 
 func (h *Handler) getState() *requestState {
@@ -38,7 +39,7 @@ func (h *Handler) getState() *requestState {
 
 func (h *Handler) putState(st *requestState) {
 	if cap(st.body) > maxPooledBytes || cap(st.decoded) > maxPooledBytes || cap(st.out) > maxPooledBytes ||
-		cap(st.exp.Metrics) > maxPooledEntries || cap(st.wr.Series) > maxPooledEntries {
+		st.exp.Retained() > maxPooledEntries || st.wr.Retained() > maxPooledEntries {
 		return
 	}
 	st.wr.Reset()

@@ -245,3 +245,12 @@ func (e *Exposition) findGroup(f int32, ls []Label) (int32, uint64) {
 	}
 	return -1, sig
 }
+
+// Retained returns the number of entries e keeps for reuse after Reset —
+// families, metrics, quantiles, buckets, labels and the like, and string
+// bytes counted 16 to an entry — so that a pool of Expositions can drop
+// one that an outsized input grew.
+func (e *Exposition) Retained() int {
+	return cap(e.Families) + cap(e.Metrics) + cap(e.quantiles) + cap(e.natives) + cap(e.buckets) + cap(e.points) +
+		cap(e.labels) + cap(e.spans) + cap(e.ints) + cap(e.floats) + cap(e.strbuf)/16 + len(e.byName) + len(e.groups)
+}

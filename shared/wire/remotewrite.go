@@ -583,3 +583,11 @@ func (wr *WriteRequest) ApplyLabels(overrides []Label) {
 		s.Labels = wr.labels[start:len(wr.labels):len(wr.labels)]
 	}
 }
+
+// Retained returns the number of entries wr keeps for reuse after Reset —
+// series, metadata, labels, samples, and arena bytes counted 16 to an
+// entry — so that a pool of WriteRequests can drop one that an outsized
+// request grew.
+func (wr *WriteRequest) Retained() int {
+	return cap(wr.Series) + cap(wr.Metadata) + cap(wr.labels) + cap(wr.samples) + cap(wr.raw) + cap(wr.arena)/16
+}
