@@ -158,7 +158,13 @@ func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 	if a.Handler, err = relay.New(o); err != nil {
 		return nil, err
 	}
-	if push, rw := o.LargestCosts(); push > a.budget.Size() || rw > a.budget.Size() {
+	push, rw := o.LargestCosts()
+	if cfg.StateURL != "" {
+		// A stateful push also reads its group, of up to
+		// PROMRELAY_MAX_SERIES_PER_GROUP series stored.
+		push += int64(cfg.MaxSeriesPerGroup) * config.StoredSeriesBytes * groupstore.DecodeBytesPerByte
+	}
+	if push > a.budget.Size() || rw > a.budget.Size() {
 		// Not an error: most requests are far smaller than the limits.
 		logger.Warn("the largest requests the limits allow do not fit this instance's memory budget and will get 413: lower PROMRELAY_MAX_SAMPLES_PER_REQUEST, PROMRELAY_MAX_PUSH_DECODED_BYTES or PROMRELAY_MAX_DECODED_BYTES, or raise PROMRELAY_MEMORY_LIMIT",
 			"budget_bytes", a.budget.Size(), "largest_push_bytes", push, "largest_remote_write_bytes", rw)

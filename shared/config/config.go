@@ -409,6 +409,10 @@ const (
 	// BudgetWait is how long a request waits for room in the budget
 	// before it gets 429.
 	BudgetWait = time.Second
+	// StoredSeriesBytes is about what one series of a stored group takes
+	// in the group store's JSON, in bytes (a node_exporter-like series:
+	// 115), for estimating what reading the largest group costs.
+	StoredSeriesBytes = 128
 	// ReemitBatchSeries is the most series of one scheduled-job write.
 	ReemitBatchSeries = 5000
 	// JWTLeeway is the clock skew allowed on a JWT's exp, nbf and iat.
