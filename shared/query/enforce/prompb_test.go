@@ -1,0 +1,2 @@
+package enforce
+import _ "github.com/prometheus/prometheus/prompb"
