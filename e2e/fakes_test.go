@@ -378,10 +378,13 @@ func newFakeAWSSTS(t *testing.T, store *credStore, ttl time.Duration) *fakeAWSST
 }
 
 // ampUpstream verifies SigV4 as AMP does — it recomputes the signature with
-// the SDK's signer over the received bytes — and answers expired or
-// unknown credentials as AMP does, before passing the request to the real
-// Prometheus. It returns the server and the counts of verified and
-// expired-token requests.
+// the SDK's signer over the exact received request (method, path, raw
+// query, body) — refuses a query string that is not in SigV4's canonical
+// form (AMP rejects an unescaped { } " and the like), and answers expired
+// or unknown credentials as AMP does, before passing the request to the
+// real Prometheus: /workspaces/<id>/api/v1/remote_write to its
+// /api/v1/write, /workspaces/<id>/api/v1/<endpoint> to its own. It returns
+// the server and the counts of verified and expired-token requests.
 func ampUpstream(t *testing.T, prom *testpeer.Prometheus, store *credStore, region string) (*httptest.Server, *atomic.Int32, *atomic.Int32) {
 	target, _ := url.Parse(prom.URL)
 	rp := httputil.NewSingleHostReverseProxy(target)
@@ -409,6 +412,7 @@ func ampUpstream(t *testing.T, prom *testpeer.Prometheus, store *credStore, regi
 			http.Error(w, `{"message":"bad signing headers"}`, http.StatusForbidden)
 			return
 		}
+		rawQuery := r.URL.RawQuery
 		check, _ := http.NewRequest(r.Method, "http://"+r.Host+r.URL.RequestURI(), bytes.NewReader(body))
 		check.ContentLength = int64(len(body))
 		for _, h := range strings.Split(between(authz, "SignedHeaders=", ","), ";") {
@@ -422,10 +426,23 @@ func ampUpstream(t *testing.T, prom *testpeer.Prometheus, store *credStore, regi
 			http.Error(w, `{"message":"The request signature we calculated does not match the signature you provided."}`, http.StatusForbidden)
 			return
 		}
+		if check.URL.RawQuery != rawQuery {
+			// The signer put the canonical query string on check: what was
+			// sent must be exactly that.
+			http.Error(w, `{"message":"The request signature we calculated does not match the signature you provided (query string not canonical)."}`, http.StatusForbidden)
+			return
+		}
 		verified.Add(1)
 		store.accept(cred)
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.URL.Path = "/api/v1/write" // AMP's /workspaces/<id>/api/v1/remote_write
+		_, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/workspaces/"), "/")
+		switch rest = "/" + rest; rest {
+		case "/api/v1/remote_write":
+			r.URL.Path = "/api/v1/write"
+		default:
+			r.URL.Path = rest
+		}
+		r.URL.RawPath = ""
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)

@@ -37,6 +37,7 @@ import (
 	"github.com/promrelay/promrelay/internal/corpus"
 	"github.com/promrelay/promrelay/internal/testpeer"
 	"github.com/promrelay/promrelay/shared/app"
+	"github.com/promrelay/promrelay/shared/query/enforce"
 	"github.com/promrelay/promrelay/shared/wire"
 )
 
@@ -137,7 +138,8 @@ func newRelay(t testing.TB, kind app.Kind, env map[string]string) (*relayProc, e
 		}
 		return testDefaults[k]
 	}
-	a, err := app.FromEnv(kind, app.Env{Getenv: getenv, Log: logs})
+	// As the server binary: the read path's enforcement linked.
+	a, err := app.FromEnv(kind, app.Env{Getenv: getenv, Log: logs, Enforcer: enforce.Enforcer{}})
 	if err != nil {
 		return nil, err
 	}

@@ -11,10 +11,13 @@ import (
 	"os"
 
 	"github.com/promrelay/promrelay/shared/app"
+	"github.com/promrelay/promrelay/shared/query/enforce"
 )
 
 func main() {
-	if err := app.RunServer(os.Args[1:], app.OS()); err != nil && !errors.Is(err, flag.ErrHelp) {
+	env := app.OS()
+	env.Enforcer = enforce.Enforcer{} // the server serves reads and writes
+	if err := app.RunServer(os.Args[1:], env); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "promrelay:", err)
 		os.Exit(1)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/promrelay/promrelay/shared/inbound"
 	"github.com/promrelay/promrelay/shared/platform"
 	"github.com/promrelay/promrelay/shared/pushstate"
+	"github.com/promrelay/promrelay/shared/query"
 	"github.com/promrelay/promrelay/shared/relay"
 	"github.com/promrelay/promrelay/shared/requestid"
 	"github.com/promrelay/promrelay/shared/upstream"
@@ -62,10 +63,20 @@ const (
 	Lambda
 )
 
-// Env is the process environment an App is built in.
+// Env is the process environment an App is built in, and what the
+// binary links.
 type Env struct {
 	Getenv func(string) string // os.Getenv
 	Log    io.Writer           // where the JSON log lines go: os.Stderr
+	// Enforcer is the read path's tenant enforcement
+	// (shared/query/enforce.Enforcer{}): set by the entry points that
+	// serve reads (the server, functions/*-read); nil in the write-only
+	// builds, which then refuse the read settings at start-up.
+	Enforcer relay.Enforcer
+	// ReadOnly makes an App of the read path alone (functions/*-read): no
+	// write routes, no group store, no scheduled job, and no
+	// PROMRELAY_UPSTREAM_URL needed.
+	ReadOnly bool
 }
 
 // OS is the process's own environment.
@@ -85,8 +96,22 @@ func FromEnv(kind Kind, env Env) (*App, error) {
 // whether the user set GOMEMLIMIT, and takes the log. Errors name the
 // setting at fault.
 func New(kind Kind, cfg config.Config, env Env) (*App, error) {
-	if err := cfg.Validate(); err != nil {
+	validate := cfg.Validate
+	if env.ReadOnly {
+		validate = cfg.ValidateRead
+	}
+	if err := validate(); err != nil {
 		return nil, err
+	}
+	var tenants *inbound.Tenants
+	if cfg.TenantsFile != "" {
+		var err error
+		if tenants, err = inbound.LoadTenants(cfg.TenantsFile); err != nil {
+			return nil, fmt.Errorf("PROMRELAY_TENANTS_FILE: %w", err)
+		}
+	}
+	if env.Enforcer == nil && readConfigured(cfg, tenants) {
+		return nil, errors.New("PROMRELAY_QUERY_URL, PROMRELAY_REMOTE_READ_URL or a tenant's query_url/remote_read_url is set, but this build serves writes only: deploy the read entry point (functions/lambda-read or functions/fc-read) or the server binary for the read path")
 	}
 	if kind != Server && len(cfg.InboundAuth) == 0 {
 		// A function's HTTP trigger or URL is public: who may write must be
@@ -100,7 +125,38 @@ func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 		debug.SetMemoryLimit(int64(float64(cfg.MemoryLimit) * config.GoMemLimitShare))
 	}
 	a := &App{Config: cfg, Logger: logger, budget: relay.NewBudget(int64(float64(cfg.MemoryLimit)*config.BudgetShare), config.BudgetWait)}
-	ups, provider, err := upstreams(cfg)
+	authn, err := authenticator(cfg, tenants, logger)
+	if err != nil {
+		return nil, err
+	}
+	o := relay.Options{
+		ExternalLabels:      cfg.ExternalLabels,
+		PathPrefix:          cfg.PathPrefix,
+		RequestTimeout:      cfg.RequestTimeout,
+		MaxBodyBytes:        cfg.MaxBodyBytes,
+		MaxDecodedBytes:     cfg.MaxDecodedBytes,
+		MaxPushDecodedBytes: cfg.MaxPushDecodedBytes,
+		Limits:              wire.Limits{MaxSamples: cfg.MaxSamplesPerRequest, MaxLabels: cfg.MaxLabels, MaxLabelBytes: cfg.MaxLabelBytes},
+		Budget:              a.budget,
+		Logger:              logger,
+		Now:                 time.Now,
+	}
+	if authn != nil {
+		o.Inbound = authn
+	}
+	if env.Enforcer != nil && readConfigured(cfg, tenants) {
+		if o.Read, err = readOptions(kind, cfg, tenants, env.Enforcer); err != nil {
+			return nil, err
+		}
+	}
+	if env.ReadOnly {
+		if a.Handler, err = relay.New(o); err != nil {
+			return nil, err
+		}
+		a.Adapter = &platform.Adapter{Handler: a.Handler, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger}
+		return a, nil
+	}
+	ups, provider, err := upstreams(cfg, tenants)
 	if err != nil {
 		return nil, err
 	}
@@ -134,27 +190,7 @@ func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 	}); err != nil {
 		return nil, err
 	}
-	authn, err := authenticator(cfg, logger)
-	if err != nil {
-		return nil, err
-	}
-	o := relay.Options{
-		Upstreams:           ups,
-		State:               a.State,
-		ExternalLabels:      cfg.ExternalLabels,
-		PathPrefix:          cfg.PathPrefix,
-		RequestTimeout:      cfg.RequestTimeout,
-		MaxBodyBytes:        cfg.MaxBodyBytes,
-		MaxDecodedBytes:     cfg.MaxDecodedBytes,
-		MaxPushDecodedBytes: cfg.MaxPushDecodedBytes,
-		Limits:              wire.Limits{MaxSamples: cfg.MaxSamplesPerRequest, MaxLabels: cfg.MaxLabels, MaxLabelBytes: cfg.MaxLabelBytes},
-		Budget:              a.budget,
-		Logger:              logger,
-		Now:                 time.Now,
-	}
-	if authn != nil {
-		o.Inbound = authn
-	}
+	o.Upstreams, o.State = ups, a.State
 	if a.Handler, err = relay.New(o); err != nil {
 		return nil, err
 	}
@@ -179,7 +215,7 @@ func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 // result, so concurrent triggers cost one run. Without a store it logs
 // that there is nothing to do.
 func (a *App) Scheduled(ctx context.Context) error {
-	if !a.State.Stateful() {
+	if a.State == nil || !a.State.Stateful() {
 		a.Logger.InfoContext(ctx, "no scheduled job configured: set PROMRELAY_STATE_URL for stateful pushes")
 		return nil
 	}
@@ -205,33 +241,18 @@ func (a *App) Scheduled(ctx context.Context) error {
 
 // upstreams builds the default upstream client and one per tenant that
 // names its own upstream.
-func upstreams(cfg config.Config) (relay.Upstreams, *auth.AliyunProvider, error) {
+func upstreams(cfg config.Config, tenants *inbound.Tenants) (relay.Upstreams, *auth.AliyunProvider, error) {
 	def, provider, err := newUpstream(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
 	byTenant := map[string]relay.Upstream{}
-	if cfg.TenantsFile != "" {
-		tenants, err := inbound.LoadTenants(cfg.TenantsFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("PROMRELAY_TENANTS_FILE: %w", err)
-		}
+	if tenants != nil {
 		for _, t := range tenants.All() {
 			if t.Upstream == nil {
 				continue
 			}
-			tc := cfg
-			tc.UpstreamURL, tc.UpstreamAuth = t.Upstream.URL, t.Upstream.Auth
-			tc.UpstreamUsername, tc.UpstreamPassword, tc.UpstreamBearerToken = t.Upstream.Username, t.Upstream.Password, t.Upstream.BearerToken
-			if t.Upstream.AliyunRoleARN != "" {
-				tc.AliyunRoleARN = t.Upstream.AliyunRoleARN
-			}
-			if t.Upstream.SigV4RoleARN != "" {
-				tc.SigV4RoleARN = t.Upstream.SigV4RoleARN
-			}
-			if t.Upstream.SigV4Region != "" {
-				tc.SigV4Region = t.Upstream.SigV4Region
-			}
+			tc := tenantConfig(cfg, t)
 			if err := tc.Validate(); err != nil {
 				return nil, nil, fmt.Errorf("tenant %q upstream: %w", t.Name, err)
 			}
@@ -246,6 +267,114 @@ func upstreams(cfg config.Config) (relay.Upstreams, *auth.AliyunProvider, error)
 		}
 		return def
 	}, provider, nil
+}
+
+// tenantConfig is cfg with a tenant's own upstream settings (its
+// upstream: block) in place of the relay's.
+func tenantConfig(cfg config.Config, t *inbound.Tenant) config.Config {
+	if t.Upstream == nil {
+		return cfg
+	}
+	tc := cfg
+	tc.UpstreamURL, tc.UpstreamAuth = t.Upstream.URL, t.Upstream.Auth
+	tc.UpstreamUsername, tc.UpstreamPassword, tc.UpstreamBearerToken = t.Upstream.Username, t.Upstream.Password, t.Upstream.BearerToken
+	if t.Upstream.AliyunRoleARN != "" {
+		tc.AliyunRoleARN = t.Upstream.AliyunRoleARN
+	}
+	if t.Upstream.SigV4RoleARN != "" {
+		tc.SigV4RoleARN = t.Upstream.SigV4RoleARN
+	}
+	if t.Upstream.SigV4Region != "" {
+		tc.SigV4Region = t.Upstream.SigV4Region
+	}
+	return tc
+}
+
+// readConfigured reports whether any read URL is set: the relay's or a
+// tenant's.
+func readConfigured(cfg config.Config, tenants *inbound.Tenants) bool {
+	if cfg.QueryURL != "" || cfg.RemoteReadURL != "" {
+		return true
+	}
+	if tenants != nil {
+		for _, t := range tenants.All() {
+			if t.QueryURL != "" || t.RemoteReadURL != "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// readOptions builds the read path: the relay's read upstream and one per
+// tenant with its own query_url or remote_read_url (signed with the
+// tenant's upstream: settings when it has them; a URL it does not name is
+// the relay's), and the platform's response limit.
+func readOptions(kind Kind, cfg config.Config, tenants *inbound.Tenants, enforcer relay.Enforcer) (*relay.ReadOptions, error) {
+	ro := &relay.ReadOptions{Enforcer: enforcer, CopyBufferBytes: config.QueryCopyBufferBytes, MaxQueries: config.MaxReadQueries,
+		Version: config.PrometheusAPIVersion, Revision: "promrelay-" + Version}
+	switch {
+	case kind == Lambda:
+		ro.ResponseLimit, ro.Platform = config.LambdaResponseBytes, "Lambda"
+	case kind == FunctionCompute && !cfg.FCCustomRuntime:
+		ro.ResponseLimit, ro.Platform = config.FCResponseBytes, "Function Compute"
+	}
+	def, err := readUpstream(cfg, cfg.QueryURL, cfg.RemoteReadURL)
+	if err != nil {
+		return nil, err
+	}
+	ro.API, ro.RemoteRead = def.HasAPI(), def.HasRemoteRead()
+	byTenant := map[string]*query.Upstream{}
+	if tenants != nil {
+		for _, t := range tenants.All() {
+			if t.QueryURL == "" && t.RemoteReadURL == "" {
+				continue
+			}
+			qu, rr := t.QueryURL, t.RemoteReadURL
+			if qu == "" {
+				qu = cfg.QueryURL
+			}
+			if rr == "" {
+				rr = cfg.RemoteReadURL
+			}
+			tc := tenantConfig(cfg, t)
+			tc.QueryURL, tc.RemoteReadURL = strings.TrimRight(qu, "/"), rr
+			if err := tc.ValidateRead(); err != nil {
+				return nil, fmt.Errorf("tenant %q: %w", t.Name, err)
+			}
+			up, err := readUpstream(tc, tc.QueryURL, tc.RemoteReadURL)
+			if err != nil {
+				return nil, fmt.Errorf("tenant %q: %w", t.Name, err)
+			}
+			byTenant[t.Name] = up
+			ro.API, ro.RemoteRead = ro.API || up.HasAPI(), ro.RemoteRead || up.HasRemoteRead()
+		}
+	}
+	ro.Upstreams = func(tenant string) *query.Upstream {
+		if up := byTenant[tenant]; up != nil {
+			return up
+		}
+		return def
+	}
+	return ro, nil
+}
+
+// readUpstream is the read upstream of queryURL and remoteReadURL, signed
+// as cfg's PROMRELAY_QUERY_AUTH says; nil when both are empty.
+func readUpstream(cfg config.Config, queryURL, remoteReadURL string) (*query.Upstream, error) {
+	if queryURL == "" && remoteReadURL == "" {
+		return nil, nil
+	}
+	signURL := queryURL
+	if signURL == "" {
+		signURL = remoteReadURL
+	}
+	signer, _, err := NewSigner(context.Background(), cfg.ReadConfig(signURL))
+	if err != nil {
+		return nil, fmt.Errorf("PROMRELAY_QUERY_AUTH: %w", err)
+	}
+	return query.New(query.Config{QueryURL: queryURL, RemoteReadURL: remoteReadURL, Signer: signer,
+		Transport: upstream.NewTransport(), UserAgent: "promrelay/" + Version})
 }
 
 // NewSigner returns the upstream signer for cfg's PROMRELAY_UPSTREAM_AUTH
@@ -314,18 +443,11 @@ func newUpstream(cfg config.Config) (*upstream.Client, *auth.AliyunProvider, err
 
 // authenticator builds inbound authentication from cfg; nil when
 // PROMRELAY_INBOUND_AUTH is empty or only "none" without a tenants file.
-func authenticator(cfg config.Config, logger *slog.Logger) (*inbound.Authenticator, error) {
-	var tenants *inbound.Tenants
-	if cfg.TenantsFile != "" {
-		var err error
-		if tenants, err = inbound.LoadTenants(cfg.TenantsFile); err != nil {
-			return nil, fmt.Errorf("PROMRELAY_TENANTS_FILE: %w", err)
-		}
-	}
+func authenticator(cfg config.Config, tenants *inbound.Tenants, logger *slog.Logger) (*inbound.Authenticator, error) {
 	if len(cfg.InboundAuth) == 0 || (len(cfg.InboundAuth) == 1 && cfg.InboundAuth[0] == inbound.ModeNone && tenants == nil) {
 		return nil, nil
 	}
-	o := inbound.Options{Modes: cfg.InboundAuth, Tokens: cfg.InboundTokens, Tenants: tenants, Logger: logger,
+	o := inbound.Options{Modes: cfg.InboundAuth, Tokens: cfg.InboundTokens, ReadTokens: cfg.InboundReadTokens, Tenants: tenants, Logger: logger,
 		MaxConcurrentBcrypt: cfg.BasicMaxConcurrent}
 	if cfg.InboundTokensFile != "" {
 		more, err := inbound.LoadTokens(cfg.InboundTokensFile)

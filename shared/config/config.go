@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"slices"
 	"strconv"
@@ -31,6 +32,13 @@ type Config struct {
 	MaxRequestBytes     int           // compressed bytes of one upstream request
 	UpstreamMinBackoff  time.Duration // first retry delay
 	UpstreamMaxBackoff  time.Duration // longest retry delay
+
+	// QueryURL is the base of the upstream's Prometheus HTTP API (before
+	// /api/v1/…); RemoteReadURL the full remote-read URL; QueryAuth the
+	// mode that signs both ("" for the upstream's, AuthMode).
+	QueryURL      string
+	RemoteReadURL string
+	QueryAuth     string
 
 	RequestTimeout time.Duration // one relayed request, retries included
 	ExternalLabels []wire.Label  // sorted by name
@@ -79,7 +87,8 @@ type Config struct {
 
 	InboundAuth        []string // none, bearer, basic, jwt; empty: none on the server, an error on FC and Lambda
 	InboundTokens      []string
-	BasicMaxConcurrent int // bcrypt verifications at once
+	InboundReadTokens  []string // tokens of readers without a tenant
+	BasicMaxConcurrent int      // bcrypt verifications at once
 	JWTMaxLifetime     time.Duration
 	InboundTokensFile  string
 	BasicUsersFile     string
@@ -136,6 +145,19 @@ var Settings = []Setting{
 			switch v {
 			case AuthNone, AuthBasic, AuthBearer, AuthAliyun, AuthSigV4:
 				c.UpstreamAuth = v
+				return nil
+			}
+			return errors.New("must be none, basic, bearer, aliyun or sigv4")
+		}},
+	{Env: "PROMRELAY_QUERY_URL", Flag: "query.url", Usage: "base of the upstream's Prometheus HTTP API, the part before /api/v1/ (AMP https://aps-workspaces.<region>.amazonaws.com/workspaces/<id>, the ARMS HTTP API URL, http://<prometheus>:9090); set: the PromQL API routes are served",
+		set: func(c *Config, v string) error { c.QueryURL = strings.TrimRight(v, "/"); return nil }},
+	{Env: "PROMRELAY_REMOTE_READ_URL", Flag: "query.remote-read-url", Usage: "the upstream's remote-read URL (ARMS remote read, http://<prometheus>:9090/api/v1/read; AMP has none); set: POST /api/v1/read is served",
+		set: func(c *Config, v string) error { c.RemoteReadURL = v; return nil }},
+	{Env: "PROMRELAY_QUERY_AUTH", Flag: "query.auth", Usage: "how read requests are signed: none, basic, bearer, aliyun or sigv4 (service aps), with the upstream's credentials; default PROMRELAY_UPSTREAM_AUTH's mode",
+		set: func(c *Config, v string) error {
+			switch v {
+			case AuthNone, AuthBasic, AuthBearer, AuthAliyun, AuthSigV4:
+				c.QueryAuth = v
 				return nil
 			}
 			return errors.New("must be none, basic, bearer, aliyun or sigv4")
@@ -257,6 +279,8 @@ var Settings = []Setting{
 		}},
 	{Env: "PROMRELAY_INBOUND_TOKENS", Flag: "inbound.tokens", Usage: "static bearer tokens, comma-separated", Secret: true,
 		set: func(c *Config, v string) error { c.InboundTokens = splitList(v); return nil }},
+	{Env: "PROMRELAY_INBOUND_READ_TOKENS", Flag: "inbound.read-tokens", Usage: "static bearer tokens of readers without a tenant (read scope: they read every series), comma-separated", Secret: true,
+		set: func(c *Config, v string) error { c.InboundReadTokens = splitList(v); return nil }},
 	{Env: "PROMRELAY_INBOUND_TOKENS_FILE", Flag: "inbound.tokens-file", Usage: "file of static bearer tokens, one per line",
 		set: func(c *Config, v string) error { c.InboundTokensFile = v; return nil }},
 	{Env: "PROMRELAY_INBOUND_BASIC_USERS_FILE", Flag: "inbound.basic-users-file", Usage: "basic-auth users with bcrypt hashes, in Prometheus web.yml format (basic_auth_users:)",
@@ -425,6 +449,22 @@ const (
 	SigV4SetupTimeout = 10 * time.Second
 	// ReadHeaderTimeout bounds the server's wait for a request's headers.
 	ReadHeaderTimeout = 10 * time.Second
+	// LambdaResponseBytes is the largest response Lambda returns from a
+	// buffered (RequestResponse) invocation: 6 MB ("Lambda quotas",
+	// invocation payload), counted after base64 for binary bodies.
+	LambdaResponseBytes = 6 << 20
+	// FCResponseBytes is the largest response body of a Function Compute
+	// HTTP-trigger invocation of the built-in runtime: 16 MB (Function
+	// Compute, "Limits on HTTP responses").
+	FCResponseBytes = 16 << 20
+	// MaxReadQueries bounds the queries of one remote-read request.
+	MaxReadQueries = 128
+	// QueryCopyBufferBytes is the buffer that streams one read response.
+	QueryCopyBufferBytes = 32 << 10
+	// PrometheusAPIVersion is the version GET /api/v1/status/buildinfo
+	// reports: the Prometheus HTTP API the read path is tested against
+	// (Grafana picks its features by it).
+	PrometheusAPIVersion = "2.42.0"
 )
 
 func settingError(s Setting, v string, err error) error {
@@ -453,15 +493,82 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	}
 }
 
-// Validate checks the settings every relay needs: an absolute http(s)
-// upstream URL and at most one form of static upstream credentials.
+// Validate checks the settings of a relay that writes: an absolute
+// http(s) upstream URL, at most one form of static upstream credentials,
+// and, when set, the read URLs (ValidateRead).
 func (c *Config) Validate() error {
 	if c.UpstreamURL == "" {
 		return errors.New("PROMRELAY_UPSTREAM_URL (-upstream.url) is required: the remote-write URL of the upstream, e.g. http://127.0.0.1:9090/api/v1/write")
 	}
-	u, err := url.Parse(c.UpstreamURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !absoluteHTTP(c.UpstreamURL) {
 		return fmt.Errorf("PROMRELAY_UPSTREAM_URL (-upstream.url): %q is not an absolute http(s) URL", c.UpstreamURL)
+	}
+	return c.validate()
+}
+
+// ValidateRead checks the settings of the read entry points, which serve
+// only the read path: PROMRELAY_QUERY_URL or PROMRELAY_REMOTE_READ_URL is
+// required, PROMRELAY_UPSTREAM_URL is not.
+func (c *Config) ValidateRead() error {
+	if c.QueryURL == "" && c.RemoteReadURL == "" {
+		return errors.New("PROMRELAY_QUERY_URL or PROMRELAY_REMOTE_READ_URL is required by the read entry points: the upstream's Prometheus HTTP API base or its remote-read URL")
+	}
+	return c.validate()
+}
+
+// absoluteHTTP reports whether s is an absolute http or https URL.
+func absoluteHTTP(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// IsAMPHost reports whether host (a URL's host, with or without a port)
+// is an Amazon Managed Service for Prometheus workspace endpoint,
+// aps-workspaces[-fips].<region>.amazonaws.com[.cn]: AMP serves the
+// PromQL HTTP API but no remote read ("Amazon Managed Service for
+// Prometheus APIs", which lists QueryMetrics, GetLabels, GetSeries and
+// GetMetricMetadata, and no read endpoint).
+func IsAMPHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if !strings.HasPrefix(host, "aps-workspaces.") && !strings.HasPrefix(host, "aps-workspaces-fips.") {
+		return false
+	}
+	return strings.HasSuffix(host, ".amazonaws.com") || strings.HasSuffix(host, ".amazonaws.com.cn")
+}
+
+// QueryAuthMode returns how read requests are signed: PROMRELAY_QUERY_AUTH,
+// else the upstream's mode (AuthMode).
+func (c *Config) QueryAuthMode() string {
+	if c.QueryAuth != "" {
+		return c.QueryAuth
+	}
+	return c.AuthMode()
+}
+
+// ReadConfig returns the settings that sign read requests for the read
+// URL readURL: c with the upstream URL (which SigV4 takes its region from)
+// replaced by readURL and the mode by QueryAuthMode.
+func (c Config) ReadConfig(readURL string) Config {
+	c.UpstreamAuth = c.QueryAuthMode()
+	c.UpstreamURL = readURL
+	return c
+}
+
+// validate checks what writers and readers share.
+func (c *Config) validate() error {
+	if c.QueryURL != "" && !absoluteHTTP(c.QueryURL) {
+		return fmt.Errorf("PROMRELAY_QUERY_URL (-query.url): %q is not an absolute http(s) URL", c.QueryURL)
+	}
+	if c.RemoteReadURL != "" {
+		if !absoluteHTTP(c.RemoteReadURL) {
+			return fmt.Errorf("PROMRELAY_REMOTE_READ_URL (-query.remote-read-url): %q is not an absolute http(s) URL", c.RemoteReadURL)
+		}
+		if u, _ := url.Parse(c.RemoteReadURL); IsAMPHost(u.Host) {
+			return fmt.Errorf("PROMRELAY_REMOTE_READ_URL (-query.remote-read-url): %s is an Amazon Managed Service for Prometheus host, and AMP has no remote read API; unset it and read through PROMRELAY_QUERY_URL", u.Host)
+		}
 	}
 	if c.UpstreamBearerToken != "" && (c.UpstreamUsername != "" || c.UpstreamPassword != "") {
 		return errors.New("PROMRELAY_UPSTREAM_BEARER_TOKEN and PROMRELAY_UPSTREAM_USERNAME/PASSWORD are exclusive: set one form of upstream credentials")

@@ -154,6 +154,10 @@ func (a *Authenticator) basicAuth(r *http.Request, user, pass string) (Identity,
 						id.Tenant = a.tenants.byName[t]
 					}
 				}
+				if id.Tenant == nil {
+					// A user without a tenant writes, as before scopes.
+					id.Scopes = ScopeWrite
+				}
 				id, err := a.finish(id)
 				return id, "basic", err
 			}

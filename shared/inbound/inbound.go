@@ -40,11 +40,65 @@ const (
 	ModeJWT    = "jwt"
 )
 
-// Identity is an authenticated writer.
+// Identity is an authenticated writer or reader.
 type Identity struct {
 	Subject string       // for logs: a token's hash prefix, a user name, a JWT subject; never a secret
-	Tenant  *Tenant      // nil when the writer has no tenant
-	Labels  []wire.Label // labels to set last on every series, sorted by name
+	Tenant  *Tenant      // nil when the caller has no tenant
+	Labels  []wire.Label // the tenant's labels, sorted by name: set last on every series written, forced onto every selector read
+	Scopes  Scope        // what the caller may do
+}
+
+// Scope is a set of permissions: ScopeWrite, ScopeRead, or both.
+type Scope uint8
+
+// Scopes. Writing (pushes, remote write) needs ScopeWrite; reading (the
+// PromQL HTTP API, remote read) needs ScopeRead. A caller who has neither
+// for the route gets 403.
+const (
+	ScopeWrite Scope = 1 << iota
+	ScopeRead
+
+	// ScopeAll is what mode none grants: every route it serves.
+	ScopeAll = ScopeWrite | ScopeRead
+)
+
+// Names of the scopes, as the tenants file's scopes: list and the JWT
+// "scope" claim (RFC 8693, section 4.2: space-separated) spell them.
+const (
+	ScopeNameWrite = "write"
+	ScopeNameRead  = "read"
+)
+
+// Has reports whether s includes every scope of want.
+func (s Scope) Has(want Scope) bool { return s&want == want }
+
+// String names the scopes of s, space-separated ("write read").
+func (s Scope) String() string {
+	var names []string
+	if s.Has(ScopeWrite) {
+		names = append(names, ScopeNameWrite)
+	}
+	if s.Has(ScopeRead) {
+		names = append(names, ScopeNameRead)
+	}
+	return strings.Join(names, " ")
+}
+
+// ParseScope parses scope names ("read", "write"); an unknown name is an
+// error naming it.
+func ParseScope(names []string) (Scope, error) {
+	var s Scope
+	for _, n := range names {
+		switch n {
+		case ScopeNameWrite:
+			s |= ScopeWrite
+		case ScopeNameRead:
+			s |= ScopeRead
+		default:
+			return 0, fmt.Errorf("unknown scope %q (want read or write)", n)
+		}
+	}
+	return s, nil
 }
 
 // Errors, mapped to answers by Status.
@@ -71,7 +125,8 @@ func (e *BusyError) Error() string {
 // Options configure an Authenticator.
 type Options struct {
 	Modes      []string          // any of ModeBearer, ModeBasic, ModeJWT; or ModeNone alone
-	Tokens     []string          // static bearer tokens
+	Tokens     []string          // static bearer tokens of writers without a tenant (ScopeWrite)
+	ReadTokens []string          // static bearer tokens of readers without a tenant (ScopeRead): they read every series
 	BasicUsers map[string]string // user name → bcrypt hash
 	JWT        *JWTVerifier      // nil unless ModeJWT
 	Tenants    *Tenants          // nil: no tenants
@@ -91,7 +146,7 @@ type Options struct {
 type Authenticator struct {
 	none, bearer, basic bool
 	jwt                 *JWTVerifier
-	tokens              map[[32]byte]string // sha256(token) → tenant name ("" for none)
+	tokens              map[[32]byte]tokenGrant // sha256(token) → what it grants
 	tenants             *Tenants
 	logger              *slog.Logger
 	failures            atomic.Int64
@@ -104,7 +159,7 @@ type Authenticator struct {
 // users, keys, MaxConcurrentBcrypt), a user's hash is not a bcrypt hash,
 // or a token or user maps to an unknown tenant.
 func New(o Options) (*Authenticator, error) {
-	a := &Authenticator{tokens: map[[32]byte]string{}, tenants: o.Tenants, logger: o.Logger}
+	a := &Authenticator{tokens: map[[32]byte]tokenGrant{}, tenants: o.Tenants, logger: o.Logger}
 	if a.logger == nil {
 		a.logger = slog.Default()
 	}
@@ -139,15 +194,30 @@ func New(o Options) (*Authenticator, error) {
 	}
 	for _, t := range o.Tokens {
 		if t != "" {
-			a.tokens[sha256.Sum256([]byte(t))] = ""
+			a.tokens[sha256.Sum256([]byte(t))] = tokenGrant{scopes: ScopeWrite}
 		}
+	}
+	for _, t := range o.ReadTokens {
+		if t == "" {
+			continue
+		}
+		sum := sha256.Sum256([]byte(t))
+		if _, dup := a.tokens[sum]; dup {
+			// One token, two meanings: refuse rather than pick one.
+			return nil, errors.New("PROMRELAY_INBOUND_READ_TOKENS: a read token is also a write token; give readers and writers different tokens")
+		}
+		a.tokens[sum] = tokenGrant{scopes: ScopeRead}
 	}
 	if o.Tenants != nil {
 		for token, tenant := range o.Tenants.Tokens {
 			if o.Tenants.byName[tenant] == nil {
 				return nil, fmt.Errorf("PROMRELAY_TENANTS_FILE: a token maps to unknown tenant %q", tenant)
 			}
-			a.tokens[sha256.Sum256([]byte(token))] = tenant
+			sum := sha256.Sum256([]byte(token))
+			if _, dup := a.tokens[sum]; dup {
+				return nil, fmt.Errorf("PROMRELAY_TENANTS_FILE: the token of tenant %q is also a token without a tenant", tenant)
+			}
+			a.tokens[sum] = tokenGrant{tenant: tenant}
 		}
 		for user, tenant := range o.Tenants.Users {
 			if o.Tenants.byName[tenant] == nil {
@@ -240,7 +310,7 @@ func (a *Authenticator) authenticate(r *http.Request) (Identity, string, error) 
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		if a.none {
-			return Identity{}, "none", nil
+			return Identity{Scopes: ScopeAll}, "none", nil
 		}
 		return Identity{}, "", ErrMissing
 	}
@@ -276,22 +346,37 @@ func (a *Authenticator) authenticate(r *http.Request) (Identity, string, error) 
 // err is ErrForbidden when it is known but may not write.
 func (a *Authenticator) token(tok string) (id Identity, found bool, err error) {
 	sum := sha256.Sum256([]byte(tok))
-	tenant, ok := a.tokens[sum]
+	grant, ok := a.tokens[sum]
 	if !ok {
 		return Identity{}, false, nil
 	}
-	id = Identity{Subject: "token:" + hex.EncodeToString(sum[:4])}
-	if tenant != "" {
-		id.Tenant = a.tenants.byName[tenant]
+	id = Identity{Subject: "token:" + hex.EncodeToString(sum[:4]), Scopes: grant.scopes}
+	if grant.tenant != "" {
+		id.Tenant = a.tenants.byName[grant.tenant]
 	}
 	id, err = a.finish(id)
 	return id, true, err
 }
 
-// finish applies the tenant's labels and the require_tenant rule.
+// tokenGrant is what a static token grants: its tenant's scopes, or
+// scopes of its own for a token without a tenant.
+type tokenGrant struct {
+	tenant string // "" for none
+	scopes Scope  // without a tenant
+}
+
+// finish applies the tenant's labels and scopes and the require_tenant
+// rule. A tenant from the tenants file grants its scopes: for a static
+// token or a basic user they are the identity's scopes; for a JWT they
+// bound the token's "scope" claim.
 func (a *Authenticator) finish(id Identity) (Identity, error) {
 	if id.Tenant != nil {
 		id.Labels = id.Tenant.Labels
+		if id.Scopes == 0 {
+			id.Scopes = id.Tenant.Scopes
+		} else {
+			id.Scopes &= id.Tenant.Scopes
+		}
 	}
 	if a.tenants != nil && a.tenants.RequireTenant && id.Tenant == nil && len(id.Labels) == 0 {
 		return id, fmt.Errorf("%w: %s has no tenant", ErrForbidden, id.Subject)

@@ -259,6 +259,34 @@ func redactURL(u *url.URL) string {
 	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 }
 
+// jwtScopes reads the "scope" claim (RFC 8693, section 4.2: a string of
+// space-separated scopes; OAuth 2.0 issuers also send other scopes, which
+// are ignored here): ScopeWrite without the claim, as before scopes
+// existed; a claim that grants neither read nor write is an error.
+func jwtScopes(claims jwt.MapClaims) (Scope, error) {
+	raw, present := claims["scope"]
+	if !present {
+		return ScopeWrite, nil
+	}
+	str, ok := raw.(string)
+	if !ok {
+		return 0, errors.New(`the "scope" claim is not a string`)
+	}
+	var s Scope
+	for _, name := range strings.Fields(str) {
+		switch name {
+		case ScopeNameWrite:
+			s |= ScopeWrite
+		case ScopeNameRead:
+			s |= ScopeRead
+		}
+	}
+	if s == 0 {
+		return 0, errors.New(`the "scope" claim grants neither read nor write`)
+	}
+	return s, nil
+}
+
 func (a *Authenticator) jwtIdentity(token string) (Identity, error) {
 	claims, err := a.jwt.Verify(token)
 	if err != nil {
@@ -267,6 +295,9 @@ func (a *Authenticator) jwtIdentity(token string) (Identity, error) {
 	id := Identity{Subject: "jwt"}
 	if sub, _ := claims.GetSubject(); sub != "" {
 		id.Subject = "jwt:" + sub
+	}
+	if id.Scopes, err = jwtScopes(claims); err != nil {
+		return id, fmt.Errorf("%w: %s: %v", ErrForbidden, id.Subject, err)
 	}
 	o := a.jwt.opts
 	if o.TenantClaim != "" {

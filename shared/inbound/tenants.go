@@ -13,12 +13,17 @@ import (
 	"github.com/promrelay/promrelay/shared/wire"
 )
 
-// Tenant is one writer group: its labels, set last on every series it
-// writes, and optionally its own upstream.
+// Tenant is one group of writers and readers: its labels, set last on
+// every series it writes and forced onto every selector it reads, its
+// scopes, and optionally its own upstream and read URLs.
 type Tenant struct {
 	Name     string
 	Labels   []wire.Label // sorted by name
+	Scopes   Scope        // scopes: in the file; ScopeWrite when the file lists none
 	Upstream *TenantUpstream
+	// QueryURL and RemoteReadURL are the tenant's own read endpoints
+	// (query_url, remote_read_url); "" means the relay's.
+	QueryURL, RemoteReadURL string
 }
 
 // TenantUpstream is a tenant's own remote-write endpoint and how to sign
@@ -42,7 +47,10 @@ type TenantUpstream struct {
 //	tenants:
 //	  - name: team-a
 //	    labels: {tenant_userid: "1001"}
+//	    scopes: [write, read]       # default [write]
 //	    upstream: {url: https://..., auth: basic, username: a, password: ...}
+//	    query_url: https://...      # optional, the tenant's own PromQL API base
+//	    remote_read_url: https://...  # optional, the tenant's own remote-read URL
 //	tokens:                       # static bearer tokens and their tenants
 //	  "token-of-team-a": team-a
 //	users:                        # basic users (hashes in the users file) and their tenants
@@ -56,9 +64,12 @@ type Tenants struct {
 }
 
 type tenantSpec struct {
-	Name     string            `yaml:"name"`
-	Labels   map[string]string `yaml:"labels"`
-	Upstream *TenantUpstream   `yaml:"upstream"`
+	Name          string            `yaml:"name"`
+	Labels        map[string]string `yaml:"labels"`
+	Scopes        []string          `yaml:"scopes"`
+	Upstream      *TenantUpstream   `yaml:"upstream"`
+	QueryURL      string            `yaml:"query_url"`
+	RemoteReadURL string            `yaml:"remote_read_url"`
 }
 
 // ParseTenants reads a tenants file. Errors name the file and the problem.
@@ -77,7 +88,17 @@ func ParseTenants(b []byte) (*Tenants, error) {
 		if t.byName[s.Name] != nil {
 			return nil, fmt.Errorf("tenant %q is defined twice", s.Name)
 		}
-		tn := &Tenant{Name: s.Name, Upstream: s.Upstream}
+		tn := &Tenant{Name: s.Name, Upstream: s.Upstream, QueryURL: s.QueryURL, RemoteReadURL: s.RemoteReadURL, Scopes: ScopeWrite}
+		if s.Scopes != nil {
+			sc, err := ParseScope(s.Scopes)
+			if err != nil {
+				return nil, fmt.Errorf("tenant %q: %w", s.Name, err)
+			}
+			if sc == 0 {
+				return nil, fmt.Errorf("tenant %q: scopes is empty (list read, write or both)", s.Name)
+			}
+			tn.Scopes = sc
+		}
 		for k, v := range s.Labels {
 			if !wire.IsValidLabelName(k) || strings.HasPrefix(k, "__") || v == "" {
 				return nil, fmt.Errorf("tenant %q: invalid label %s=%q", s.Name, k, v)

@@ -27,18 +27,28 @@ type reply struct {
 // routeFunc serves an authenticated request within ctx's deadline.
 type routeFunc func(ctx context.Context, r *http.Request, id inbound.Identity) reply
 
-// authenticated runs serve for an authenticated writer, both within the
-// request's one deadline (a password verification waits for a slot no
-// longer). A failure is 401 with the challenge (or 403),
-// and the connection is closed so that the unauthenticated body is not
-// read.
+// authenticated runs serve, a write route, for a caller with the write
+// scope (authorized), and answers what it returns.
 func (h *Handler) authenticated(serve routeFunc) func(http.ResponseWriter, *http.Request) {
+	return h.authorized(inbound.ScopeWrite, func(w http.ResponseWriter, r *http.Request, id inbound.Identity) {
+		h.respond(w, statsFrom(r.Context()), serve(r.Context(), r, id))
+	})
+}
+
+// authorized runs serve for an authenticated caller with scope, both
+// within the request's one deadline (a password verification waits for a
+// slot no longer). A failure is 401 with the challenge, 403 for a caller
+// without the scope, 503 when verifications are busy; the connection is
+// then closed so that the unauthenticated body is not read. serve runs
+// with a memory reservation in its context (reservationFrom), given back
+// when it returns.
+func (h *Handler) authorized(scope inbound.Scope, serve func(w http.ResponseWriter, r *http.Request, id inbound.Identity)) func(http.ResponseWriter, *http.Request) {
 	return func(w http.ResponseWriter, r *http.Request) {
 		st := statsFrom(r.Context())
 		ctx, cancel := h.deadline(r.Context())
 		defer cancel()
 		r = r.WithContext(ctx)
-		var id inbound.Identity
+		id := inbound.Identity{Scopes: inbound.ScopeAll}
 		if h.o.Inbound != nil {
 			var err error
 			if id, err = h.o.Inbound.Authenticate(r); err != nil {
@@ -65,13 +75,26 @@ func (h *Handler) authenticated(serve routeFunc) func(http.ResponseWriter, *http
 		st.mu.Lock()
 		st.identity = id
 		st.mu.Unlock()
+		if !id.Scopes.Has(scope) {
+			w.Header().Set("Connection", "close")
+			h.respond(w, st, reply{status: http.StatusForbidden, msg: fmt.Sprintf("forbidden: these credentials lack the %s scope", scope)})
+			return
+		}
 		// Everything the request holds in memory — its body, its decoded
-		// forms, the stored group it reads — is reserved in the budget.
+		// forms, the stored group it reads, the answer it passes on — is
+		// reserved in the budget.
 		res := h.o.Budget.NewReservation()
 		defer res.Release()
-		ctx = groupstore.WithReservation(ctx, res)
-		h.respond(w, st, serve(ctx, r, id))
+		r = r.WithContext(groupstore.WithReservation(ctx, res))
+		serve(w, r, id)
 	}
+}
+
+// reservationFrom is the request's memory reservation, which authorized
+// put in its context.
+func reservationFrom(ctx context.Context) *Reservation {
+	c, _ := groupstore.ReservationFrom(ctx).(*Reservation)
+	return c
 }
 
 func (h *Handler) respond(w http.ResponseWriter, st *stats, rep reply) {

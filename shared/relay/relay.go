@@ -11,7 +11,14 @@
 //	PUT|POST|DELETE /metrics/job/<job>{/<label>/<value>}   Pushgateway push
 //	PUT|POST|DELETE /metrics/job@base64/<job>{/…}          the same, job in base64url
 //	POST /api/v1/write                                     remote write 1.0
+//	GET|POST /api/v1/query, query_range, series, labels,   the PromQL HTTP API, relayed
+//	         query_exemplars; GET label/<name>/values,     (Options.Read)
+//	         metadata, status/buildinfo
+//	POST /api/v1/read                                      remote read, relayed (Options.Read)
 //	GET  /-/healthy, /-/ready                              health, unauthenticated
+//
+// Writing needs the write scope, reading the read scope
+// (inbound.Identity.Scopes); a caller without it gets 403.
 package relay
 
 import (
@@ -53,10 +60,13 @@ type Authenticator interface {
 // Options configure the handler; every field is required unless marked
 // optional. shared/config holds the defaults.
 type Options struct {
-	// Upstreams chooses the upstream of each writer's tenant.
+	// Upstreams chooses the upstream of each writer's tenant, and State
+	// applies pushes (with or without a group store): both set, the
+	// write routes exist; both nil, they do not (the read entry points).
 	Upstreams Upstreams
-	// State applies pushes (with or without a group store).
-	State *pushstate.State
+	State     *pushstate.State
+	// Read configures the read routes; optional: nil, they do not exist.
+	Read *ReadOptions
 	// Inbound authenticates every route but health; optional: nil
 	// accepts any writer (PROMRELAY_INBOUND_AUTH=none).
 	Inbound        Authenticator
@@ -93,10 +103,12 @@ type Handler struct {
 // New returns the handler for o; an error names a missing option.
 func New(o Options) (*Handler, error) {
 	switch {
-	case o.Upstreams == nil:
-		return nil, errors.New("relay: Upstreams is required")
-	case o.State == nil:
-		return nil, errors.New("relay: State is required")
+	case (o.Upstreams == nil) != (o.State == nil):
+		return nil, errors.New("relay: Upstreams and State go together")
+	case o.State == nil && o.Read == nil:
+		return nil, errors.New("relay: no routes: set Upstreams and State, or Read")
+	case o.Read != nil && (o.Read.Upstreams == nil || o.Read.Enforcer == nil || o.Read.CopyBufferBytes <= 0 || o.Read.MaxQueries <= 0):
+		return nil, errors.New("relay: Read needs Upstreams, Enforcer, CopyBufferBytes and MaxQueries")
 	case o.RequestTimeout <= 0:
 		return nil, errors.New("relay: RequestTimeout must be positive")
 	case o.MaxBodyBytes <= 0 || o.MaxDecodedBytes <= 0 || o.MaxPushDecodedBytes <= 0:
@@ -110,6 +122,14 @@ func New(o Options) (*Handler, error) {
 	}
 	o.PathPrefix = strings.TrimRight(o.PathPrefix, "/")
 	h := &Handler{o: o, mux: http.NewServeMux()}
+	if o.Read != nil {
+		h.registerRead()
+	}
+	h.route("GET /-/healthy", "health", health("promrelay is Healthy.\n"))
+	h.route("GET /-/ready", "health", health("promrelay is Ready.\n"))
+	if o.State == nil {
+		return h, nil
+	}
 	for _, base := range []string{"/metrics/job/", "/metrics/job" + "@base64/"} {
 		for _, verb := range []string{http.MethodPut, http.MethodPost, http.MethodDelete} {
 			route := "push"
@@ -120,8 +140,6 @@ func New(o Options) (*Handler, error) {
 		}
 	}
 	h.route("POST /api/v1/write", "remote_write", h.authenticated(h.serveRemoteWrite))
-	h.route("GET /-/healthy", "health", health("promrelay is Healthy.\n"))
-	h.route("GET /-/ready", "health", health("promrelay is Ready.\n"))
 	// As on the Pushgateway: no group below the job segment is not a
 	// route (ServeMux would answer GET with 405).
 	h.route("GET /metrics/job/{$}", "unknown", notFound)
@@ -170,6 +188,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx = requestid.With(ctx, requestid.New())
 	}
 	r = r.WithContext(ctx)
+	defer func() {
+		// A read answer cut off mid-stream aborts the connection; its
+		// line is still logged.
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				h.log(ctx, r, rw.status, st, time.Since(start))
+			}
+			panic(p)
+		}
+	}()
 	if p := r.URL.EscapedPath(); p != cleanPath(p) {
 		// As the Pushgateway (and ServeMux for GET) does, for every
 		// method: 301 to the cleaned path.
@@ -279,6 +307,7 @@ func (h *Handler) log(ctx context.Context, r *http.Request, status int, st *stat
 		slog.Int("samples_out", st.samplesOut),
 		slog.Int("bytes_in", st.bytesIn),
 		slog.Int("bytes_out", st.up.BytesSent),
+		slog.Int64("bytes_returned", st.bytesOut),
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 		slog.Int("upstream_status", st.up.UpstreamStatus),
 		slog.Int("upstream_requests", st.up.Requests),
@@ -309,6 +338,7 @@ type stats struct {
 	samplesIn  int
 	samplesOut int
 	bytesIn    int
+	bytesOut   int64 // bytes of a read answer passed to the reader
 	up         upstream.Result
 	identity   inbound.Identity
 	msg        string // the error answered
