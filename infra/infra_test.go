@@ -1,6 +1,8 @@
 // Package infra holds the offline checks of promrelay's infrastructure as
 // code: template.yaml (cfn-lint), infra/ (terraform fmt and an HCL parse),
-// and s.yaml (Serverless Devs' own `s preview`, plus a structural check).
+// and s.yaml (Serverless Devs' own `s preview`, plus a structural check),
+// and that the read path's permissions exist only when it is enabled
+// (read_test.go).
 package infra
 
 import (
@@ -67,8 +69,8 @@ func TestTerraformFmt(t *testing.T) {
 // template.yaml and s.yaml.
 func TestTerraformParses(t *testing.T) {
 	want := map[string][]string{
-		"aws":      {"workspace_arn", "remote_write_url", "role_arn", "state_url"},
-		"alicloud": {"role_arn", "state_url"},
+		"aws":      {"workspace_arn", "remote_write_url", "role_arn", "state_url", "query_url", "read_role_arn"},
+		"alicloud": {"role_arn", "state_url", "read_role_arn"},
 	}
 	for dir, outputs := range want {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.tf"))
