@@ -86,23 +86,34 @@ vet:
 bench:
 	cd shared/wire/bench && $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 60m . | tee ../../../bench.txt
 	$(GO) run $(BENCHSTAT) -col /impl -row .name,/series,/format,/op -filter '.unit:ns/sample' bench.txt | tee bench-table.txt
-## package: stripped, reproducible binaries and zips for Function Compute and Lambda
+## package: stripped, reproducible binaries and zips for Function Compute and Lambda (write and read entry points)
 package:
 	rm -rf dist
-	mkdir -p dist/fc dist/fc-custom dist/lambda/arm64 dist/lambda/amd64
+	mkdir -p dist/fc dist/fc-read dist/fc-custom dist/lambda/arm64 dist/lambda/amd64 dist/lambda-read/arm64 dist/lambda-read/amd64
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build $(RELEASE_FLAGS) -o dist/fc/main ./functions/fc
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build $(RELEASE_FLAGS) -o dist/fc-read/main ./functions/fc-read
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build $(RELEASE_FLAGS) -o dist/fc-custom/main ./functions/server
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(RELEASE_FLAGS) -tags lambda.norpc -o dist/lambda/arm64/bootstrap ./functions/lambda
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build $(RELEASE_FLAGS) -tags lambda.norpc -o dist/lambda/amd64/bootstrap ./functions/lambda
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(RELEASE_FLAGS) -tags lambda.norpc -o dist/lambda-read/arm64/bootstrap ./functions/lambda-read
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build $(RELEASE_FLAGS) -tags lambda.norpc -o dist/lambda-read/amd64/bootstrap ./functions/lambda-read
 	cd dist/fc && touch -t $(ZIP_TIME) main && zip -q -X main.zip main
+	cd dist/fc-read && touch -t $(ZIP_TIME) main && zip -q -X main.zip main
 	cd dist/fc-custom && touch -t $(ZIP_TIME) main && zip -q -X main.zip main
 	cd dist/lambda/arm64 && touch -t $(ZIP_TIME) bootstrap && zip -q -X bootstrap.zip bootstrap
 	cd dist/lambda/amd64 && touch -t $(ZIP_TIME) bootstrap && zip -q -X bootstrap.zip bootstrap
-	@ls -l dist/fc/main dist/fc/main.zip dist/fc-custom/main dist/fc-custom/main.zip dist/lambda/*/bootstrap dist/lambda/*/bootstrap.zip | awk '{print $$5, $$9}'
+	cd dist/lambda-read/arm64 && touch -t $(ZIP_TIME) bootstrap && zip -q -X bootstrap.zip bootstrap
+	cd dist/lambda-read/amd64 && touch -t $(ZIP_TIME) bootstrap && zip -q -X bootstrap.zip bootstrap
+	@ls -l dist/fc/main dist/fc/main.zip dist/fc-read/main dist/fc-read/main.zip dist/fc-custom/main dist/fc-custom/main.zip dist/lambda/*/bootstrap dist/lambda/*/bootstrap.zip dist/lambda-read/*/bootstrap dist/lambda-read/*/bootstrap.zip | awk '{print $$5, $$9}'
 
 ## build-RelayFunction: what `sam build` runs (BuildMethod: makefile) for template.yaml
 build-RelayFunction:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(RELEASE_FLAGS) -tags lambda.norpc -o $(ARTIFACTS_DIR)/bootstrap ./functions/lambda
+
+## build-ReadFunction: what `sam build` runs (BuildMethod: makefile) for template.yaml's read function
+.PHONY: build-ReadFunction
+build-ReadFunction:
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(RELEASE_FLAGS) -tags lambda.norpc -o $(ARTIFACTS_DIR)/bootstrap ./functions/lambda-read
 
 clean:
 	rm -rf bin dist bench.txt bench-table.txt .tools

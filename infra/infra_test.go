@@ -1,9 +1,12 @@
 // Package infra holds the offline checks of promrelay's infrastructure as
 // code: template.yaml (cfn-lint), infra/ (terraform fmt and an HCL parse),
-// and s.yaml (Serverless Devs' own `s preview`, plus a structural check).
+// and s.yaml (Serverless Devs' own `s preview`, plus a structural check),
+// and that the read path's permissions exist only when it is enabled
+// (read_test.go).
 package infra
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,8 +69,8 @@ func TestTerraformFmt(t *testing.T) {
 // template.yaml and s.yaml.
 func TestTerraformParses(t *testing.T) {
 	want := map[string][]string{
-		"aws":      {"workspace_arn", "remote_write_url", "role_arn", "state_url"},
-		"alicloud": {"role_arn", "state_url"},
+		"aws":      {"workspace_arn", "remote_write_url", "role_arn", "state_url", "query_url", "read_role_arn"},
+		"alicloud": {"role_arn", "state_url", "read_role_arn"},
 	}
 	for dir, outputs := range want {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.tf"))
@@ -135,9 +138,16 @@ type sYAML struct {
 }
 
 // TestServerlessDevsStructure checks s.yaml and s.custom-runtime.yaml the
-// way the fc3 component reads them.
+// way the fc3 component reads them: s.yaml holds the write function
+// (promrelay) and the read function (promrelay-read, its own binary and
+// role, GET and POST only, no timer); the custom runtime serves both paths
+// from one function, its read routes off by default.
 func TestServerlessDevsStructure(t *testing.T) {
-	for _, file := range []string{"../s.yaml", "../s.custom-runtime.yaml"} {
+	want := map[string][]string{
+		"../s.yaml":                {"promrelay", "promrelay-read"},
+		"../s.custom-runtime.yaml": {"promrelay"},
+	}
+	for file, names := range want {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
@@ -146,21 +156,30 @@ func TestServerlessDevsStructure(t *testing.T) {
 		if err := yaml.Unmarshal(b, &s); err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}
-		if s.Edition != "3.0.0" || len(s.Resources) != 1 {
-			t.Fatalf("%s: edition %q, %d resources", file, s.Edition, len(s.Resources))
+		if s.Edition != "3.0.0" || len(s.Resources) != len(names) {
+			t.Fatalf("%s: edition %q, %d resources, want %v", file, s.Edition, len(s.Resources), names)
 		}
-		for name, r := range s.Resources {
+		for _, name := range names {
+			r, ok := s.Resources[name]
+			if !ok {
+				t.Fatalf("%s: no resource %q", file, name)
+			}
+			read := strings.HasSuffix(name, "-read")
+			roleVar, code := "PROMRELAY_FC_ROLE_ARN", "./dist/fc/main.zip"
+			if read {
+				roleVar, code = "PROMRELAY_FC_READ_ROLE_ARN", "./dist/fc-read/main.zip"
+			}
 			p := r.Props
-			if r.Component != "fc3" || p.Region == "" || p.FunctionName == "" || p.Timeout <= 0 || !strings.Contains(p.Role, "PROMRELAY_FC_ROLE_ARN") {
-				t.Errorf("%s/%s: incomplete function props %+v", file, name, p)
+			if r.Component != "fc3" || p.Region == "" || p.FunctionName == "" || p.Timeout <= 0 || !strings.Contains(p.Role, "${env('"+roleVar+"'") {
+				t.Errorf("%s/%s: incomplete function props (role from %s) %+v", file, name, roleVar, p)
 			}
 			if len(r.Actions.PreDeploy) == 0 || r.Actions.PreDeploy[0].Run != "make package" {
 				t.Errorf("%s/%s: no pre-deploy make package", file, name)
 			}
 			switch p.Runtime {
 			case "go1":
-				if p.Handler != "main" || p.Code != "./dist/fc/main.zip" {
-					t.Errorf("%s: go1 runtime needs handler main and dist/fc/main.zip, got %q %q", file, p.Handler, p.Code)
+				if p.Handler != "main" || p.Code != code {
+					t.Errorf("%s/%s: go1 runtime needs handler main and %s, got %q %q", file, name, code, p.Handler, p.Code)
 				}
 			case "custom.debian10", "custom.debian11", "custom.debian12":
 				if p.CustomRuntimeConfig == nil || p.CustomRuntimeConfig.Port != 9000 || p.InstanceConcurrency < 2 || p.Code != "./dist/fc-custom/main.zip" {
@@ -169,21 +188,54 @@ func TestServerlessDevsStructure(t *testing.T) {
 			default:
 				t.Errorf("%s: runtime %q", file, p.Runtime)
 			}
-			if !strings.Contains(p.Env["PROMRELAY_UPSTREAM_URL"], "${env('PROMRELAY_UPSTREAM_URL'") {
-				t.Errorf("%s: PROMRELAY_UPSTREAM_URL not taken from the environment", file)
+			fromEnv := func(key string) bool { return strings.Contains(p.Env[key], "${env('"+key+"'") }
+			if read {
+				// The read function: no write upstream, no state.
+				for _, key := range []string{"PROMRELAY_UPSTREAM_URL", "PROMRELAY_STATE_URL", "PROMRELAY_GROUP_TTL", "PROMRELAY_INVOKE_SECRET"} {
+					if _, ok := p.Env[key]; ok {
+						t.Errorf("%s/%s: the read function sets %s", file, name, key)
+					}
+				}
+			} else if !fromEnv("PROMRELAY_UPSTREAM_URL") {
+				t.Errorf("%s/%s: PROMRELAY_UPSTREAM_URL not taken from the environment", file, name)
 			}
-			var http, timer bool
+			if read || p.CustomRuntimeConfig != nil {
+				for _, key := range []string{"PROMRELAY_QUERY_URL", "PROMRELAY_REMOTE_READ_URL", "PROMRELAY_QUERY_AUTH", "PROMRELAY_INBOUND_READ_TOKENS", "PROMRELAY_INBOUND_AUTH"} {
+					if !fromEnv(key) {
+						t.Errorf("%s/%s: %s not taken from the environment", file, name, key)
+					}
+				}
+			}
+			if p.CustomRuntimeConfig != nil {
+				// Read routes off unless asked for.
+				for _, key := range []string{"PROMRELAY_QUERY_URL", "PROMRELAY_REMOTE_READ_URL"} {
+					if p.Env[key] != "${env('"+key+"', '')}" {
+						t.Errorf("%s/%s: %s must default to empty (read routes off), got %q", file, name, key, p.Env[key])
+					}
+				}
+			}
+			var methods []string
+			var https, timers int
 			for _, tr := range p.Triggers {
 				switch tr.Type {
 				case "http":
-					methods, _ := tr.Config["methods"].([]any)
-					http = len(methods) == 4
+					https++
+					ms, _ := tr.Config["methods"].([]any)
+					for _, m := range ms {
+						methods = append(methods, fmt.Sprint(m))
+					}
 				case "timer":
-					timer = tr.Config["cronExpression"] != nil
+					if tr.Config["cronExpression"] != nil {
+						timers++
+					}
 				}
 			}
-			if !http || !timer {
-				t.Errorf("%s: want an HTTP trigger with GET/POST/PUT/DELETE and a timer trigger", file)
+			wantMethods, wantTimers := "GET,POST,PUT,DELETE", 1
+			if read {
+				wantMethods, wantTimers = "GET,POST", 0
+			}
+			if https != 1 || strings.Join(methods, ",") != wantMethods || timers != wantTimers {
+				t.Errorf("%s/%s: want one HTTP trigger with %s and %d timer trigger(s), got %d with %v and %d", file, name, wantMethods, wantTimers, https, methods, timers)
 			}
 		}
 	}
@@ -194,7 +246,11 @@ func TestServerlessDevsPreview(t *testing.T) {
 	s := tool(t, "s", "../.tools/node_modules/.bin/s")
 	for _, file := range []string{"s.yaml", "s.custom-runtime.yaml"} {
 		out := run(t, "..", s, "preview", "-t", file)
-		for _, want := range []string{"fc3", "functionName", "triggerType", "timer", "http"} {
+		wants := []string{"fc3", "functionName", "triggerType", "timer", "http", "PROMRELAY_QUERY_URL"}
+		if file == "s.yaml" {
+			wants = append(wants, "promrelay-read", "./dist/fc-read/main.zip")
+		}
+		for _, want := range wants {
 			if !strings.Contains(out, want) {
 				t.Errorf("s preview -t %s: output lacks %q:\n%s", file, want, out)
 			}

@@ -37,3 +37,21 @@ variable "create_state_bucket" {
   type        = bool
   default     = false
 }
+
+variable "enable_read" {
+  description = "Create the read function's RAM role and its read-only policy (the read path: Prometheus HTTP API and remote read through promrelay); false grants nothing beyond the write role."
+  type        = bool
+  default     = false
+}
+
+variable "arms_read_actions" {
+  description = "ARMS actions granted to the read function's role on the instance. ARMS documents no query-only action for the HTTP API or remote read; these are the read-only action families of the AliyunARMSReadOnlyAccess system policy (no Create/Update/Delete), scoped here to the one instance."
+  type        = list(string)
+  default     = ["arms:Describe*", "arms:List*", "arms:Get*", "arms:Search*", "arms:Check*", "arms:Query*"]
+}
+
+variable "read_policy_on_relay_role" {
+  description = "With enable_read, also attach the read policy to the write function's role: for s.custom-runtime.yaml, whose one function serves writes and reads."
+  type        = bool
+  default     = false
+}

@@ -1,7 +1,8 @@
 # The resources around the promrelay Lambda function on AWS: the Amazon
 # Managed Service for Prometheus workspace it writes to, an IAM role that may
 # only write there (for deployments that bring their own role instead of the
-# one template.yaml creates), and optionally an S3 bucket for the group store.
+# one template.yaml creates), optionally an S3 bucket for the group store, and
+# with enable_read a role for the read function that may only query.
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -102,4 +103,38 @@ resource "aws_s3_bucket_public_access_block" "state" {
   block_public_policy     = true
   ignore_public_acls      = true
   restrict_public_buckets = true
+}
+
+# The read path (enable_read): a role of its own for the read function
+# (functions/lambda-read), allowed only the four actions of the AMP query API
+# (those of AWS's AmazonPrometheusQueryAccess managed policy) on this one
+# workspace. AMP has no remote read, so nothing else is needed. Nothing here
+# exists when enable_read is false.
+resource "aws_iam_role" "read" {
+  count              = var.enable_read ? 1 : 0
+  name               = "${var.name}-read"
+  assume_role_policy = data.aws_iam_policy_document.assume_lambda.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "read_logs" {
+  count      = var.enable_read ? 1 : 0
+  role       = aws_iam_role.read[0].name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+}
+
+data "aws_iam_policy_document" "query" {
+  count = var.enable_read ? 1 : 0
+  statement {
+    sid       = "Query"
+    actions   = ["aps:QueryMetrics", "aps:GetLabels", "aps:GetSeries", "aps:GetMetricMetadata"]
+    resources = [local.workspace_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "query" {
+  count  = var.enable_read ? 1 : 0
+  name   = "${var.name}-query"
+  role   = aws_iam_role.read[0].id
+  policy = data.aws_iam_policy_document.query[0].json
 }

@@ -20,5 +20,15 @@ output "state_url" {
 
 output "sam_deploy_command" {
   description = "The sam deploy command with this infrastructure's values."
-  value       = "sam deploy --guided --parameter-overrides UpstreamURL=${local.endpoint}api/v1/remote_write AmpWorkspaceArn=${local.workspace_arn}"
+  value       = "sam deploy --guided --parameter-overrides UpstreamURL=${local.endpoint}api/v1/remote_write AmpWorkspaceArn=${local.workspace_arn}${var.enable_read ? " QueryUrl=${trimsuffix(local.endpoint, "/")}" : ""}"
+}
+
+output "query_url" {
+  description = "QueryUrl parameter of template.yaml (PROMRELAY_QUERY_URL of the read function), when enable_read; null otherwise."
+  value       = var.enable_read ? trimsuffix(local.endpoint, "/") : null
+}
+
+output "read_role_arn" {
+  description = "An execution role for the read function that may only query the workspace, when enable_read; null otherwise."
+  value       = var.enable_read ? aws_iam_role.read[0].arn : null
 }

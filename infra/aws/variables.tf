@@ -39,3 +39,9 @@ variable "state_noncurrent_days" {
   type        = number
   default     = 7
 }
+
+variable "enable_read" {
+  description = "Create the read function's role (the read path: Prometheus HTTP API through promrelay); false grants nothing beyond the write role."
+  type        = bool
+  default     = false
+}
