@@ -53,7 +53,9 @@ func scopedAuth(t *testing.T, tenantClaim string) *inbound.Authenticator {
 // Each kind of credential grants the scopes the README gives it.
 func TestScopes(t *testing.T) {
 	a, tenantJWT := scopedAuth(t, ""), scopedAuth(t, "tenant")
-	jwtWith := func(extra ...any) string { return "Bearer " + sign(t, jwt.SigningMethodHS256, secret, claims(extra...)) }
+	jwtWith := func(extra ...any) string {
+		return "Bearer " + sign(t, jwt.SigningMethodHS256, secret, claims(extra...))
+	}
 	for _, c := range []struct {
 		name, header string
 		want         inbound.Scope
