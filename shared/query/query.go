@@ -223,8 +223,7 @@ const maxErrorBody = 64 << 10
 type CopyOptions struct {
 	// Limit is the buffered platform's response limit in bytes, as the
 	// platform counts it (after base64 for a binary body, after JSON
-	// escaping for a text one); 0 streams the answer with a flush per
-	// chunk, holding one Buffer.
+	// escaping for a text one); 0 streams the answer, holding one Buffer.
 	Limit int
 	// Platform names the platform of Limit, for the 502 that says so.
 	Platform string
@@ -271,7 +270,9 @@ func (u *Upstream) Copy(w http.ResponseWriter, resp *http.Response, o CopyOption
 	}
 	setHeaders(w, resp)
 	w.WriteHeader(resp.StatusCode)
-	rc := http.NewResponseController(w)
+	// No flush per chunk: the server's own buffer goes out whenever it
+	// fills, so memory stays at one Buffer, and a flush per upstream read
+	// (which chunked answers make small) would cost a write each.
 	var n int64
 	for {
 		m, err := resp.Body.Read(o.Buffer)
@@ -280,7 +281,6 @@ func (u *Upstream) Copy(w http.ResponseWriter, resp *http.Response, o CopyOption
 				return n, &StreamError{Err: werr}
 			}
 			n += int64(m)
-			_ = rc.Flush()
 		}
 		if err == io.EOF {
 			return n, nil
