@@ -22,7 +22,7 @@ import (
 type fixedIdentity struct{ id inbound.Identity }
 
 func (f fixedIdentity) Authenticate(*http.Request) (inbound.Identity, error) { return f.id, nil }
-func (fixedIdentity) Challenge(http.Header)                                 {}
+func (fixedIdentity) Challenge(http.Header)                                  {}
 
 // readHandler is a read-only relay in front of upstreamURL, for readers
 // who are id; mod changes its read options.
@@ -128,7 +128,7 @@ func TestReadAnswers(t *testing.T) {
 // failingSigner cannot get credentials.
 type failingSigner struct{}
 
-func (failingSigner) Sign(*http.Request, []byte) error { return fmt.Errorf("sts down") }
+func (failingSigner) Sign(*http.Request, []byte) error                     { return fmt.Errorf("sts down") }
 func (failingSigner) Expired(*http.Request, int, http.Header, []byte) bool { return false }
 
 func TestReadCredentialFailureIs503(t *testing.T) {
