@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/promrelay/promrelay/shared/app"
+	"github.com/promrelay/promrelay/shared/query/enforce"
 	"github.com/promrelay/promrelay/shared/wire"
 )
 
@@ -348,5 +349,53 @@ func TestWarnsWhenTheLimitsExceedTheBudget(t *testing.T) {
 		if got := strings.Contains(log.String(), "PROMRELAY_MAX_SAMPLES_PER_REQUEST"); got != c.warn {
 			t.Errorf("memory %s: warned %v, want %v: %s", c.memory, got, c.warn, log.String())
 		}
+	}
+}
+
+// The read settings are checked at start-up: a write-only build refuses
+// them (it links no PromQL parser), the read entry points need one, and
+// AMP is refused as a remote-read upstream.
+func TestReadSettingsAtStartUp(t *testing.T) {
+	up, _ := sink(t)
+	readEnv := func(vars map[string]string, readOnly bool) app.Env {
+		e := env(vars, io.Discard)
+		e.Enforcer, e.ReadOnly = enforce.Enforcer{}, readOnly
+		return e
+	}
+	dir := t.TempDir()
+	tenants := filepath.Join(dir, "tenants.yml")
+	os.WriteFile(tenants, []byte("tenants:\n  - name: a\n    labels: {t: a}\n    query_url: http://127.0.0.1:1/q\n"), 0o600)
+	for _, c := range []struct {
+		name string
+		env  app.Env
+		want string
+	}{
+		{"write-only build, query URL", env(map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL, "PROMRELAY_QUERY_URL": up.URL}, io.Discard), "serves writes only"},
+		{"write-only build, a tenant's query_url", env(map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL, "PROMRELAY_TENANTS_FILE": tenants}, io.Discard), "serves writes only"},
+		{"read build without a read URL", readEnv(map[string]string{}, true), "PROMRELAY_QUERY_URL or PROMRELAY_REMOTE_READ_URL is required"},
+		{"AMP has no remote read", readEnv(map[string]string{"PROMRELAY_REMOTE_READ_URL": "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/read"}, true), "AMP has no remote read"},
+		{"query URL not a URL", readEnv(map[string]string{"PROMRELAY_QUERY_URL": "aps-workspaces"}, true), "PROMRELAY_QUERY_URL"},
+		{"unknown query auth", readEnv(map[string]string{"PROMRELAY_QUERY_URL": up.URL, "PROMRELAY_QUERY_AUTH": "magic"}, true), "PROMRELAY_QUERY_AUTH"},
+	} {
+		if _, err := app.FromEnv(app.Server, c.env); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+	// A read entry point needs no upstream URL and serves no write route.
+	a, err := app.FromEnv(app.Lambda, readEnv(map[string]string{"PROMRELAY_QUERY_URL": up.URL, "PROMRELAY_INBOUND_AUTH": "bearer", "PROMRELAY_INBOUND_READ_TOKENS": "r0123456789"}, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	a.Handler.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/write", nil))
+	if rec.Code != 404 {
+		t.Errorf("read entry point: POST /api/v1/write answered %d", rec.Code)
+	}
+	rec = httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/api/v1/status/buildinfo", nil)
+	req.Header.Set("Authorization", "Bearer r0123456789")
+	a.Handler.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Errorf("read entry point: buildinfo answered %d %s", rec.Code, rec.Body)
 	}
 }

@@ -193,3 +193,32 @@ func TestValidateRefusesUnsafeCombinations(t *testing.T) {
 		t.Errorf("a short invoke secret: %v (and the secret must not be printed)", err)
 	}
 }
+
+func TestIsAMPHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"aps-workspaces.eu-west-1.amazonaws.com":             true,
+		"APS-WORKSPACES.us-east-1.amazonaws.com:443":         true,
+		"aps-workspaces-fips.us-east-1.amazonaws.com":        true,
+		"aps-workspaces.cn-north-1.amazonaws.com.cn":         true,
+		"aps-workspaces.eu-west-1.amazonaws.com.evil.net":    false,
+		"prometheus.example":                                 false,
+		"cn-hangzhou.arms.aliyuncs.com":                      false,
+		"example.com/aps-workspaces.eu-west-1.amazonaws.com": false,
+	} {
+		if got := config.IsAMPHost(host); got != want {
+			t.Errorf("IsAMPHost(%q) = %v", host, got)
+		}
+	}
+	// Recognised by the host, not the path.
+	c := config.Config{RemoteReadURL: "http://prom.example/aps-workspaces.eu-west-1.amazonaws.com/api/v1/read"}
+	if err := c.ValidateRead(); err != nil {
+		t.Errorf("a path that looks like AMP: %v", err)
+	}
+	if c.QueryAuthMode() != config.AuthNone {
+		t.Errorf("query auth %q", c.QueryAuthMode())
+	}
+	c = config.Config{UpstreamAuth: config.AuthSigV4, QueryURL: "https://q"}
+	if rc := c.ReadConfig("https://q"); rc.UpstreamURL != "https://q" || rc.AuthMode() != config.AuthSigV4 {
+		t.Errorf("read config %+v", rc)
+	}
+}
