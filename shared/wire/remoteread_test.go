@@ -251,7 +251,7 @@ func TestEnforcedReadRequestRejectsMalformed(t *testing.T) {
 		{"types fixed64", pb{}.append(2<<3|1, 0, 0, 0, 0, 0, 0, 0, 0), "ReadRequest.accepted_response_types: wrong wire type 1"},
 		{"types packed truncated", pb{}.bytes(2, []byte{0x80}), "ReadRequest.accepted_response_types: unexpected end"},
 		{"field number 0", pb{}.append(0, 0), "ReadRequest field: invalid field number 0"},
-		{"end group", pb{}.append(1<<3|4), "ReadRequest field: unsupported wire type 4"},
+		{"end group", pb{}.append(1<<3 | 4), "ReadRequest field: unsupported wire type 4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
