@@ -322,6 +322,10 @@ func TestEnforcedReadRequestLimits(t *testing.T) {
 	if !errors.As(err, &le) || err.Error() != "query 1: more than 2 matchers per query" {
 		t.Errorf("error message %q", err)
 	}
+	_, err = wire.AppendEnforcedReadRequest(nil, raw, nil, 1, 0)
+	if !errors.As(err, &le) || err.Error() != "more than 1 queries per read request" {
+		t.Errorf("error message %q", err)
+	}
 }
 
 func TestEnforcedReadRequestRejectsEmptyTenant(t *testing.T) {
