@@ -154,3 +154,24 @@ func TestErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentUse checks under -race that one Enforcer serves
+// goroutines at once.
+func TestConcurrentUse(t *testing.T) {
+	var e enforce.Enforcer
+	done := make(chan string)
+	for range 4 {
+		go func() {
+			out := ""
+			for range 50 {
+				out, _ = e.Query(`sum by (job) (rate(x{tenant="b"}[5m])) / on(job) y`, tenantA)
+			}
+			done <- out
+		}()
+	}
+	for range 4 {
+		if got, want := <-done, `sum by (job) (rate(x{tenant="a"}[5m])) / on (job) y{tenant="a"}`; got != want {
+			t.Errorf("got %s, want %s", got, want)
+		}
+	}
+}
