@@ -1,2 +1,0 @@
-package enforce
-import _ "github.com/prometheus/prometheus/prompb"
