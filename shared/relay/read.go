@@ -278,8 +278,12 @@ func (h *Handler) serveRemoteRead(w http.ResponseWriter, r *http.Request, id inb
 	// requests within the limits); rewritten for a tenant reader.
 	enforced, err := wire.AppendEnforcedReadRequest(make([]byte, 0, n+len(labels)*64), decoded, labels, h.o.Read.MaxQueries, h.o.Limits.MaxLabels)
 	if err != nil {
-		if le := (*wire.LimitError)(nil); errors.As(err, &le) {
-			h.respond(w, st, decodeReply(err))
+		if le := (*wire.ReadLimitError)(nil); errors.As(err, &le) {
+			setting := "a fixed limit"
+			if le.What == wire.LimitReadMatchers {
+				setting = "PROMRELAY_MAX_LABELS"
+			}
+			h.respond(w, st, reply{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("%v (%s); send fewer queries or matchers per request", le, setting)})
 			return
 		}
 		h.respond(w, st, reply{status: http.StatusBadRequest, msg: "cannot decode remote-read request: " + err.Error()})
