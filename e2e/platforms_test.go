@@ -259,28 +259,31 @@ func TestFunctionsRefuseBadConfig(t *testing.T) {
 // that is queued before the process starts).
 func BenchmarkColdStart(b *testing.B) {
 	needsPeers(b)
-	for _, fn := range []struct{ name, env string }{{"fc", "FC_RUNTIME_API"}, {"lambda", "AWS_LAMBDA_RUNTIME_API"}} {
+	for _, fn := range []struct{ name, env string }{{"fc", "FC_RUNTIME_API"}, {"lambda", "AWS_LAMBDA_RUNTIME_API"},
+		{"fc-read", "FC_RUNTIME_API"}, {"lambda-read", "AWS_LAMBDA_RUNTIME_API"}} {
 		b.Run(fn.name, func(b *testing.B) {
 			var tags []string
-			if fn.name == "lambda" {
+			if strings.HasPrefix(fn.name, "lambda") {
 				tags = []string{"lambda.norpc"}
 			}
+			isFC := strings.HasPrefix(fn.name, "fc")
 			bin := binary(b, fn.name, tags...)
 			var total time.Duration
 			for b.Loop() {
 				var rt *fakeRuntime
-				if fn.name == "fc" {
+				if isFC {
 					rt = fcRuntime(b)
 				} else {
 					rt = lambdaRuntime(b)
 				}
 				ev, _ := json.Marshal(fcHTTPEvent("GET", "/-/ready", "", nil, false))
-				if fn.name == "lambda" {
+				if !isFC {
 					ev, _ = json.Marshal(lambdaURLEvent("GET", "/-/ready", "", nil, false))
 				}
 				_, ch := rt.enqueue(ev, 10*time.Second)
 				start := time.Now()
-				cmd, _ := startFunction(b, bin, fn.env+"="+testpeer.Host(rt.srv.URL), "PROMRELAY_UPSTREAM_URL=http://127.0.0.1:1/api/v1/write", "PROMRELAY_INBOUND_AUTH=none")
+				cmd, _ := startFunction(b, bin, fn.env+"="+testpeer.Host(rt.srv.URL), "PROMRELAY_UPSTREAM_URL=http://127.0.0.1:1/api/v1/write", "PROMRELAY_INBOUND_AUTH=none",
+					map[bool]string{true: "PROMRELAY_QUERY_URL=http://127.0.0.1:1"}[strings.HasSuffix(fn.name, "-read")])
 				r := <-ch
 				total += time.Since(start)
 				if r.kind != "response" {

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/gogo/protobuf/proto"
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
@@ -426,4 +430,42 @@ remote_read:
 			t.Errorf("garbage: %d %s", status, b)
 		}
 	})
+}
+
+// The AMP front of these tests refuses what AMP refuses: a correctly
+// signed request whose query string is not in SigV4's canonical form (an
+// unescaped { } ", say). Without this, TestReadPathSigV4 could not fail
+// for a relay that sends the query as the client wrote it.
+func TestAMPFrontRefusesNonCanonicalQuery(t *testing.T) {
+	needsPeers(t)
+	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{})
+	store := newCredStore()
+	store.add("AKIDREAD", issuedCreds{secret: "readSecret", token: "readToken", expires: time.Now().Add(time.Hour)})
+	amp, _, _ := ampUpstream(t, prom, store, "eu-west-1")
+	send := func(rawQuery string, canonical bool) int {
+		req, _ := http.NewRequest(http.MethodGet, amp.URL+"/workspaces/ws-1/api/v1/query?"+rawQuery, nil)
+		req.Header.Set("X-Amz-Security-Token", "readToken")
+		sum := sha256.Sum256(nil)
+		hash := hex.EncodeToString(sum[:])
+		req.Header.Set("X-Amz-Content-Sha256", hash)
+		if err := v4.NewSigner().SignHTTP(req.Context(), aws.Credentials{AccessKeyID: "AKIDREAD", SecretAccessKey: "readSecret", SessionToken: "readToken"},
+			req, hash, "aps", "eu-west-1", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if !canonical {
+			req.URL.RawQuery = rawQuery // as a naive signer sends it
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := send(`query=up{job="x"}`, true); got != 200 {
+		t.Errorf("canonical: %d", got)
+	}
+	if got := send(`query=up{job="x"}`, false); got != 403 {
+		t.Errorf("non-canonical query string: %d, want 403", got)
+	}
 }

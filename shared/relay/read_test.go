@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/promrelay/promrelay/shared/auth"
 	"github.com/promrelay/promrelay/shared/inbound"
@@ -210,5 +212,39 @@ func benchGet(b *testing.B, target string) {
 		}
 		io.CopyBuffer(io.Discard, resp.Body, buf)
 		resp.Body.Close()
+	}
+}
+
+// Reads are charged to the memory budget: a read that cannot fit is 413,
+// one that must wait for room longer than the budget's wait is 429.
+func TestReadChargedToTheBudget(t *testing.T) {
+	up := bigUpstream(1 << 10)
+	defer up.Close()
+	upq, _ := query.New(query.Config{QueryURL: up.URL + "/prom", Transport: upstream.NewTransport()})
+	ro := &relay.ReadOptions{Upstreams: func(string) *query.Upstream { return upq }, API: true,
+		Enforcer: enforce.Enforcer{}, CopyBufferBytes: 32 << 10, MaxQueries: 16}
+	budget := relay.NewBudget(16<<10, 10*time.Millisecond)
+	h, _ := newHandlerLog(nil, func(o *relay.Options) {
+		o.Upstreams, o.State, o.Read, o.Budget = nil, nil, ro, budget
+		o.Inbound = fixedIdentity{inbound.Identity{Scopes: inbound.ScopeRead}}
+	})
+	if rec := serve(h, "GET", "/api/v1/query?query=up", nil); rec.Code != 413 {
+		t.Errorf("a read larger than the budget: %d %s", rec.Code, rec.Body)
+	}
+	budget = relay.NewBudget(40<<10, 10*time.Millisecond)
+	held := budget.NewReservation()
+	if err := held.Grow(context.Background(), 30<<10); err != nil {
+		t.Fatal(err)
+	}
+	h, _ = newHandlerLog(nil, func(o *relay.Options) {
+		o.Upstreams, o.State, o.Read, o.Budget = nil, nil, ro, budget
+		o.Inbound = fixedIdentity{inbound.Identity{Scopes: inbound.ScopeRead}}
+	})
+	if rec := serve(h, "GET", "/api/v1/query?query=up", nil); rec.Code != 429 || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("a read while the budget is taken: %d %s", rec.Code, rec.Body)
+	}
+	held.Release()
+	if rec := serve(h, "GET", "/api/v1/query?query=up", nil); rec.Code != 200 {
+		t.Errorf("a read once the budget is free: %d", rec.Code)
 	}
 }
