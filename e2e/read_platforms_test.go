@@ -74,7 +74,7 @@ func TestReadBinaries(t *testing.T) {
 		rt                      func(testing.TB) *fakeRuntime
 		event                   func(method, path, rawQuery, token, contentType string, body []byte, b64 bool) map[string]any
 	}{
-		{"lambda-read", "AWS_LAMBDA_RUNTIME_API", "Lambda's response limit of 6291456 bytes", lambdaRuntime,
+		{"lambda-read", "AWS_LAMBDA_RUNTIME_API", "Lambda's response limit of 6225920 bytes", lambdaRuntime,
 			func(method, path, rawQuery, token, contentType string, body []byte, b64 bool) map[string]any {
 				ev := lambdaURLEvent(method, path, contentType, body, b64)
 				ev["rawQueryString"] = rawQuery
@@ -84,7 +84,7 @@ func TestReadBinaries(t *testing.T) {
 				ev["headers"].(map[string]string)["content-encoding"] = "snappy"
 				return ev
 			}},
-		{"fc-read", "FC_RUNTIME_API", "Function Compute's response limit of 16777216 bytes", fcRuntime,
+		{"fc-read", "FC_RUNTIME_API", "Function Compute's response limit of 16711680 bytes", fcRuntime,
 			func(method, path, rawQuery, token, contentType string, body []byte, b64 bool) map[string]any {
 				ev := fcHTTPEvent(method, path, contentType, body, b64)
 				q, _ := url.ParseQuery(rawQuery)

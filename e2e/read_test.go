@@ -252,7 +252,7 @@ func TestReadPathSigV4(t *testing.T) {
 // returns directly.
 func TestReadTenantEnforcement(t *testing.T) {
 	needsPeers(t)
-	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{})
+	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{Args: []string{"--enable-feature=exemplar-storage"}})
 	store := newCredStore()
 	sigv4Env(t, store)
 	amp, _, _ := ampUpstream(t, prom, store, "eu-west-1")
@@ -288,6 +288,36 @@ func TestReadTenantEnforcement(t *testing.T) {
 			})
 		}
 	}
+	t.Run("range, exemplars, labels, URL and form together", func(t *testing.T) {
+		for _, c := range []struct {
+			method, path string
+			params       url.Values
+			urlQuery     string // sent in the URL besides a POST form
+			direct       url.Values
+		}{
+			{"GET", "/api/v1/query_range", url.Values{"query": {`sum(read_metric)`}, "start": {from}, "end": {ts}, "step": {"30"}},
+				"", url.Values{"query": {`sum(read_metric{` + a + `})`}, "start": {from}, "end": {ts}, "step": {"30"}}},
+			{"POST", "/api/v1/query_exemplars", url.Values{"query": {`{__name__=~"read_.*"}`}, "start": {from}, "end": {strconv.FormatInt(now.Unix()+1, 10)}},
+				"", url.Values{"query": {`{__name__=~"read_.*",` + a + `}`}, "start": {from}, "end": {strconv.FormatInt(now.Unix()+1, 10)}}},
+			{"POST", "/api/v1/labels", url.Values{"match[]": {`{__name__=~".+"}`}, "start": {from}, "end": {ts}},
+				"", url.Values{"match[]": {`{__name__=~".+",` + a + `}`}, "start": {from}, "end": {ts}}},
+			{"POST", "/api/v1/series", url.Values{"start": {from}, "end": {ts}},
+				"match[]=" + url.QueryEscape(`{job=~".+"}`), url.Values{"match[]": {`{job=~".+",` + a + `}`}, "start": {from}, "end": {ts}}},
+		} {
+			path := c.path
+			if c.urlQuery != "" {
+				path += "?" + c.urlQuery
+			}
+			rs, rb := apiCall(t, c.method, relay.URL, path, c.params, "tok-a")
+			ds, db := apiCall(t, "GET", prom.URL, c.path, c.direct, "")
+			if got, want := apiData(t, rs, rb), apiData(t, ds, db); !reflect.DeepEqual(got, want) {
+				t.Errorf("%s %s: tenant reader got\n%s\nwant\n%s", c.method, path, tail(rb, 600), tail(db, 600))
+			}
+			if strings.Contains(rb, `"tenant_userid":"1002"`) || strings.Contains(rb, `"only_b"`) {
+				t.Errorf("%s %s: another tenant's series leaked: %s", c.method, path, tail(rb, 600))
+			}
+		}
+	})
 	t.Run("match[] absent and present", func(t *testing.T) {
 		rs, rb := apiCall(t, http.MethodGet, relay.URL, "/api/v1/labels", url.Values{"start": {from}, "end": {ts}}, "tok-a")
 		if labels := apiData(t, rs, rb).([]any); strings.Contains(fmt.Sprint(labels), "only_b") || !strings.Contains(fmt.Sprint(labels), "path") {
@@ -317,6 +347,10 @@ func TestReadTenantEnforcement(t *testing.T) {
 		}{
 			{"GET", "/api/v1/metadata", "", "tok-a", 403, "cannot be limited to a tenant"},
 			{"GET", "/api/v1/query", "sum(", "tok-a", 400, "invalid PromQL"},
+			{"POST", "/api/v1/query?query=up", "up", "tok-a", 400, "more than one query parameter"},
+			{"GET", "/api/v1/label/%2e%2e/values", "", "tok-a", 400, "invalid label name"},
+			{"GET", "/api/v1/label/..%2F..%2Fws-2%2Fapi%2Fv1%2Flabel%2Fjob/values", "", "tok-all", 400, "invalid label name"},
+			{"GET", "/api/v1/query", strings.Repeat("-", 3000) + "up", "tok-a", 400, "more than 2048 tokens"},
 			{"GET", "/api/v1/query", "up", "tok-w", 403, "read scope"},
 			{"GET", "/api/v1/query", "up", "tok-write", 403, "read scope"},
 			{"POST", "/api/v1/query", "up", "", 401, "unauthorized"},

@@ -110,8 +110,15 @@ func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 			return nil, fmt.Errorf("PROMRELAY_TENANTS_FILE: %w", err)
 		}
 	}
-	if env.Enforcer == nil && readConfigured(cfg, tenants) {
-		return nil, errors.New("PROMRELAY_QUERY_URL, PROMRELAY_REMOTE_READ_URL or a tenant's query_url/remote_read_url is set, but this build serves writes only: deploy the read entry point (functions/lambda-read or functions/fc-read) or the server binary for the read path")
+	if readConfigured(cfg, tenants) {
+		if env.Enforcer == nil {
+			return nil, errors.New("PROMRELAY_QUERY_URL, PROMRELAY_REMOTE_READ_URL or a tenant's query_url/remote_read_url is set, but this build serves writes only: deploy the read entry point (functions/lambda-read or functions/fc-read) or the server binary for the read path")
+		}
+		if len(cfg.InboundAuth) == 0 {
+			// Reads go out with the relay's credentials: who may use them
+			// must be a decision, on the server too.
+			return nil, errors.New("PROMRELAY_INBOUND_AUTH is required with the read path (PROMRELAY_QUERY_URL, PROMRELAY_REMOTE_READ_URL): set bearer, basic or jwt, or none to let anyone read through the relay's credentials")
+		}
 	}
 	if kind != Server && len(cfg.InboundAuth) == 0 {
 		// A function's HTTP trigger or URL is public: who may write must be
@@ -313,11 +320,13 @@ func readConfigured(cfg config.Config, tenants *inbound.Tenants) bool {
 func readOptions(kind Kind, cfg config.Config, tenants *inbound.Tenants, enforcer relay.Enforcer) (*relay.ReadOptions, error) {
 	ro := &relay.ReadOptions{Enforcer: enforcer, CopyBufferBytes: config.QueryCopyBufferBytes, MaxQueries: config.MaxReadQueries,
 		Version: config.PrometheusAPIVersion, Revision: "promrelay-" + Version}
+	// The body's share of the platform's limit: the rest is the
+	// response event's status, headers and envelope.
 	switch {
 	case kind == Lambda:
-		ro.ResponseLimit, ro.Platform = config.LambdaResponseBytes, "Lambda"
+		ro.ResponseLimit, ro.Platform = config.LambdaResponseBytes-config.ResponseEnvelopeBytes, "Lambda"
 	case kind == FunctionCompute && !cfg.FCCustomRuntime:
-		ro.ResponseLimit, ro.Platform = config.FCResponseBytes, "Function Compute"
+		ro.ResponseLimit, ro.Platform = config.FCResponseBytes-config.ResponseEnvelopeBytes, "Function Compute"
 	}
 	def, err := readUpstream(cfg, cfg.QueryURL, cfg.RemoteReadURL)
 	if err != nil {
@@ -327,6 +336,11 @@ func readOptions(kind Kind, cfg config.Config, tenants *inbound.Tenants, enforce
 	byTenant := map[string]*query.Upstream{}
 	if tenants != nil {
 		for _, t := range tenants.All() {
+			if t.Scopes.Has(inbound.ScopeRead) && len(t.Labels) == 0 &&
+				((cfg.QueryURL != "" && t.QueryURL == "") || (cfg.RemoteReadURL != "" && t.RemoteReadURL == "")) {
+				// Nothing would hold it to its own series.
+				return nil, fmt.Errorf("PROMRELAY_TENANTS_FILE: tenant %q may read but has no labels, so it would read every series of the relay's read upstream: give it labels, or its own query_url and remote_read_url", t.Name)
+			}
 			if t.QueryURL == "" && t.RemoteReadURL == "" {
 				continue
 			}
@@ -382,8 +396,14 @@ func readUpstream(cfg config.Config, queryURL, remoteReadURL string) (*query.Ups
 // shares).
 func NewSigner(ctx context.Context, cfg config.Config) (auth.Signer, *auth.AliyunProvider, error) {
 	switch mode := cfg.AuthMode(); mode {
-	case config.AuthNone, config.AuthBasic, config.AuthBearer:
-		return &auth.Static{Username: cfg.UpstreamUsername, Password: cfg.UpstreamPassword, BearerToken: cfg.UpstreamBearerToken}, nil, nil
+	case config.AuthNone:
+		// Nothing, even when static credentials are set for another use
+		// (PROMRELAY_QUERY_AUTH=none next to basic writes).
+		return &auth.Static{}, nil, nil
+	case config.AuthBasic:
+		return &auth.Static{Username: cfg.UpstreamUsername, Password: cfg.UpstreamPassword}, nil, nil
+	case config.AuthBearer:
+		return &auth.Static{BearerToken: cfg.UpstreamBearerToken}, nil, nil
 	case config.AuthAliyun:
 		p, err := aliyunProvider(cfg)
 		if err != nil {

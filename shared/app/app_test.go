@@ -399,3 +399,50 @@ func TestReadSettingsAtStartUp(t *testing.T) {
 		t.Errorf("read entry point: buildinfo answered %d %s", rec.Code, rec.Body)
 	}
 }
+
+// The read path's own refusals: a tenant that may read but has no labels
+// (nothing would hold it to its series), the read path without inbound
+// authentication, and PROMRELAY_QUERY_AUTH=none sends no credentials even
+// when writes are signed with static ones.
+func TestReadPathRefusalsAndQueryAuthNone(t *testing.T) {
+	up, _ := sink(t)
+	var authz atomic.Value
+	authz.Store("unset")
+	q := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		authz.Store(r.Header.Get("Authorization"))
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"success","data":[]}`)
+	}))
+	t.Cleanup(q.Close)
+	readEnv := func(vars map[string]string) app.Env {
+		e := env(vars, io.Discard)
+		e.Enforcer = enforce.Enforcer{}
+		return e
+	}
+	tenants := filepath.Join(t.TempDir(), "tenants.yml")
+	os.WriteFile(tenants, []byte("tenants:\n  - name: open\n    scopes: [read]\ntokens:\n  tok-open-0123: open\n"), 0o600)
+	for _, c := range []struct {
+		name string
+		vars map[string]string
+		want string
+	}{
+		{"read tenant without labels", map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL, "PROMRELAY_QUERY_URL": q.URL, "PROMRELAY_INBOUND_AUTH": "bearer", "PROMRELAY_TENANTS_FILE": tenants}, `tenant "open" may read but has no labels`},
+		{"read path without inbound auth", map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL, "PROMRELAY_QUERY_URL": q.URL}, "PROMRELAY_INBOUND_AUTH is required with the read path"},
+		{"query auth bearer without a token", map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL, "PROMRELAY_QUERY_URL": q.URL, "PROMRELAY_INBOUND_AUTH": "none", "PROMRELAY_QUERY_AUTH": "bearer"}, "PROMRELAY_QUERY_AUTH=bearer needs"},
+	} {
+		if _, err := app.FromEnv(app.Server, readEnv(c.vars)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+	a, err := app.FromEnv(app.Server, readEnv(map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL, "PROMRELAY_UPSTREAM_AUTH": "basic",
+		"PROMRELAY_UPSTREAM_USERNAME": "writer", "PROMRELAY_UPSTREAM_PASSWORD": "write-secret", "PROMRELAY_QUERY_URL": q.URL,
+		"PROMRELAY_QUERY_AUTH": "none", "PROMRELAY_INBOUND_AUTH": "none"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	a.Handler.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/labels", nil))
+	if rec.Code != 200 || authz.Load() != "" {
+		t.Errorf("QUERY_AUTH=none: %d, the upstream got Authorization %q", rec.Code, authz.Load())
+	}
+}

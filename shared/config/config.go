@@ -457,6 +457,9 @@ const (
 	// HTTP-trigger invocation of the built-in runtime: 16 MB (Function
 	// Compute, "Limits on HTTP responses").
 	FCResponseBytes = 16 << 20
+	// ResponseEnvelopeBytes is kept free of a buffered platform's
+	// response limit for the event's status, headers and JSON envelope.
+	ResponseEnvelopeBytes = 64 << 10
 	// MaxReadQueries bounds the queries of one remote-read request.
 	MaxReadQueries = 128
 	// QueryCopyBufferBytes is the buffer that streams one read response.
@@ -524,7 +527,8 @@ func absoluteHTTP(s string) bool {
 
 // IsAMPHost reports whether host (a URL's host, with or without a port)
 // is an Amazon Managed Service for Prometheus workspace endpoint,
-// aps-workspaces[-fips].<region>.amazonaws.com[.cn]: AMP serves the
+// aps-workspaces[-fips].<region>.amazonaws.com[.cn], or an interface VPC
+// endpoint's vpce-<id>.aps-workspaces.<region>.vpce.amazonaws.com: AMP serves the
 // PromQL HTTP API but no remote read ("Amazon Managed Service for
 // Prometheus APIs", which lists QueryMetrics, GetLabels, GetSeries and
 // GetMetricMetadata, and no read endpoint).
@@ -533,6 +537,11 @@ func IsAMPHost(host string) bool {
 		host = h
 	}
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if strings.HasPrefix(host, "vpce-") && strings.Contains(host, ".aps-workspaces.") {
+		// An interface VPC endpoint's name:
+		// vpce-<id>.aps-workspaces.<region>.vpce.amazonaws.com.
+		return strings.HasSuffix(host, ".vpce.amazonaws.com") || strings.HasSuffix(host, ".vpce.amazonaws.com.cn")
+	}
 	if !strings.HasPrefix(host, "aps-workspaces.") && !strings.HasPrefix(host, "aps-workspaces-fips.") {
 		return false
 	}
@@ -559,6 +568,18 @@ func (c Config) ReadConfig(readURL string) Config {
 
 // validate checks what writers and readers share.
 func (c *Config) validate() error {
+	if c.QueryURL != "" || c.RemoteReadURL != "" {
+		switch c.QueryAuthMode() {
+		case AuthBasic:
+			if c.UpstreamUsername == "" && c.UpstreamPassword == "" {
+				return errors.New("PROMRELAY_QUERY_AUTH=basic needs PROMRELAY_UPSTREAM_USERNAME and PROMRELAY_UPSTREAM_PASSWORD")
+			}
+		case AuthBearer:
+			if c.UpstreamBearerToken == "" {
+				return errors.New("PROMRELAY_QUERY_AUTH=bearer needs PROMRELAY_UPSTREAM_BEARER_TOKEN")
+			}
+		}
+	}
 	if c.QueryURL != "" && !absoluteHTTP(c.QueryURL) {
 		return fmt.Errorf("PROMRELAY_QUERY_URL (-query.url): %q is not an absolute http(s) URL", c.QueryURL)
 	}

@@ -196,14 +196,16 @@ func TestValidateRefusesUnsafeCombinations(t *testing.T) {
 
 func TestIsAMPHost(t *testing.T) {
 	for host, want := range map[string]bool{
-		"aps-workspaces.eu-west-1.amazonaws.com":             true,
-		"APS-WORKSPACES.us-east-1.amazonaws.com:443":         true,
-		"aps-workspaces-fips.us-east-1.amazonaws.com":        true,
-		"aps-workspaces.cn-north-1.amazonaws.com.cn":         true,
-		"aps-workspaces.eu-west-1.amazonaws.com.evil.net":    false,
-		"prometheus.example":                                 false,
-		"cn-hangzhou.arms.aliyuncs.com":                      false,
-		"example.com/aps-workspaces.eu-west-1.amazonaws.com": false,
+		"aps-workspaces.eu-west-1.amazonaws.com":                             true,
+		"APS-WORKSPACES.us-east-1.amazonaws.com:443":                         true,
+		"aps-workspaces-fips.us-east-1.amazonaws.com":                        true,
+		"aps-workspaces.cn-north-1.amazonaws.com.cn":                         true,
+		"aps-workspaces.eu-west-1.amazonaws.com.evil.net":                    false,
+		"prometheus.example":                                                 false,
+		"cn-hangzhou.arms.aliyuncs.com":                                      false,
+		"example.com/aps-workspaces.eu-west-1.amazonaws.com":                 false,
+		"vpce-0123abcd.aps-workspaces.eu-west-1.vpce.amazonaws.com":          true,
+		"vpce-0123abcd.aps-workspaces.eu-west-1.vpce.amazonaws.com.evil.net": false,
 	} {
 		if got := config.IsAMPHost(host); got != want {
 			t.Errorf("IsAMPHost(%q) = %v", host, got)

@@ -15,6 +15,7 @@ package query
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -258,9 +259,11 @@ func (u *Upstream) Copy(w http.ResponseWriter, resp *http.Response, o CopyOption
 			Detail: u.scrub(string(peek))}
 	}
 	if resp.StatusCode >= 400 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		b = []byte(u.scrub(string(b)))
+		b := u.errorBody(resp)
 		setHeaders(w, resp)
+		// Passed on decoded, whatever the reader accepted: it was read
+		// (and cut, and scrubbed) as text.
+		w.Header().Del("Content-Encoding")
 		w.WriteHeader(resp.StatusCode)
 		n, _ := w.Write(b)
 		return int64(n), nil
@@ -291,6 +294,26 @@ func (u *Upstream) Copy(w http.ResponseWriter, resp *http.Response, o CopyOption
 	}
 }
 
+// errorBody is an error answer's body, decoded when gzip-encoded, cut at
+// maxErrorBody and scrubbed of the upstream's URL; an encoding it cannot
+// decode gives a short text instead.
+func (u *Upstream) errorBody(resp *http.Response) []byte {
+	var r io.Reader = resp.Body
+	switch enc := strings.ToLower(resp.Header.Get("Content-Encoding")); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			return []byte("the upstream's error answer could not be decoded\n")
+		}
+		r = zr
+	default:
+		return []byte(fmt.Sprintf("the upstream answered status %d (body in %s encoding not shown)\n", resp.StatusCode, enc))
+	}
+	b, _ := io.ReadAll(io.LimitReader(r, maxErrorBody))
+	return []byte(u.scrub(string(b)))
+}
+
 // copyBuffered reads the whole answer, refusing it with 502 once it is
 // over o.Limit as the platform counts it.
 func (u *Upstream) copyBuffered(w http.ResponseWriter, resp *http.Response, o CopyOptions) (int64, error) {
@@ -316,8 +339,10 @@ func (u *Upstream) copyBuffered(w http.ResponseWriter, resp *http.Response, o Co
 	}
 	setHeaders(w, resp)
 	w.WriteHeader(resp.StatusCode)
-	n, err := w.Write(buf.Bytes())
-	return int64(n), err
+	// The platform's recorder keeps what it is given; a failure here has
+	// nobody left to answer.
+	n, _ := w.Write(buf.Bytes())
+	return int64(n), nil
 }
 
 // textual reports whether a body with these headers travels in a

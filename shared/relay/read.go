@@ -128,14 +128,32 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, endpoint stri
 		h.respond(w, st, rep)
 		return
 	}
+	if len(params["query"]) > 1 {
+		// Prometheus reads the first; one query per request keeps the
+		// parser's work bounded.
+		h.respond(w, st, reply{status: http.StatusBadRequest, msg: "more than one query parameter"})
+		return
+	}
+	if n := len(params["match[]"]); n > maxMatches {
+		h.respond(w, st, reply{status: http.StatusBadRequest, msg: fmt.Sprintf("%d match[] parameters, more than the limit of %d", n, maxMatches)})
+		return
+	}
+	if endpoint == "label/{name}/values" {
+		// A label name only: nothing that a path could resolve (.., %2F)
+		// to another endpoint or another workspace's. Prometheus 3 sends
+		// other names U__-encoded, which are valid legacy names too.
+		name := r.PathValue("name")
+		if !wire.IsValidLabelName(name) {
+			h.respond(w, st, reply{status: http.StatusBadRequest, msg: fmt.Sprintf("invalid label name %q", name)})
+			return
+		}
+		endpoint = "label/" + name + "/values"
+	}
 	if len(labels) > 0 {
-		if rep := h.enforceParams(endpoint, params, labels); rep.status != 0 {
+		if rep := h.enforceParams(ctx, endpoint, params, labels); rep.status != 0 {
 			h.respond(w, st, rep)
 			return
 		}
-	}
-	if endpoint == "label/{name}/values" {
-		endpoint = "label/" + url.PathEscape(r.PathValue("name")) + "/values"
 	}
 	if err := c.Grow(ctx, h.responseCharge()); err != nil {
 		h.respond(w, st, errorReply(err))
@@ -149,6 +167,11 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, endpoint stri
 // for a POST the form body's (read within PROMRELAY_MAX_BODY_BYTES),
 // body values first, as Prometheus' Request.ParseForm merges them.
 func (h *Handler) readParams(ctx context.Context, r *http.Request, c *Reservation) (url.Values, reply) {
+	// The parameters, their encoding upstream, the enforced queries and
+	// the signer's canonical form each hold about the input's size.
+	if err := c.Grow(ctx, paramsBytesPerByte*int64(len(r.URL.RawQuery))); err != nil {
+		return nil, errorReply(err)
+	}
 	params, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, reply{status: http.StatusBadRequest, msg: "invalid query string: " + err.Error()}
@@ -166,8 +189,7 @@ func (h *Handler) readParams(ctx context.Context, r *http.Request, c *Reservatio
 	if err != nil {
 		return nil, bodyReply(err)
 	}
-	// The parsed form holds about the body's size again.
-	if err := c.Grow(ctx, int64(len(body))); err != nil {
+	if err := c.Grow(ctx, paramsBytesPerByte*int64(len(body))); err != nil {
 		return nil, errorReply(err)
 	}
 	form, err := url.ParseQuery(string(body))
@@ -180,27 +202,49 @@ func (h *Handler) readParams(ctx context.Context, r *http.Request, c *Reservatio
 	return form, reply{}
 }
 
-// enforceParams forces labels onto the PromQL of params.
-func (h *Handler) enforceParams(endpoint string, params url.Values, labels []wire.Label) reply {
-	switch endpoint {
-	case "query", "query_range", "query_exemplars":
+// Bounds of the read path's parameters: maxMatches match[] per request
+// (Grafana sends one or two), and what the parameters cost in memory per
+// byte received (parsed, enforced, encoded upstream, canonicalised by the
+// signer, and the transport's copy of a form body).
+const (
+	maxMatches         = 64
+	paramsBytesPerByte = 6
+)
+
+// enforceParams forces labels onto the PromQL of params, each parse within
+// ctx's deadline.
+func (h *Handler) enforceParams(ctx context.Context, endpoint string, params url.Values, labels []wire.Label) reply {
+	enforced := func(what string, err error) reply {
+		if ctx.Err() != nil {
+			return errorReply(ctx.Err())
+		}
+		return reply{status: http.StatusBadRequest, msg: "invalid " + what + ": " + err.Error()}
+	}
+	switch {
+	case endpoint == "query" || endpoint == "query_range" || endpoint == "query_exemplars":
 		for i, q := range params["query"] {
+			if ctx.Err() != nil {
+				return errorReply(ctx.Err())
+			}
 			out, err := h.o.Read.Enforcer.Query(q, labels)
 			if err != nil {
-				return reply{status: http.StatusBadRequest, msg: "invalid PromQL in query: " + err.Error()}
+				return enforced("PromQL in query", err)
 			}
 			params["query"][i] = out
 		}
-	case "series", "labels", "label/{name}/values":
+	case endpoint == "series" || endpoint == "labels" || strings.HasPrefix(endpoint, "label/"):
 		matches := params["match[]"]
 		if len(matches) == 0 {
 			params["match[]"] = []string{tenantSelector(labels)}
 			break
 		}
 		for i, m := range matches {
+			if ctx.Err() != nil {
+				return errorReply(ctx.Err())
+			}
 			out, err := h.o.Read.Enforcer.Selector(m, labels)
 			if err != nil {
-				return reply{status: http.StatusBadRequest, msg: "invalid series selector in match[]: " + err.Error()}
+				return enforced("series selector in match[]", err)
 			}
 			matches[i] = out
 		}

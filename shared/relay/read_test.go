@@ -248,3 +248,47 @@ func TestReadChargedToTheBudget(t *testing.T) {
 		t.Errorf("a read once the budget is free: %d", rec.Code)
 	}
 }
+
+// An upstream answer cut off mid-stream reaches the reader as a broken
+// response (the connection aborted), never as a short one that looks
+// whole, and the request is still logged.
+func TestCutOffAnswerAbortsTheConnection(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "200000")
+		w.WriteHeader(200)
+		w.Write([]byte(strings.Repeat(" ", 100000)))
+	}))
+	defer up.Close()
+	upq, _ := query.New(query.Config{QueryURL: up.URL + "/prom", Transport: upstream.NewTransport()})
+	ro := &relay.ReadOptions{Upstreams: func(string) *query.Upstream { return upq }, API: true,
+		Enforcer: enforce.Enforcer{}, CopyBufferBytes: 32 << 10, MaxQueries: 16}
+	h, log := newHandlerLog(nil, func(o *relay.Options) {
+		o.Upstreams, o.State, o.Read = nil, nil, ro
+		o.Inbound = fixedIdentity{inbound.Identity{Scopes: inbound.ScopeRead}}
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/v1/query?query=up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Error("a cut-off answer read as complete")
+	}
+	if !eventuallyContains(log, `"error":"upstream answer cut off`) {
+		t.Errorf("no log line for the cut-off answer: %s", log)
+	}
+}
+
+func eventuallyContains(log interface{ String() string }, s string) bool {
+	for range 100 {
+		if strings.Contains(log.String(), s) {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}

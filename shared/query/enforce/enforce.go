@@ -27,15 +27,25 @@ import (
 	"github.com/promrelay/promrelay/shared/wire"
 )
 
-// MaxQueryBytes is the longest query or series selector, in bytes, that
-// Enforcer.Query and Enforcer.Selector accept; a longer one is refused
-// before it is parsed, so that the parser's work (and its AST's memory) is
-// bounded per request. 256 KiB is far above what Grafana sends (its longest
-// dashboard queries are a few KiB) and below Lambda's 6 MB payload.
-const MaxQueryBytes = 256 << 10
+// Bounds on one query or series selector, checked before it is parsed, so
+// that the parser's work and its AST's memory are bounded per request: the
+// parser's time grows faster than linearly with long operator chains and
+// deep nesting (a 256 KiB chain of unary minus took 149 s and 34 GB of
+// allocations), while its lexer is linear. MaxQueryBytes is the longest
+// input in bytes; MaxQueryTokens the most lexer items (names, numbers,
+// strings, operators, brackets; a string literal, however long, is one);
+// MaxQueryDepth the deepest nesting of ( [ {. Grafana's longest dashboard
+// queries are a few KiB and a few hundred items; at these bounds the
+// worst input parses in tens of milliseconds (TestWorkBounds).
+const (
+	MaxQueryBytes  = 64 << 10
+	MaxQueryTokens = 2048
+	MaxQueryDepth  = 64
+)
 
-// ErrTooLong is the error (wrapped) for a query or selector longer than
-// MaxQueryBytes; the message names the limit.
+// ErrTooLong is the error (wrapped) for a query or selector over
+// MaxQueryBytes, MaxQueryTokens or MaxQueryDepth; the message names the
+// limit.
 var ErrTooLong = errors.New("query too long")
 
 // ErrInvalidTenant is the error (wrapped) for a tenant label set that cannot
@@ -126,10 +136,38 @@ func (Enforcer) Selector(s string, labels []wire.Label) (string, error) {
 	return vs.String(), nil
 }
 
-// check applies the length limit to q and validates the tenant.
+// checkTokens runs the parser's own lexer over q (linear in its length)
+// and refuses more than MaxQueryTokens items or nesting deeper than
+// MaxQueryDepth. A lexing error is left for the parser to report.
+func checkTokens(q string) error {
+	l := parser.Lex(q)
+	var it parser.Item
+	depth := 0
+	for n := 1; ; n++ {
+		l.NextItem(&it)
+		switch it.Typ {
+		case parser.EOF, parser.ERROR:
+			return nil
+		case parser.LEFT_PAREN, parser.LEFT_BRACKET, parser.LEFT_BRACE:
+			if depth++; depth > MaxQueryDepth {
+				return fmt.Errorf("%w: nested more than %d deep", ErrTooLong, MaxQueryDepth)
+			}
+		case parser.RIGHT_PAREN, parser.RIGHT_BRACKET, parser.RIGHT_BRACE:
+			depth--
+		}
+		if n > MaxQueryTokens {
+			return fmt.Errorf("%w: more than %d tokens", ErrTooLong, MaxQueryTokens)
+		}
+	}
+}
+
+// check applies the work bounds to q and validates the tenant.
 func check(q string, ls []wire.Label) error {
 	if len(q) > MaxQueryBytes {
 		return fmt.Errorf("%w: %d bytes, more than the limit of %d bytes", ErrTooLong, len(q), MaxQueryBytes)
+	}
+	if err := checkTokens(q); err != nil {
+		return err
 	}
 	for i, l := range ls {
 		switch {
