@@ -446,3 +446,43 @@ func TestReadPathRefusalsAndQueryAuthNone(t *testing.T) {
 		t.Errorf("QUERY_AUTH=none: %d, the upstream got Authorization %q", rec.Code, authz.Load())
 	}
 }
+
+// A tenant's own query_url gets its reads, enforced; other readers go to
+// PROMRELAY_QUERY_URL.
+func TestTenantQueryURL(t *testing.T) {
+	up, _ := sink(t)
+	var got [2]atomic.Value
+	upstreamN := func(i int) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.ParseForm()
+			got[i].Store(r.URL.Path + " " + r.Form.Get("query"))
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"status":"success","data":{"resultType":"vector","result":[]}}`)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	shared, own := upstreamN(0), upstreamN(1)
+	tenants := filepath.Join(t.TempDir(), "tenants.yml")
+	os.WriteFile(tenants, []byte("tenants:\n  - name: x\n    labels: {team: x}\n    scopes: [read]\n    query_url: "+own.URL+"/ws-x\ntokens:\n  tok-x-0123: x\n"), 0o600)
+	e := env(map[string]string{"PROMRELAY_UPSTREAM_URL": up.URL, "PROMRELAY_QUERY_URL": shared.URL + "/ws-shared", "PROMRELAY_INBOUND_AUTH": "bearer",
+		"PROMRELAY_INBOUND_READ_TOKENS": "tok-all-0123", "PROMRELAY_TENANTS_FILE": tenants}, io.Discard)
+	e.Enforcer = enforce.Enforcer{}
+	a, err := app.FromEnv(app.Server, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		token string
+		i     int
+		want  string
+	}{{"tok-x-0123", 1, `/ws-x/api/v1/query up{team="x"}`}, {"tok-all-0123", 0, `/ws-shared/api/v1/query up`}} {
+		req := httptest.NewRequest("GET", "/api/v1/query?query=up", nil)
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		rec := httptest.NewRecorder()
+		a.Handler.ServeHTTP(rec, req)
+		if v, _ := got[c.i].Load().(string); rec.Code != 200 || v != c.want {
+			t.Errorf("%s: %d, upstream %d got %q, want %q", c.token, rec.Code, c.i, v, c.want)
+		}
+	}
+}
