@@ -152,8 +152,14 @@ func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 		o.Inbound = authn
 	}
 	if env.Enforcer != nil && readConfigured(cfg, tenants) {
-		if o.Read, err = readOptions(kind, cfg, tenants, env.Enforcer); err != nil {
+		var def *query.Upstream
+		if o.Read, def, err = readOptions(kind, cfg, tenants, env.Enforcer); err != nil {
 			return nil, err
+		}
+		if cfg.MirrorAPIKey != "" {
+			if o.Mirror, err = mirrorOptions(cfg, def); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if env.ReadOnly {
@@ -297,10 +303,10 @@ func tenantConfig(cfg config.Config, t *inbound.Tenant) config.Config {
 	return tc
 }
 
-// readConfigured reports whether any read URL is set: the relay's or a
-// tenant's.
+// readConfigured reports whether any read URL is set (the relay's or a
+// tenant's), or the StackState mirror.
 func readConfigured(cfg config.Config, tenants *inbound.Tenants) bool {
-	if cfg.QueryURL != "" || cfg.RemoteReadURL != "" {
+	if cfg.QueryURL != "" || cfg.RemoteReadURL != "" || cfg.MirrorAPIKey != "" {
 		return true
 	}
 	if tenants != nil {
@@ -317,7 +323,7 @@ func readConfigured(cfg config.Config, tenants *inbound.Tenants) bool {
 // tenant with its own query_url or remote_read_url (signed with the
 // tenant's upstream: settings when it has them; a URL it does not name is
 // the relay's), and the platform's response limit.
-func readOptions(kind Kind, cfg config.Config, tenants *inbound.Tenants, enforcer relay.Enforcer) (*relay.ReadOptions, error) {
+func readOptions(kind Kind, cfg config.Config, tenants *inbound.Tenants, enforcer relay.Enforcer) (*relay.ReadOptions, *query.Upstream, error) {
 	ro := &relay.ReadOptions{Enforcer: enforcer, CopyBufferBytes: config.QueryCopyBufferBytes, MaxQueries: config.MaxReadQueries,
 		Version: config.PrometheusAPIVersion, Revision: "promrelay-" + Version}
 	// The body's share of the platform's limit: the rest is the
@@ -330,7 +336,7 @@ func readOptions(kind Kind, cfg config.Config, tenants *inbound.Tenants, enforce
 	}
 	def, err := readUpstream(cfg, cfg.QueryURL, cfg.RemoteReadURL)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ro.API, ro.RemoteRead = def.HasAPI(), def.HasRemoteRead()
 	byTenant := map[string]*query.Upstream{}
@@ -339,7 +345,7 @@ func readOptions(kind Kind, cfg config.Config, tenants *inbound.Tenants, enforce
 			if t.Scopes.Has(inbound.ScopeRead) && len(t.Labels) == 0 &&
 				((cfg.QueryURL != "" && t.QueryURL == "") || (cfg.RemoteReadURL != "" && t.RemoteReadURL == "")) {
 				// Nothing would hold it to its own series.
-				return nil, fmt.Errorf("PROMRELAY_TENANTS_FILE: tenant %q may read but has no labels, so it would read every series of the relay's read upstream: give it labels, or its own query_url and remote_read_url", t.Name)
+				return nil, nil, fmt.Errorf("PROMRELAY_TENANTS_FILE: tenant %q may read but has no labels, so it would read every series of the relay's read upstream: give it labels, or its own query_url and remote_read_url", t.Name)
 			}
 			if t.QueryURL == "" && t.RemoteReadURL == "" {
 				continue
@@ -354,11 +360,11 @@ func readOptions(kind Kind, cfg config.Config, tenants *inbound.Tenants, enforce
 			tc := tenantConfig(cfg, t)
 			tc.QueryURL, tc.RemoteReadURL = strings.TrimRight(qu, "/"), rr
 			if err := tc.ValidateRead(); err != nil {
-				return nil, fmt.Errorf("tenant %q: %w", t.Name, err)
+				return nil, nil, fmt.Errorf("tenant %q: %w", t.Name, err)
 			}
 			up, err := readUpstream(tc, tc.QueryURL, tc.RemoteReadURL)
 			if err != nil {
-				return nil, fmt.Errorf("tenant %q: %w", t.Name, err)
+				return nil, nil, fmt.Errorf("tenant %q: %w", t.Name, err)
 			}
 			byTenant[t.Name] = up
 			ro.API, ro.RemoteRead = ro.API || up.HasAPI(), ro.RemoteRead || up.HasRemoteRead()
@@ -370,7 +376,7 @@ func readOptions(kind Kind, cfg config.Config, tenants *inbound.Tenants, enforce
 		}
 		return def
 	}
-	return ro, nil
+	return ro, def, nil
 }
 
 // readUpstream is the read upstream of queryURL and remoteReadURL, signed

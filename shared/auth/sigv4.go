@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
@@ -38,6 +39,14 @@ type SigV4Options struct {
 	RoleARN     string
 	ExternalID  string
 	SessionName string
+	// Duration, when set, is the lifetime asked of an assumed role's
+	// credentials (stscreds' Duration; STS allows 15 minutes up to the
+	// role's maximum); zero means STS's default of one hour.
+	Duration time.Duration
+	// AccessKeyID, SecretAccessKey and SessionToken, when the key id is
+	// set, are the source credentials in place of the default chain (the
+	// StackState mirror protocol's aws_access_key_id and friends).
+	AccessKeyID, SecretAccessKey, SessionToken string
 	// STSEndpoint overrides the STS endpoint URL (VPC endpoints, tests).
 	STSEndpoint string
 	// Window is how long before expiry credentials are refreshed
@@ -105,6 +114,9 @@ func NewSigV4(ctx context.Context, upstreamURL string, o SigV4Options) (*SigV4, 
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
 	}
+	if o.AccessKeyID != "" {
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(o.AccessKeyID, o.SecretAccessKey, o.SessionToken)))
+	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load the AWS configuration: %w", err)
@@ -129,6 +141,9 @@ func NewSigV4(ctx context.Context, upstreamURL string, o SigV4Options) (*SigV4, 
 				ao.ExternalID = aws.String(o.ExternalID)
 			}
 			ao.RoleSessionName = o.SessionName
+			if o.Duration > 0 {
+				ao.Duration = o.Duration
+			}
 		})
 		cache = aws.NewCredentialsCache(provider, func(co *aws.CredentialsCacheOptions) { co.ExpiryWindow = o.Window })
 	}

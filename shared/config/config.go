@@ -40,6 +40,17 @@ type Config struct {
 	RemoteReadURL string
 	QueryAuth     string
 
+	// The StackState mirror protocol (shared/mirror): MirrorAPIKey turns
+	// it on (StackState checks it on every answer), under MirrorPrefix;
+	// MirrorPathToken is the secret path segment that stands for a
+	// reader's credentials; MirrorAllowedURLs and MirrorAllowedRoleARNs are
+	// what a request's connectionDetails may name.
+	MirrorAPIKey          string
+	MirrorPrefix          string
+	MirrorPathToken       string
+	MirrorAllowedURLs     []string
+	MirrorAllowedRoleARNs []string
+
 	RequestTimeout time.Duration // one relayed request, retries included
 	ExternalLabels []wire.Label  // sorted by name
 	PathPrefix     string        // e.g. "/prod" for a gateway stage
@@ -162,6 +173,38 @@ var Settings = []Setting{
 			}
 			return errors.New("must be none, basic, bearer, aliyun or sigv4")
 		}},
+	{Env: "PROMRELAY_MIRROR_API_KEY", Flag: "mirror.api-key", Usage: "the StackState mirror's API key, sent as X-MIRROR-API-KEY on every mirror answer; set: the mirror routes are served (with a read path)", Secret: true,
+		set: func(c *Config, v string) error { c.MirrorAPIKey = v; return nil }},
+	{Env: "PROMRELAY_MIRROR_PREFIX", Flag: "mirror.prefix", Default: "/stackstate", Usage: "path prefix of the StackState mirror routes",
+		set: func(c *Config, v string) error {
+			v = strings.TrimRight(v, "/")
+			if !strings.HasPrefix(v, "/") || strings.Contains(v, "{") {
+				return errors.New("must start with / and hold no {")
+			}
+			c.MirrorPrefix = v
+			return nil
+		}},
+	{Env: "PROMRELAY_MIRROR_PATH_TOKEN", Flag: "mirror.path-token", Usage: "secret path segment that stands for a reader's credentials on the mirror routes (<prefix>/<token>/api/…), for StackState, which sends none (at least 16 bytes)", Secret: true,
+		set: func(c *Config, v string) error {
+			if len(v) < 16 || strings.ContainsAny(v, "/?#%") {
+				return errors.New("must be at least 16 bytes, without / ? # %")
+			}
+			c.MirrorPathToken = v
+			return nil
+		}},
+	{Env: "PROMRELAY_MIRROR_ALLOWED_URLS", Flag: "mirror.allowed-urls", Usage: "the only Prometheus URLs a mirror request's connectionDetails.url may name, comma-separated; default PROMRELAY_QUERY_URL",
+		set: func(c *Config, v string) error {
+			c.MirrorAllowedURLs = nil
+			for _, u := range splitList(v) {
+				if !absoluteHTTP(u) {
+					return fmt.Errorf("%q is not an absolute http(s) URL", u)
+				}
+				c.MirrorAllowedURLs = append(c.MirrorAllowedURLs, strings.TrimRight(u, "/"))
+			}
+			return nil
+		}},
+	{Env: "PROMRELAY_MIRROR_ALLOWED_ROLE_ARNS", Flag: "mirror.allowed-role-arns", Usage: "the only IAM roles a mirror request's connectionDetails.aws.role_arn may name, comma-separated; default none",
+		set: func(c *Config, v string) error { c.MirrorAllowedRoleARNs = splitList(v); return nil }},
 	{Env: "PROMRELAY_UPSTREAM_USERNAME", Flag: "upstream.username", Usage: "basic-auth user name for the upstream",
 		set: func(c *Config, v string) error { c.UpstreamUsername = v; return nil }},
 	{Env: "PROMRELAY_UPSTREAM_PASSWORD", Flag: "upstream.password", Usage: "basic-auth password for the upstream", Secret: true,
@@ -464,6 +507,13 @@ const (
 	MaxReadQueries = 128
 	// QueryCopyBufferBytes is the buffer that streams one read response.
 	QueryCopyBufferBytes = 32 << 10
+	// MirrorMaxBodyBytes bounds a StackState mirror request's JSON body.
+	MirrorMaxBodyBytes = 1 << 20
+	// MirrorMaxResponseBytes bounds one upstream answer the mirror reads.
+	MirrorMaxResponseBytes = 32 << 20
+	// MirrorConnections is how many connections' (URL, role, keys)
+	// credentials the mirror keeps, least recently used first out.
+	MirrorConnections = 64
 	// PrometheusAPIVersion is the version GET /api/v1/status/buildinfo
 	// reports: the Prometheus HTTP API the read path is tested against
 	// (Grafana picks its features by it).
@@ -513,7 +563,7 @@ func (c *Config) Validate() error {
 // only the read path: PROMRELAY_QUERY_URL or PROMRELAY_REMOTE_READ_URL is
 // required, PROMRELAY_UPSTREAM_URL is not.
 func (c *Config) ValidateRead() error {
-	if c.QueryURL == "" && c.RemoteReadURL == "" {
+	if c.QueryURL == "" && c.RemoteReadURL == "" && (c.MirrorAPIKey == "" || len(c.MirrorAllowedURLs) == 0) {
 		return errors.New("PROMRELAY_QUERY_URL or PROMRELAY_REMOTE_READ_URL is required by the read entry points: the upstream's Prometheus HTTP API base or its remote-read URL")
 	}
 	return c.validate()

@@ -44,50 +44,75 @@ func (h *Handler) authenticated(serve routeFunc) func(http.ResponseWriter, *http
 // when it returns.
 func (h *Handler) authorized(scope inbound.Scope, serve func(w http.ResponseWriter, r *http.Request, id inbound.Identity)) func(http.ResponseWriter, *http.Request) {
 	return func(w http.ResponseWriter, r *http.Request) {
-		st := statsFrom(r.Context())
 		ctx, cancel := h.deadline(r.Context())
 		defer cancel()
 		r = r.WithContext(ctx)
-		id := inbound.Identity{Scopes: inbound.ScopeAll}
-		if h.o.Inbound != nil {
-			var err error
-			if id, err = h.o.Inbound.Authenticate(r); err != nil {
-				rep := reply{status: inbound.Status(err), msg: err.Error()}
-				switch rep.status {
-				case http.StatusUnauthorized:
-					h.o.Inbound.Challenge(w.Header())
-					rep.msg = inbound.ErrMissing.Error()
-				case http.StatusForbidden:
-					rep.msg = http.StatusText(rep.status)
-				case http.StatusServiceUnavailable:
-					rep.msg = "too many password verifications in flight; retry later"
-					rep.retryAfter = time.Second
-					var busy *inbound.BusyError
-					if errors.As(err, &busy) {
-						rep.retryAfter = busy.RetryAfter
-					}
-				}
-				w.Header().Set("Connection", "close")
-				h.respond(w, st, rep)
-				return
-			}
-		}
-		st.mu.Lock()
-		st.identity = id
-		st.mu.Unlock()
-		if !id.Scopes.Has(scope) {
-			w.Header().Set("Connection", "close")
-			h.respond(w, st, reply{status: http.StatusForbidden, msg: fmt.Sprintf("forbidden: these credentials lack the %s scope", scope)})
+		id, ok := h.authenticate(w, r)
+		if !ok {
 			return
 		}
-		// Everything the request holds in memory — its body, its decoded
-		// forms, the stored group it reads, the answer it passes on — is
-		// reserved in the budget.
-		res := h.o.Budget.NewReservation()
-		defer res.Release()
-		r = r.WithContext(groupstore.WithReservation(ctx, res))
-		serve(w, r, id)
+		h.serveAs(w, r, id, scope, serve)
 	}
+}
+
+// authenticate returns r's identity (every scope when there is no inbound
+// authentication), or answers the failure and returns false.
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (inbound.Identity, bool) {
+	if h.o.Inbound == nil {
+		return inbound.Identity{Scopes: inbound.ScopeAll}, true
+	}
+	id, err := h.o.Inbound.Authenticate(r)
+	if err == nil {
+		return id, true
+	}
+	rep := reply{status: inbound.Status(err), msg: err.Error()}
+	switch rep.status {
+	case http.StatusUnauthorized:
+		h.o.Inbound.Challenge(w.Header())
+		rep.msg = inbound.ErrMissing.Error()
+	case http.StatusForbidden:
+		rep.msg = http.StatusText(rep.status)
+	case http.StatusServiceUnavailable:
+		rep.msg = "too many password verifications in flight; retry later"
+		rep.retryAfter = time.Second
+		var busy *inbound.BusyError
+		if errors.As(err, &busy) {
+			rep.retryAfter = busy.RetryAfter
+		}
+	}
+	w.Header().Set("Connection", "close")
+	h.respond(w, statsFrom(r.Context()), rep)
+	return inbound.Identity{}, false
+}
+
+// serveAs runs serve for id when it has scope (else 403), with a memory
+// reservation and id in r's context (identityFrom).
+func (h *Handler) serveAs(w http.ResponseWriter, r *http.Request, id inbound.Identity, scope inbound.Scope, serve func(w http.ResponseWriter, r *http.Request, id inbound.Identity)) {
+	st := statsFrom(r.Context())
+	st.mu.Lock()
+	st.identity = id
+	st.mu.Unlock()
+	if !id.Scopes.Has(scope) {
+		w.Header().Set("Connection", "close")
+		h.respond(w, st, reply{status: http.StatusForbidden, msg: fmt.Sprintf("forbidden: these credentials lack the %s scope", scope)})
+		return
+	}
+	// Everything the request holds in memory — its body, its decoded
+	// forms, the stored group it reads, the answer it passes on — is
+	// reserved in the budget.
+	res := h.o.Budget.NewReservation()
+	defer res.Release()
+	ctx := groupstore.WithReservation(r.Context(), res)
+	ctx = context.WithValue(ctx, identityKey{}, id)
+	serve(w, r.WithContext(ctx), id)
+}
+
+type identityKey struct{}
+
+// identityFrom is the identity serveAs put in ctx.
+func identityFrom(ctx context.Context) inbound.Identity {
+	id, _ := ctx.Value(identityKey{}).(inbound.Identity)
+	return id
 }
 
 // reservationFrom is the request's memory reservation, which authorized

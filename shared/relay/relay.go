@@ -67,6 +67,9 @@ type Options struct {
 	State     *pushstate.State
 	// Read configures the read routes; optional: nil, they do not exist.
 	Read *ReadOptions
+	// Mirror configures the StackState mirror routes, on top of Read;
+	// optional.
+	Mirror *MirrorOptions
 	// Inbound authenticates every route but health; optional: nil
 	// accepts any writer (PROMRELAY_INBOUND_AUTH=none).
 	Inbound        Authenticator
@@ -124,6 +127,14 @@ func New(o Options) (*Handler, error) {
 	h := &Handler{o: o, mux: http.NewServeMux()}
 	if o.Read != nil {
 		h.registerRead()
+	}
+	if o.Mirror != nil {
+		if o.Read == nil || o.Mirror.Upstream == nil || o.Mirror.Prefix == "" || o.Mirror.MaxBodyBytes <= 0 || o.Mirror.MaxResponseBytes <= 0 {
+			return nil, errors.New("relay: Mirror needs Read, Upstream, Prefix, MaxBodyBytes and MaxResponseBytes")
+		}
+		if err := h.registerMirror(); err != nil {
+			return nil, err
+		}
 	}
 	h.route("GET /-/healthy", "health", health("promrelay is Healthy.\n"))
 	h.route("GET /-/ready", "health", health("promrelay is Ready.\n"))
