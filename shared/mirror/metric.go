@@ -169,8 +169,7 @@ type rangeResponse struct {
 }
 
 type rangeSeries struct {
-	Metric json.RawMessage    `json:"metric"`
-	Values *[]json.RawMessage `json:"values"`
+	Values json.RawMessage `json:"values"`
 }
 
 // seriesValues returns the values of the one series of a query_range answer
@@ -178,7 +177,7 @@ type rangeSeries struct {
 // error.", no data.result "Invalid prometheus response.", more than one
 // series "Too many metrics." with the labels whose values differ, none a
 // MetricNotFoundError for the query.
-func seriesValues(body []byte, promql string) ([]json.RawMessage, int, any) {
+func seriesValues(body []byte, promql string) (json.RawMessage, int, any) {
 	var resp rangeResponse
 	if err := json.Unmarshal(body, &resp); err != nil {
 		return nil, http.StatusInternalServerError, remoteError(summaryInvalid, upstreamRepr(body))
@@ -197,10 +196,10 @@ func seriesValues(body []byte, promql string) ([]json.RawMessage, int, any) {
 		return nil, http.StatusInternalServerError, remoteError(summaryTooMany, pyStrList(differingLabels(result)))
 	}
 	var s rangeSeries
-	if err := json.Unmarshal(result[0], &s); err != nil || s.Values == nil {
+	if err := json.Unmarshal(result[0], &s); err != nil || len(s.Values) == 0 || string(s.Values) == "null" {
 		return nil, http.StatusInternalServerError, remoteError(summaryInvalid, "the series has no values")
 	}
-	return *s.Values, 0, nil
+	return s.Values, 0, nil
 }
 
 // upstreamRepr is the original's str() of the upstream's decoded JSON, or
@@ -266,19 +265,24 @@ func differingLabels(result []json.RawMessage) []string {
 // its timestamp is at most endMs, an aggregated one when its bucket
 // [t, t+windowMs] ends at most at endMs; NaN as 0.0 when nanZero, else
 // dropped; ±Inf dropped (JSON cannot carry it; the original fails to
-// encode it).
-func telemetryPoints(vals []json.RawMessage, limit, endMs, windowMs int64, aggregated, nanZero bool) (points, error) {
-	if int64(len(vals)) > limit {
-		vals = vals[:limit]
+// encode it). At most maxPoints pairs are read.
+func telemetryPoints(vals json.RawMessage, limit, endMs, windowMs int64, aggregated, nanZero bool) (points, error) {
+	limit = min(limit, maxPoints)
+	pts := points{aggregated: aggregated, p: make([]point, 0, min(limit, 1024))}
+	sc := scanner{b: vals}
+	if !sc.consume('[') {
+		return points{}, errNotPairs
 	}
-	if len(vals) > maxPoints {
-		vals = vals[:maxPoints]
-	}
-	pts := points{aggregated: aggregated, p: make([]point, 0, len(vals))}
-	for _, raw := range vals {
-		ts, v, err := parsePair(raw)
+	for n := int64(0); !sc.consume(']'); n++ {
+		if n > 0 && !sc.consume(',') {
+			return points{}, errNotPairs
+		}
+		ts, v, err := sc.pair()
 		if err != nil {
 			return points{}, err
+		}
+		if n >= limit {
+			continue // the original slices the pairs; the rest are still checked for syntax
 		}
 		ms := int64(math.Round(ts * 1000))
 		p := point{v: v, t: ms, end: ms + windowMs}
@@ -299,28 +303,75 @@ func telemetryPoints(vals []json.RawMessage, limit, endMs, windowMs int64, aggre
 	return pts, nil
 }
 
-// parsePair reads one [timestamp, "value"] pair of a Prometheus range
-// vector.
-func parsePair(raw json.RawMessage) (float64, float64, error) {
-	var pair [2]json.RawMessage
-	if err := json.Unmarshal(raw, &pair); err != nil || pair[0] == nil || pair[1] == nil {
-		return 0, 0, errors.New("a sample is not a [timestamp, value] pair")
+var errNotPairs = errors.New("the values are not a list of [timestamp, value] pairs")
+
+// scanner reads a Prometheus range vector's values, [[t, "v"], …], without
+// an allocation per pair.
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) skip() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+		s.i++
 	}
-	ts, err := strconv.ParseFloat(string(pair[0]), 64)
-	if err != nil || math.IsNaN(ts) || math.IsInf(ts, 0) || math.Abs(ts) > 1e15 {
-		return 0, 0, errors.New("invalid sample timestamp " + truncate(string(pair[0]), 64))
+}
+
+func (s *scanner) consume(c byte) bool {
+	s.skip()
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
 	}
-	vs := pair[1]
-	if len(vs) > 0 && vs[0] == '"' {
-		var s string
-		if json.Unmarshal(vs, &s) != nil {
+	return false
+}
+
+// pair reads one [timestamp, "value"] pair; the value may also be a bare
+// number.
+func (s *scanner) pair() (float64, float64, error) {
+	if !s.consume('[') {
+		return 0, 0, errNotPairs
+	}
+	s.skip()
+	j := s.i
+	for j < len(s.b) && strings.IndexByte("+-.0123456789eE", s.b[j]) >= 0 {
+		j++
+	}
+	ts, err := strconv.ParseFloat(string(s.b[s.i:j]), 64)
+	if err != nil || math.IsInf(ts, 0) || math.Abs(ts) > 1e15 {
+		return 0, 0, errors.New("invalid sample timestamp " + strconv.Quote(truncate(string(s.b[s.i:j]), 64)))
+	}
+	s.i = j
+	if !s.consume(',') {
+		return 0, 0, errNotPairs
+	}
+	s.skip()
+	var text string
+	if s.i < len(s.b) && s.b[s.i] == '"' {
+		j = s.i + 1
+		for j < len(s.b) && s.b[j] != '"' && s.b[j] != '\\' {
+			j++
+		}
+		if j >= len(s.b) || s.b[j] != '"' {
 			return 0, 0, errors.New("invalid sample value")
 		}
-		vs = []byte(s)
+		text = string(s.b[s.i+1 : j])
+		s.i = j + 1
+	} else {
+		j = s.i
+		for j < len(s.b) && strings.IndexByte("+-.0123456789eE", s.b[j]) >= 0 {
+			j++
+		}
+		text = string(s.b[s.i:j])
+		s.i = j
 	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(string(vs)), 64)
+	if !s.consume(']') {
+		return 0, 0, errNotPairs
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(text), 64)
 	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return 0, 0, errors.New("invalid sample value " + strconv.Quote(truncate(string(vs), 64)))
+		return 0, 0, errors.New("invalid sample value " + strconv.Quote(truncate(text, 64)))
 	}
 	return ts, v, nil
 }
