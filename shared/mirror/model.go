@@ -227,6 +227,12 @@ func decodeRequest(body []byte, needQuery bool) (*mirrorRequest, Connection, *va
 	if dec.More() {
 		return nil, Connection{}, invalid("invalid JSON: data after the request object", "value_error.jsondecode")
 	}
+	if key, ok := duplicateKey(body); ok {
+		// encoding/json matches keys case-insensitively and keeps the last
+		// of duplicates; pydantic matches them exactly. Refuse what the two
+		// would read differently.
+		return nil, Connection{}, invalid("duplicate key "+strconv.Quote(truncate(key, 64))+" (keys are matched case-insensitively)", "value_error.duplicate_key")
+	}
 	if req.ConnectionDetails == nil {
 		return nil, Connection{}, missing("connectionDetails")
 	}
@@ -238,6 +244,63 @@ func decodeRequest(body []byte, needQuery bool) (*mirrorRequest, Connection, *va
 		return nil, Connection{}, missing("query")
 	}
 	return &req, conn, nil
+}
+
+// duplicateKey returns a key that an object of body holds twice, compared
+// case-insensitively, if any; body is valid JSON.
+func duplicateKey(body []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type object struct {
+		keys   map[string]struct{}
+		expect bool // the next string token is a key
+	}
+	var stack []*object
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		var top *object
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{':
+				if top != nil {
+					top.expect = true
+				}
+				stack = append(stack, &object{keys: map[string]struct{}{}, expect: true})
+				continue
+			case '[':
+				if top != nil {
+					top.expect = true
+				}
+				stack = append(stack, nil)
+				continue
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1] != nil {
+					stack[len(stack)-1].expect = true
+				}
+				continue
+			}
+		case string:
+			if top != nil && top.expect {
+				k := strings.ToLower(t)
+				if _, dup := top.keys[k]; dup {
+					return t, true
+				}
+				top.keys[k] = struct{}{}
+				top.expect = false
+				continue
+			}
+		}
+		if top != nil {
+			top.expect = true
+		}
+	}
 }
 
 // maxTimeoutSeconds bounds request_timeout_seconds so that it converts to a
