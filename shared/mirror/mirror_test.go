@@ -247,3 +247,25 @@ func TestPanicAnswered(t *testing.T) {
 		t.Errorf("%d %s", w.Code, w.Body)
 	}
 }
+
+// Keys are compared as encoding/json matches them (escapes decoded, case
+// and Unicode folding), so a second "url" cannot hide from the first; an
+// object of more than 256 keys is refused. Nothing reaches the upstream.
+func TestDuplicateKeys(t *testing.T) {
+	var many strings.Builder
+	for i := range 257 {
+		fmt.Fprintf(&many, `"k%d":1,`, i)
+	}
+	for _, tc := range []struct{ name, body, msg string }{
+		{"escaped", `{"connectionDetails":{"url":"http://prom:9090","\u0075rl":"http://evil"},"query":{}}`, `duplicate key \"url\"`},
+		{"kelvin sign", `{"connectionDetails":{"url":"http://prom:9090","aws":{"aws_access_key_id":"a","aws_access_` + "\u212a" + `ey_id":"b"}},"query":{}}`, "duplicate key"},
+		{"many keys", `{"connectionDetails":{"url":"http://prom:9090"},"query":{` + many.String() + `"limit":1}}`, "more than 256 keys in an object"},
+	} {
+		q := &fakeQuerier{}
+		h := newHandler(t, q)
+		w := serve(t, h, "POST", "/api/field/name", tc.body)
+		if w.Code != 500 || !strings.Contains(w.Body.String(), tc.msg) || len(q.calls) != 0 {
+			t.Errorf("%s: %d %s (%d calls)", tc.name, w.Code, w.Body, len(q.calls))
+		}
+	}
+}

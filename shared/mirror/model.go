@@ -227,11 +227,11 @@ func decodeRequest(body []byte, needQuery bool) (*mirrorRequest, Connection, *va
 	if dec.More() {
 		return nil, Connection{}, invalid("invalid JSON: data after the request object", "value_error.jsondecode")
 	}
-	if key, ok := duplicateKey(body); ok {
+	if msg := duplicateKey(body); msg != "" {
 		// encoding/json matches keys case-insensitively and keeps the last
 		// of duplicates; pydantic matches them exactly. Refuse what the two
 		// would read differently.
-		return nil, Connection{}, invalid("duplicate key "+strconv.Quote(truncate(key, 64))+" (keys are matched case-insensitively)", "value_error.duplicate_key")
+		return nil, Connection{}, invalid(msg, "value_error.duplicate_key")
 	}
 	if req.ConnectionDetails == nil {
 		return nil, Connection{}, missing("connectionDetails")
@@ -246,61 +246,63 @@ func decodeRequest(body []byte, needQuery bool) (*mirrorRequest, Connection, *va
 	return &req, conn, nil
 }
 
-// duplicateKey returns a key that an object of body holds twice, compared
-// case-insensitively, if any; body is valid JSON.
-func duplicateKey(body []byte) (string, bool) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	type object struct {
-		keys   map[string]struct{}
-		expect bool // the next string token is a key
-	}
-	var stack []*object
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return "", false
-		}
-		var top *object
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		switch t := tok.(type) {
-		case json.Delim:
-			switch t {
-			case '{':
-				if top != nil {
-					top.expect = true
-				}
-				stack = append(stack, &object{keys: map[string]struct{}{}, expect: true})
-				continue
-			case '[':
-				if top != nil {
-					top.expect = true
-				}
-				stack = append(stack, nil)
-				continue
-			default:
-				stack = stack[:len(stack)-1]
-				if len(stack) > 0 && stack[len(stack)-1] != nil {
-					stack[len(stack)-1].expect = true
-				}
-				continue
+// maxObjectKeys bounds the keys of one JSON object of a request; the
+// protocol's objects have a dozen.
+const maxObjectKeys = 256
+
+// duplicateKey names a key that an object of body holds twice, compared
+// as encoding/json matches keys (case-insensitively, bytes.EqualFold), or
+// an object with more than maxObjectKeys keys; "" if none. body is valid
+// JSON.
+func duplicateKey(body []byte) string {
+	var keys [][]byte // the keys of the objects open, innermost last
+	var open []int    // per open object its first index in keys; -1 for an array
+	for i := 0; i < len(body); i++ {
+		switch body[i] {
+		case '{':
+			open = append(open, len(keys))
+		case '[':
+			open = append(open, -1)
+		case '}', ']':
+			if top := open[len(open)-1]; top >= 0 {
+				keys = keys[:top]
 			}
-		case string:
-			if top != nil && top.expect {
-				k := strings.ToLower(t)
-				if _, dup := top.keys[k]; dup {
-					return t, true
+			open = open[:len(open)-1]
+		case '"':
+			j, esc := i+1, false
+			for ; j < len(body) && body[j] != '"'; j++ {
+				if body[j] == '\\' {
+					j++
+					esc = true
 				}
-				top.keys[k] = struct{}{}
-				top.expect = false
-				continue
 			}
-		}
-		if top != nil {
-			top.expect = true
+			str := body[i+1 : j]
+			k := j + 1
+			for k < len(body) && (body[k] == ' ' || body[k] == '\t' || body[k] == '\n' || body[k] == '\r') {
+				k++
+			}
+			if len(open) > 0 && open[len(open)-1] >= 0 && k < len(body) && body[k] == ':' {
+				if esc {
+					var u string
+					if json.Unmarshal(body[i:j+1], &u) == nil {
+						str = []byte(u)
+					}
+				}
+				top := open[len(open)-1]
+				for _, prev := range keys[top:] {
+					if bytes.EqualFold(prev, str) {
+						return "duplicate key " + strconv.Quote(truncate(string(str), 64)) + " (keys are matched case-insensitively)"
+					}
+				}
+				if len(keys)-top >= maxObjectKeys {
+					return "more than " + strconv.Itoa(maxObjectKeys) + " keys in an object"
+				}
+				keys = append(keys, str)
+			}
+			i = j
 		}
 	}
+	return ""
 }
 
 // maxTimeoutSeconds bounds request_timeout_seconds so that it converts to a
