@@ -7,7 +7,7 @@
 // Routes, below the mirror prefix (the caller strips it):
 //
 //	GET  /                 {"app":"StackState Prometheus Mirror"}
-//	GET  /healthcheck      {"status":"OK"}
+//	GET  /healthcheck      {"status":"OK"} (not in the original; for probes)
 //	POST /api/connection   TestConnectionRequest  → TestConnectionResponse
 //	POST /api/field/name   FieldNamesRequest      → FieldNamesResponse
 //	POST /api/field/value  FieldValuesRequest     → FieldValuesResponse
@@ -138,7 +138,8 @@ type Options struct {
 	// included.
 	APIKey string
 	// Now is the clock (nil: time.Now). The original protocol takes no
-	// default from the clock, so it is used for nothing but logs today.
+	// default from the clock (startTime and endTime default to 0), so it
+	// only times the requests that are logged.
 	Now func() time.Time
 	// MaxBodyBytes bounds request bodies; a larger one is answered 413 with
 	// the protocol's validation error.
@@ -238,9 +239,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, status, validationErrors(verr))
 		return
 	}
+	start := h.now()
 	status, answer := post(r.Context(), body)
 	if status >= 400 {
-		h.log.Info("mirror request failed", "path", path, "status", status, "answer", logSummary(answer))
+		h.log.Info("mirror request failed", "path", path, "status", status, "answer", logSummary(answer),
+			"seconds", h.now().Sub(start).Seconds())
 	}
 	writeJSON(w, status, answer)
 }

@@ -269,3 +269,26 @@ func TestDuplicateKeys(t *testing.T) {
 		}
 	}
 }
+
+// A failed request is logged as one event (path, status, summary, time
+// taken from Options.Now), without the request's secrets.
+func TestFailureLogged(t *testing.T) {
+	var logged bytes.Buffer
+	now := time.Unix(1700000000, 0)
+	h, err := mirror.New(mirror.Options{Querier: &fakeQuerier{answers: []call{{Error: "boom"}}}, APIKey: "k", MaxBodyBytes: 1 << 16,
+		Logger: slog.New(slog.NewJSONHandler(&logged, nil)), Now: func() time.Time { now = now.Add(time.Second); return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, h, "POST", "/api/field/name", `{"connectionDetails":{"url":"http://prom:9090","aws":{"aws_secret_access_key":"s3cr3t","aws_session_token":"t0ken"}},"query":{}}`)
+	var ev map[string]any
+	if err := json.Unmarshal(logged.Bytes(), &ev); err != nil {
+		t.Fatalf("%v: %s", err, logged.String())
+	}
+	if ev["msg"] != "mirror request failed" || ev["path"] != "/api/field/name" || ev["status"] != 500.0 || ev["answer"] != "Prometheus error." || ev["seconds"] != 1.0 {
+		t.Errorf("%s", logged.String())
+	}
+	if strings.Contains(logged.String(), "s3cr3t") || strings.Contains(logged.String(), "t0ken") {
+		t.Errorf("secret logged: %s", logged.String())
+	}
+}
