@@ -149,7 +149,8 @@ func (h *Handler) query(ctx context.Context, conn Connection, endpoint string, p
 		return http.StatusInternalServerError, nil, remoteError(summaryPrometheus, truncate(err.Error(), maxDetailBytes))
 	}
 	if status < 200 || status > 299 {
-		// The original: "Failed to call [<url>] . Status code <n>. <body>".
+		// The original's text, "Failed to call [<url>] . Status code <n>.
+		// <body>", which it answers as "Unexpected error.".
 		u := conn.URL + "/api/v1/" + endpoint
 		if len(params) > 0 {
 			u += "?" + params.Encode()

@@ -17,8 +17,9 @@
 // every response, errors included, carries X-MIRROR-API-KEY, which StackState
 // checks to know it talks to its mirror. Errors are HTTP 500 with a body
 // tagged MetricNotFoundError or RemoteMirrorError, as the original answers
-// them; a failed connection test is a TestConnectionResponse with status
-// FAILURE and a MetricStoreConnectionError.
+// them (403 for a connection the Querier refuses, 413 for a body over the
+// limit); a failed connection test is a TestConnectionResponse with status
+// FAILURE and a MetricStoreConnectionError, with the upstream's status.
 //
 // A metric query has exactly one of the reserved keys __gauge__ (the metric
 // name of a gauge), __counter__ (the name of a counter, read as its
