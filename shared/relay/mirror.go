@@ -94,6 +94,9 @@ func (q mirrorQuerier) Query(ctx context.Context, conn mirror.Connection, endpoi
 		return 0, nil, &mirror.RefusedError{Reason: "the connection's URL has no PromQL API"}
 	}
 	if labels := identityFrom(ctx).Labels; len(labels) > 0 {
+		if params == nil {
+			params = url.Values{}
+		}
 		if rep := h.enforceParams(ctx, endpoint, params, labels); rep.status != 0 {
 			// As Prometheus answers a query it cannot parse.
 			return http.StatusBadRequest, fmt.Appendf(nil, `{"status":"error","errorType":"bad_data","error":%q}`, rep.msg), nil
