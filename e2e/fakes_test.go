@@ -345,8 +345,9 @@ func armsUpstream(t *testing.T, target string, store *credStore) *httptest.Serve
 // fakeAWSSTS speaks AWS STS AssumeRole (query protocol, XML answers) for
 // calls signed with the access key AKIDBASE.
 type fakeAWSSTS struct {
-	srv   *httptest.Server
-	calls atomic.Int32
+	srv      *httptest.Server
+	calls    atomic.Int32
+	duration atomic.Value // DurationSeconds of the last call, "" for none
 	store *credStore
 	ttl   time.Duration
 }
@@ -361,6 +362,7 @@ func newFakeAWSSTS(t *testing.T, store *credStore, ttl time.Duration) *fakeAWSST
 			return
 		}
 		n := f.calls.Add(1)
+		f.duration.Store(r.Form.Get("DurationSeconds"))
 		id := fmt.Sprintf("ASIAFAKE%08d", n)
 		c := issuedCreds{secret: fmt.Sprintf("awsSecret%d", n), token: fmt.Sprintf("awsSessionToken%d", n), expires: time.Now().Add(f.ttl)}
 		f.store.add(id, c)

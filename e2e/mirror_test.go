@@ -128,8 +128,8 @@ func TestStackStateMirror(t *testing.T) {
 		if status, out := call(t, base+"/api/connection", map[string]any{"connectionDetails": conn, "_type": "TestConnectionRequest"}, ""); status != 200 {
 			t.Fatalf("%d %v", status, out)
 		}
-		if sts.calls.Load() != 1 {
-			t.Errorf("%d STS calls, want 1 (the role assumed once)", sts.calls.Load())
+		if sts.calls.Load() != 1 || sts.duration.Load() != "900" {
+			t.Errorf("%d STS calls for %v s, want 1 (the role assumed once, for token_expiry_seconds)", sts.calls.Load(), sts.duration.Load())
 		}
 	})
 	t.Run("field names and values", func(t *testing.T) {
