@@ -348,8 +348,8 @@ type fakeAWSSTS struct {
 	srv      *httptest.Server
 	calls    atomic.Int32
 	duration atomic.Value // DurationSeconds of the last call, "" for none
-	store *credStore
-	ttl   time.Duration
+	store    *credStore
+	ttl      time.Duration
 }
 
 func newFakeAWSSTS(t *testing.T, store *credStore, ttl time.Duration) *fakeAWSSTS {
