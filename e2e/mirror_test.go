@@ -89,18 +89,10 @@ func TestStackStateMirror(t *testing.T) {
 	call := func(t *testing.T, path string, body map[string]any, token string) (int, map[string]any) {
 		t.Helper()
 		b, _ := json.Marshal(body)
-		req, _ := http.NewRequest(http.MethodPost, path, strings.NewReader(string(b)))
-		req.Header.Set("Content-Type", "application/json")
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		status, answer, header := do(t, http.MethodPost, path, "application/json", b, bearer(token)...)
+		resp := &http.Response{StatusCode: status, Header: header}
 		var out map[string]any
-		json.NewDecoder(resp.Body).Decode(&out)
+		json.Unmarshal([]byte(answer), &out)
 		// The mirror's own answers carry the API key; the relay's 401,
 		// 403 and 404 for a caller who never reached it do not give it
 		// away.

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -160,18 +161,27 @@ func sigv4Env(t *testing.T, store *credStore) {
 	}
 }
 
+// readSetup is the read tests' world: a real Prometheus with the seeded
+// series (started with promArgs), the AMP front that verifies SigV4 before
+// it, and a relay that writes and reads through the front with the read
+// tests' tenants. It returns the time of the last sample.
+func readSetup(t *testing.T, promArgs ...string) (*testpeer.Prometheus, *relayProc, *atomic.Int32, time.Time) {
+	t.Helper()
+	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{Args: promArgs})
+	store := newCredStore()
+	sigv4Env(t, store)
+	amp, verified, _ := ampUpstream(t, prom, store, "eu-west-1")
+	now := seedReadData(t, prom)
+	return prom, startRelay(t, readEnv(t, amp.URL)), verified, now
+}
+
 // TestReadPathSigV4 queries a real Prometheus behind a front that
 // verifies SigV4 as AMP does, through the relay: every endpoint, GET and
 // POST, PromQL full of the characters naive signers break on, and returns
 // exactly what the same requests return directly.
 func TestReadPathSigV4(t *testing.T) {
 	needsPeers(t)
-	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{Args: []string{"--enable-feature=exemplar-storage"}})
-	store := newCredStore()
-	sigv4Env(t, store)
-	amp, verified, _ := ampUpstream(t, prom, store, "eu-west-1")
-	now := seedReadData(t, prom)
-	relay := startRelay(t, readEnv(t, amp.URL))
+	prom, relay, verified, now := readSetup(t, "--enable-feature=exemplar-storage")
 	ts := strconv.FormatInt(now.Unix(), 10)
 	from := strconv.FormatInt(now.Add(-5*time.Minute).Unix(), 10)
 	queries := []string{
@@ -252,12 +262,7 @@ func TestReadPathSigV4(t *testing.T) {
 // returns directly.
 func TestReadTenantEnforcement(t *testing.T) {
 	needsPeers(t)
-	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{Args: []string{"--enable-feature=exemplar-storage"}})
-	store := newCredStore()
-	sigv4Env(t, store)
-	amp, _, _ := ampUpstream(t, prom, store, "eu-west-1")
-	now := seedReadData(t, prom)
-	relay := startRelay(t, readEnv(t, amp.URL))
+	prom, relay, _, now := readSetup(t, "--enable-feature=exemplar-storage")
 	ts := strconv.FormatInt(now.Unix(), 10)
 	from := strconv.FormatInt(now.Add(-5*time.Minute).Unix(), 10)
 	const a = `tenant_userid="1001"`
@@ -385,20 +390,17 @@ func readRequest(t *testing.T, from, to time.Time, types []prompb.ReadRequest_Re
 
 func postRead(t *testing.T, url string, body []byte, token string) (int, []byte, http.Header) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("Content-Encoding", "snappy")
-	req.Header.Set("X-Prometheus-Remote-Read-Version", "0.1.0")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	status, b, h := do(t, http.MethodPost, url, "application/x-protobuf", body, append(bearer(token),
+		"Content-Encoding", "snappy", "X-Prometheus-Remote-Read-Version", "0.1.0")...)
+	return status, []byte(b), h
+}
+
+// bearer is the header pair of a bearer token, none for "".
+func bearer(token string) []string {
+	if token == "" {
+		return nil
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, resp.Header
+	return []string{"Authorization", "Bearer " + token}
 }
 
 // TestRemoteRead points a real Prometheus' remote_read at the relay and
@@ -407,12 +409,7 @@ func postRead(t *testing.T, url string, body []byte, token string) (int, []byte,
 // relay's bytes with the upstream's own answer.
 func TestRemoteRead(t *testing.T) {
 	needsPeers(t)
-	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{})
-	store := newCredStore()
-	sigv4Env(t, store)
-	amp, _, _ := ampUpstream(t, prom, store, "eu-west-1")
-	now := seedReadData(t, prom)
-	relay := startRelay(t, readEnv(t, amp.URL))
+	prom, relay, _, now := readSetup(t)
 	from, to := now.Add(-10*time.Minute), now.Add(time.Second)
 	name := &prompb.LabelMatcher{Type: prompb.LabelMatcher_EQ, Name: "__name__", Value: "read_metric"}
 	other := &prompb.LabelMatcher{Type: prompb.LabelMatcher_EQ, Name: "tenant_userid", Value: "1002"}

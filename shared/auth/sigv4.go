@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -49,6 +50,10 @@ type SigV4Options struct {
 	AccessKeyID, SecretAccessKey, SessionToken string
 	// STSEndpoint overrides the STS endpoint URL (VPC endpoints, tests).
 	STSEndpoint string
+	// HTTPClient, when set, is the client of the SDK's own calls (STS),
+	// from NewSDKHTTPClient: many signers can share one pool of
+	// connections.
+	HTTPClient aws.HTTPClient
 	// Window is how long before expiry credentials are refreshed
 	// (required).
 	Window time.Duration
@@ -114,6 +119,9 @@ func NewSigV4(ctx context.Context, upstreamURL string, o SigV4Options) (*SigV4, 
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
 	}
+	if o.HTTPClient != nil {
+		opts = append(opts, config.WithHTTPClient(o.HTTPClient))
+	}
 	if o.AccessKeyID != "" {
 		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(o.AccessKeyID, o.SecretAccessKey, o.SessionToken)))
 	}
@@ -151,6 +159,14 @@ func NewSigV4(ctx context.Context, upstreamURL string, o SigV4Options) (*SigV4, 
 		return nil, errors.New("no AWS credential provider")
 	}
 	return &SigV4{region: cfg.Region, creds: cache, signer: v4.NewSigner(), minGap: o.MinForcedRefresh}, nil
+}
+
+// NewSDKHTTPClient returns an HTTP client for the AWS SDK's own calls
+// (STS) that SigV4Options.HTTPClient can share among signers: the SDK's
+// buildable client (it honours AWS_CA_BUNDLE), each call bounded by
+// timeout.
+func NewSDKHTTPClient(timeout time.Duration) aws.HTTPClient {
+	return awshttp.NewBuildableClient().WithTimeout(timeout)
 }
 
 // Sign implements Signer: the payload hash is the SHA-256 of the exact

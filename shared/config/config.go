@@ -509,8 +509,13 @@ const (
 	QueryCopyBufferBytes = 32 << 10
 	// MirrorMaxBodyBytes bounds a StackState mirror request's JSON body.
 	MirrorMaxBodyBytes = 1 << 20
-	// MirrorMaxResponseBytes bounds one upstream answer the mirror reads.
-	MirrorMaxResponseBytes = 32 << 20
+	// MirrorMaxResponseBytes bounds one upstream answer the mirror reads
+	// (it holds the answer and about two decoded copies of it).
+	MirrorMaxResponseBytes = 8 << 20
+	// MirrorConnectionBurst new mirror connections may be built at once,
+	// and one per MirrorConnectionEvery after.
+	MirrorConnectionBurst = 8
+	MirrorConnectionEvery = time.Second
 	// MirrorConnections is how many connections' (URL, role, keys)
 	// credentials the mirror keeps, least recently used first out.
 	MirrorConnections = 64

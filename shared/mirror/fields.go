@@ -31,7 +31,7 @@ func (h *Handler) connection(ctx context.Context, body []byte) (int, any) {
 	if err != nil {
 		var re *RefusedError
 		if errors.As(err, &re) {
-			return failure(http.StatusForbidden, re.Error())
+			return failure(http.StatusInternalServerError, re.Error())
 		}
 		return failure(http.StatusBadGateway, err.Error())
 	}

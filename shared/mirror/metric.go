@@ -144,7 +144,7 @@ func (h *Handler) query(ctx context.Context, conn Connection, endpoint string, p
 	if err != nil {
 		var re *RefusedError
 		if errors.As(err, &re) {
-			return http.StatusForbidden, nil, remoteError(summaryRefused, re.Reason)
+			return http.StatusInternalServerError, nil, remoteError(summaryRefused, re.Reason)
 		}
 		return http.StatusInternalServerError, nil, remoteError(summaryPrometheus, truncate(err.Error(), maxDetailBytes))
 	}

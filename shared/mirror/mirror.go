@@ -17,7 +17,7 @@
 // every response, errors included, carries X-MIRROR-API-KEY, which StackState
 // checks to know it talks to its mirror. Errors are HTTP 500 with a body
 // tagged MetricNotFoundError or RemoteMirrorError, as the original answers
-// them (403 for a connection the Querier refuses, 413 for a body over the
+// them (a connection the Querier refuses too; 413 for a body over the
 // limit); a failed connection test is a TestConnectionResponse with status
 // FAILURE and a MetricStoreConnectionError, with the upstream's status.
 //

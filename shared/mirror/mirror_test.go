@@ -104,7 +104,7 @@ func TestAPIKeyOnEveryResponse(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-// A *RefusedError anywhere in the chain is answered as a refusal, 403,
+// A *RefusedError anywhere in the chain is answered as a refusal, 500 as the protocol answers every failure,
 // with the reason; other errors are "Prometheus error.".
 func TestRefusedWrapped(t *testing.T) {
 	q := querierFunc(func(context.Context, mirror.Connection, string, url.Values) (int, []byte, error) {
@@ -113,7 +113,7 @@ func TestRefusedWrapped(t *testing.T) {
 	h := newHandler(t, q)
 	w := serve(t, h, "POST", "/api/field/name", `{"connectionDetails":{"url":"http://prom:9090"},"query":{}}`)
 	m := decode(t, w)
-	if w.Code != http.StatusForbidden || m["summary"] != "Connection refused by the mirror." || m["details"] != "role not allowed" {
+	if w.Code != http.StatusInternalServerError || m["summary"] != "Connection refused by the mirror." || m["details"] != "role not allowed" {
 		t.Errorf("%d %s", w.Code, w.Body)
 	}
 	if err := (&mirror.RefusedError{Reason: "r"}).Error(); err != "connection refused by the mirror: r" {

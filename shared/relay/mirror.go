@@ -2,7 +2,9 @@ package relay
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -46,11 +48,15 @@ func (h *Handler) registerMirror() error {
 		return err
 	}
 	serve := func(w http.ResponseWriter, r *http.Request, _ inbound.Identity) { mh.ServeHTTP(w, r) }
+	tokenSum := sha256.Sum256([]byte(mo.PathToken))
 	h.route(mo.Prefix+"/", "mirror", func(w http.ResponseWriter, r *http.Request) {
 		rest := strings.TrimPrefix(r.URL.Path, mo.Prefix)
 		if mo.PathToken != "" {
 			seg, after, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
-			if subtle.ConstantTimeCompare([]byte(seg), []byte(mo.PathToken)) == 1 {
+			// Digests compared, so that not even the token's length shows
+			// in the time taken.
+			got := sha256.Sum256([]byte(seg))
+			if subtle.ConstantTimeCompare(got[:], tokenSum[:]) == 1 {
 				ctx, cancel := h.deadline(r.Context())
 				defer cancel()
 				r2 := withPath(r.WithContext(ctx), "/"+after)
@@ -58,8 +64,9 @@ func (h *Handler) registerMirror() error {
 				return
 			}
 		}
-		if h.o.Inbound != nil && r.Header.Get("Authorization") == "" {
-			// Neither the token nor credentials: nothing here.
+		if (h.o.Inbound != nil && r.Header.Get("Authorization") == "") || (h.o.Inbound == nil && mo.PathToken != "") {
+			// Neither the token nor credentials: nothing here. Without
+			// inbound authentication, the token is the only credential.
 			http.NotFound(w, r)
 			return
 		}
@@ -108,11 +115,20 @@ func (q mirrorQuerier) Query(ctx context.Context, conn mirror.Connection, endpoi
 		defer cancel()
 	}
 	c := reservationFrom(ctx)
-	if err := c.Grow(ctx, int64(h.o.Mirror.MaxResponseBytes)); err != nil {
+	// The answer and the mirror's decoded copies of it.
+	if err := c.Grow(ctx, 3*int64(h.o.Mirror.MaxResponseBytes)); err != nil {
 		return 0, nil, err
 	}
+	st := statsFrom(ctx)
 	resp, err := up.API(ctx, http.MethodGet, endpoint, params, nil)
 	if err != nil {
+		var qe *query.Error
+		if errors.As(err, &qe) && qe.Detail != "" {
+			// The cause (an STS refusal, a dial error) for the log line.
+			st.mu.Lock()
+			st.detail = qe.Detail
+			st.mu.Unlock()
+		}
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
@@ -126,7 +142,6 @@ func (q mirrorQuerier) Query(ctx context.Context, conn mirror.Connection, endpoi
 	if len(body) > h.o.Mirror.MaxResponseBytes {
 		return 0, nil, fmt.Errorf("the upstream's answer is larger than %d bytes", h.o.Mirror.MaxResponseBytes)
 	}
-	st := statsFrom(ctx)
 	st.mu.Lock()
 	st.up.Requests++
 	st.up.UpstreamStatus = resp.StatusCode

@@ -209,6 +209,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(p)
 		}
 	}()
+	if p := r.URL.EscapedPath(); p != cleanPath(p) && h.o.Mirror != nil && strings.HasPrefix(p, h.o.PathPrefix+h.o.Mirror.Prefix+"/") {
+		// StackState joins its data source URL and the mirror's paths
+		// as it likes (a doubled slash): cleaned in place, since a 301
+		// would turn its POST into a GET.
+		u := *r.URL
+		u.RawPath = cleanPath(p)
+		u.Path, _ = url.PathUnescape(u.RawPath)
+		if u.RawPath == u.Path {
+			u.RawPath = ""
+		}
+		r.URL = &u
+	}
 	if p := r.URL.EscapedPath(); p != cleanPath(p) {
 		// As the Pushgateway (and ServeMux for GET) does, for every
 		// method: 301 to the cleaned path.
