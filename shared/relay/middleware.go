@@ -22,6 +22,7 @@ type reply struct {
 	detail     string        // for the log line only
 	retryAfter time.Duration // Retry-After, for 429 and 503
 	location   string        // Location, for redirects
+	header     http.Header   // more headers of the answer
 }
 
 // routeFunc serves an authenticated request within ctx's deadline.
@@ -134,6 +135,9 @@ func (h *Handler) respond(w http.ResponseWriter, st *stats, rep reply) {
 	}
 	if rep.location != "" {
 		w.Header().Set("Location", rep.location)
+	}
+	for k, v := range rep.header {
+		w.Header()[k] = v
 	}
 	if rep.msg == "" {
 		w.WriteHeader(rep.status)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"strconv"
 
 	"github.com/golang/snappy"
 
@@ -18,18 +19,26 @@ import (
 // invalid; the answer is then 400 naming the first invalid series, so the
 // sender drops only what could never be stored.
 func (h *Handler) serveRemoteWrite(ctx context.Context, r *http.Request, id inbound.Identity) reply {
-	if msg := checkRemoteWriteContentType(r.Header.Get("Content-Type")); msg != "" {
+	v2, msg := checkRemoteWriteContentType(r.Header.Get("Content-Type"))
+	if msg != "" {
 		return reply{status: http.StatusUnsupportedMediaType, msg: msg}
 	}
 	if enc := contentEncoding(r); enc != "" && enc != "snappy" {
 		return reply{status: http.StatusUnsupportedMediaType, msg: "unsupported Content-Encoding " + enc + "; remote write uses snappy"}
 	}
-	return h.withBody(ctx, r, func(st *requestState, c *Reservation) reply { return h.relayRemoteWrite(ctx, st, c, id) })
+	return h.withBody(ctx, r, func(st *requestState, c *Reservation) reply {
+		if rep := h.unsnappy(ctx, st, c); rep.status != 0 {
+			return rep
+		}
+		if v2 {
+			return h.relayRemoteWriteV2(ctx, st, c, id)
+		}
+		return h.relayRemoteWrite(ctx, st, st.decoded, id)
+	})
 }
 
-// relayRemoteWrite decodes, rewrites and relays a remote write whose body
-// st holds.
-func (h *Handler) relayRemoteWrite(ctx context.Context, st *requestState, c *Reservation, id inbound.Identity) reply {
+// unsnappy decodes st's body into st.decoded, its cost reserved first.
+func (h *Handler) unsnappy(ctx context.Context, st *requestState, c *Reservation) reply {
 	// Snappy's block format starts with the decoded length: reserve its
 	// cost before decoding.
 	n, err := snappy.DecodedLen(st.body)
@@ -46,9 +55,52 @@ func (h *Handler) relayRemoteWrite(ctx context.Context, st *requestState, c *Res
 	if err != nil {
 		return bodyReply(err)
 	}
+	return reply{}
+}
+
+// relayRemoteWriteV2 relays a remote write 2.0 request (spec 2.0-rc.4)
+// whose decoded body st holds: decoded by the codec into 1.0 series and
+// metadata (created timestamps dropped), re-encoded as 1.0, then relayed
+// as any 1.0 request. The answer carries the
+// X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written counts
+// of what the upstream took (0 when it took nothing).
+func (h *Handler) relayRemoteWriteV2(ctx context.Context, st *requestState, c *Reservation, id inbound.Identity) reply {
+	if _, err := st.wr.UnmarshalV2(st.decoded, h.o.Limits); err != nil {
+		rep := decodeReply(err)
+		if rep.status == http.StatusBadRequest {
+			rep.msg = "cannot decode remote-write 2.0 request: " + rep.msg
+		}
+		return withWritten(rep, 0, 0, 0)
+	}
+	// The 1.0 encoding holds about the decoded size again.
+	if err := c.Grow(ctx, int64(len(st.decoded))); err != nil {
+		return withWritten(errorReply(err), 0, 0, 0)
+	}
+	st.body = wire.AppendWriteRequest(st.body[:0], st.wr.Series, st.wr.Metadata)
+	rep := h.relayRemoteWrite(ctx, st, st.body, id)
+	if rep.status/100 == 2 || (rep.status == http.StatusBadRequest && st.rw.Series > 0 && st.written) {
+		return withWritten(rep, st.rw.FloatSamples, st.rw.HistogramSamples, st.rw.Exemplars)
+	}
+	return withWritten(rep, 0, 0, 0)
+}
+
+// withWritten adds remote write 2.0's Written headers to rep.
+func withWritten(rep reply, samples, histograms, exemplars int) reply {
+	rep.header = http.Header{}
+	rep.header.Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(samples))
+	rep.header.Set("X-Prometheus-Remote-Write-Histograms-Written", strconv.Itoa(histograms))
+	rep.header.Set("X-Prometheus-Remote-Write-Exemplars-Written", strconv.Itoa(exemplars))
+	return rep
+}
+
+// relayRemoteWrite validates, rewrites and relays the remote write 1.0
+// request src.
+func (h *Handler) relayRemoteWrite(ctx context.Context, st *requestState, src []byte, id inbound.Identity) reply {
+	var err error
+	st.written = false
 	// Validate, set the external and tenant labels and re-encode at the
 	// wire level; invalid series are dropped and counted.
-	st.out, err = st.rw.Rewrite(st.out[:0], st.decoded, h.overrides(st, id), h.o.Limits)
+	st.out, err = st.rw.Rewrite(st.out[:0], src, h.overrides(st, id), h.o.Limits)
 	if err != nil {
 		if le := (*wire.LimitError)(nil); errors.As(err, &le) {
 			return decodeReply(err)
@@ -62,6 +114,7 @@ func (h *Handler) relayRemoteWrite(ctx context.Context, st *requestState, c *Res
 		if err != nil {
 			return errorReply(err)
 		}
+		st.written = true
 	}
 	if st.rw.FirstInvalid != nil {
 		return reply{status: http.StatusBadRequest,
@@ -81,26 +134,28 @@ func (h *Handler) overrides(st *requestState, id inbound.Identity) []wire.Label 
 	return st.set
 }
 
-// checkRemoteWriteContentType returns why a Content-Type cannot be relayed,
-// or "" for remote write 1.0 (application/x-protobuf, no proto parameter or
-// proto=prometheus.WriteRequest) and a missing header.
-func checkRemoteWriteContentType(ct string) string {
+// checkRemoteWriteContentType tells the remote-write version of a
+// Content-Type (spec 2.0-rc.4, "Content-Type"): 1.0 for application/x-protobuf
+// without a proto parameter or with proto=prometheus.WriteRequest, and for
+// a missing header; 2.0 for proto=io.prometheus.write.v2.Request; else why
+// it cannot be relayed (a 415).
+func checkRemoteWriteContentType(ct string) (v2 bool, msg string) {
 	if ct == "" {
-		return ""
+		return false, ""
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
-		return fmt.Sprintf("cannot parse Content-Type %q: %v", ct, err)
+		return false, fmt.Sprintf("cannot parse Content-Type %q: %v", ct, err)
 	}
 	if mt != "application/x-protobuf" {
-		return fmt.Sprintf("unsupported Content-Type %q; remote write 1.0 uses application/x-protobuf", ct)
+		return false, fmt.Sprintf("unsupported Content-Type %q; remote write uses application/x-protobuf", ct)
 	}
 	switch p := params["proto"]; p {
 	case "", "prometheus.WriteRequest":
-		return ""
+		return false, ""
 	case "io.prometheus.write.v2.Request":
-		return "remote write 2.0 (io.prometheus.write.v2.Request) is not supported yet; configure the sender for remote write 1.0 (protobuf_message: prometheus.WriteRequest)"
+		return true, ""
 	default:
-		return fmt.Sprintf("unsupported remote-write message %q; remote write 1.0 uses prometheus.WriteRequest", p)
+		return false, fmt.Sprintf("unsupported remote-write message %q; use prometheus.WriteRequest or io.prometheus.write.v2.Request", p)
 	}
 }

@@ -17,6 +17,7 @@ type requestState struct {
 	exp     wire.Exposition
 	conv    push.Converter
 	rw      wire.Rewriter
+	written bool // the upstream took this request's rewritten series
 }
 
 // maxPooledBytes is the largest buffer, and maxPooledEntries the most

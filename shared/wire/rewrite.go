@@ -22,6 +22,7 @@ type Rewriter struct {
 	Series             int   // series written
 	FloatSamples       int   // float samples written
 	HistogramSamples   int   // histogram samples written
+	Exemplars          int   // exemplars written
 	FloatSamplesIn     int   // float samples read, invalid series included
 	HistogramSamplesIn int   // histogram samples read, invalid series included
 	Invalid            int   // series dropped as invalid
@@ -53,6 +54,7 @@ type span struct{ start, end int }
 // counted in rw.Invalid and described by rw.FirstInvalid.
 func (rw *Rewriter) Rewrite(dst, src []byte, overrides []Label, lim Limits) ([]byte, error) {
 	rw.Series, rw.FloatSamples, rw.HistogramSamples, rw.FloatSamplesIn, rw.HistogramSamplesIn, rw.Invalid, rw.FirstInvalid = 0, 0, 0, 0, 0, 0, nil
+	rw.Exemplars = 0
 	rw.overrides = overrides
 	rw.overridesEnc = rw.overridesEnc[:0]
 	rw.overrideOffs = append(rw.overrideOffs[:0], 0)
@@ -186,6 +188,7 @@ func (rw *Rewriter) series(dst, s []byte, lim Limits, bud *budget) ([]byte, erro
 	rw.Series++
 	rw.FloatSamples += samples
 	rw.HistogramSamples += histograms
+	rw.Exemplars += exemplars
 
 	return rw.appendSeries(dst, s), nil
 }
