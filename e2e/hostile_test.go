@@ -74,7 +74,9 @@ func hostileCorpus() []hostileCase {
 		{"10,000 labels on one series", "POST", "/api/v1/write", rw, "snappy", rwBody(wire.Series{Labels: lbls(manyLabels...), Samples: one}), 400, "more than the limit of 64"},
 		{"label value of 1 MiB", "POST", "/api/v1/write", rw, "snappy", rwBody(wire.Series{Labels: lbls("__name__", "m", "a", strings.Repeat("v", 1<<20)), Samples: one}), 400, "more than the limit of 4096"},
 		{"samples out of order", "POST", "/api/v1/write", rw, "snappy", rwBody(wire.Series{Labels: lbls("__name__", "m"), Samples: []wire.Sample{{Timestamp: 5}, {Timestamp: 1}}}), 400, "time order"},
-		{"remote write 2.0", "POST", "/api/v1/write", "application/x-protobuf;proto=io.prometheus.write.v2.Request", "snappy", []byte{0}, 415, "remote write 2.0"},
+		{"remote write 1.0 body sent as 2.0", "POST", "/api/v1/write", "application/x-protobuf;proto=io.prometheus.write.v2.Request", "snappy", rwBody(wire.Series{Labels: lbls("__name__", "m"), Samples: one}), 400, "no time series"},
+		{"remote write 2.0, first symbol not empty", "POST", "/api/v1/write", "application/x-protobuf;proto=io.prometheus.write.v2.Request", "snappy", wire.EncodeSnappy(nil, []byte{0x22, 0x01, 'x'}), 400, "remote-write 2.0"},
+		{"unknown remote-write message", "POST", "/api/v1/write", "application/x-protobuf;proto=io.prometheus.write.v3.Request", "snappy", []byte{0}, 415, "unsupported remote-write message"},
 		{"zstd encoding", "POST", "/api/v1/write", rw, "zstd", []byte{0}, 415, "snappy"},
 
 		{"text push over the limit (a 3 MiB line)", "POST", "/metrics/job/x", "", "", bigLine, 413, "request body of"},

@@ -101,7 +101,7 @@ func TestRemoteWriteSplitAndValidate(t *testing.T) {
 		wantStatus int
 		wantMsg    string
 	}{
-		{"remote write 2.0", "application/x-protobuf;proto=io.prometheus.write.v2.Request", body, 415, "remote write 2.0"},
+		{"a 1.0 body sent as 2.0", "application/x-protobuf;proto=io.prometheus.write.v2.Request", body, 400, "no time series"},
 		{"not snappy", "application/x-protobuf", []byte("plain bytes"), 400, "snappy"},
 		{"not protobuf", "application/x-protobuf", wire.EncodeSnappy(nil, []byte{0x0a, 0xff, 0x01}), 400, "cannot decode remote-write request"},
 		{"json", "application/json", body, 415, "unsupported Content-Type"},

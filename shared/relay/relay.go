@@ -10,7 +10,7 @@
 //
 //	PUT|POST|DELETE /metrics/job/<job>{/<label>/<value>}   Pushgateway push
 //	PUT|POST|DELETE /metrics/job@base64/<job>{/…}          the same, job in base64url
-//	POST /api/v1/write                                     remote write 1.0
+//	POST /api/v1/write                                     remote write 1.0 or 2.0 (by Content-Type)
 //	GET|POST /api/v1/query, query_range, series, labels,   the PromQL HTTP API, relayed
 //	         query_exemplars; GET label/<name>/values,     (Options.Read)
 //	         metadata, status/buildinfo

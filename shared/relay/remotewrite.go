@@ -14,7 +14,7 @@ import (
 	"github.com/promrelay/promrelay/shared/wire"
 )
 
-// serveRemoteWrite handles POST /api/v1/write: remote write 1.0, snappy
+// serveRemoteWrite handles POST /api/v1/write: remote write 1.0 or 2.0, snappy
 // block-compressed protobuf. Valid series are relayed even when others are
 // invalid; the answer is then 400 naming the first invalid series, so the
 // sender drops only what could never be stored.
@@ -71,6 +71,11 @@ func (h *Handler) relayRemoteWriteV2(ctx context.Context, st *requestState, c *R
 			rep.msg = "cannot decode remote-write 2.0 request: " + rep.msg
 		}
 		return withWritten(rep, 0, 0, 0)
+	}
+	if len(st.wr.Series) == 0 && len(st.decoded) > 0 {
+		// Bytes but no series: most likely a 1.0 body (its fields are
+		// 2.0's reserved 1 to 3) sent with the 2.0 Content-Type.
+		return withWritten(reply{status: http.StatusBadRequest, msg: "the remote-write 2.0 request holds no time series (a 1.0 body sent as io.prometheus.write.v2.Request?)"}, 0, 0, 0)
 	}
 	// The 1.0 encoding holds about the decoded size again.
 	if err := c.Grow(ctx, int64(len(st.decoded))); err != nil {
