@@ -517,5 +517,3 @@ func BenchmarkUnmarshalV2(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(samples), "ns/sample")
 }
-
-
