@@ -21,11 +21,14 @@ type V2Counts struct{ Samples, Histograms, Exemplars int }
 
 // v2State is the per-call scratch space of UnmarshalV2, pooled so that a
 // steady stream of requests allocates nothing: the symbols table, the refs of
-// one labels_refs list, and the metric family names that already have
+// one series' and one exemplar's labels_refs, whether each symbol is valid
+// UTF-8 (checked once, when first used in a label), and the metric family names that already have
 // metadata.
 type v2State struct {
 	symbols  []string
+	valid    []uint8 // per symbol: 0 not checked yet, 1 valid UTF-8, 2 not
 	refs     []uint32
+	exRefs   []uint32
 	families map[string]struct{}
 }
 
@@ -36,6 +39,7 @@ func (st *v2State) release() {
 	clear(st.symbols)
 	st.symbols = st.symbols[:0]
 	st.refs = st.refs[:0]
+	st.exRefs = st.exRefs[:0]
 	clear(st.families)
 	v2States.Put(st)
 }
@@ -113,6 +117,7 @@ func (wr *WriteRequest) UnmarshalV2(raw []byte, lim Limits) (V2Counts, error) {
 	if len(st.symbols) == 0 && nSeries > 0 {
 		return c, errors.New("symbols: empty, must start with the empty string")
 	}
+	st.valid = append(st.valid[:0], make([]uint8, len(st.symbols))...)
 	maxArena := v2ArenaFactor*len(raw) + v2ArenaSlack
 	bud := newBudget(lim)
 	i := 0
@@ -141,20 +146,21 @@ func (wr *WriteRequest) unmarshalSeriesV2(b []byte, st *v2State, lim *Limits, bu
 	//   Metadata metadata = 5;
 	//   reserved 6;
 	// }
-	labelsStart, samplesStart, rawStart := len(wr.labels), len(wr.samples), len(wr.raw)
-	var err error
-	if st.refs, _, err = gather(st.refs[:0], b, 1, wireVarint, func(v uint64) uint32 { return uint32(v) }); err != nil {
-		return v2Error("labels_refs: %w", err)
-	}
-	if err := wr.resolveLabels(st, lim, true); err != nil {
-		return err
-	}
+	samplesStart, rawStart := len(wr.samples), len(wr.raw)
 	nExemplars, nHistograms := 0, 0
 	var mdType, mdHelp, mdUnit uint64
 	hasMetadata := false
+	st.refs = st.refs[:0]
 	it := fields{b: b}
 	for it.next() {
 		f := &it.f
+		if f.num == 1 {
+			var err error
+			if st.refs, err = appendRefs(st.refs, f); err != nil {
+				return v2Error("labels_refs: %w", err)
+			}
+			continue
+		}
 		if f.num < 2 || f.num > 5 {
 			continue
 		}
@@ -205,6 +211,10 @@ func (wr *WriteRequest) unmarshalSeriesV2(b []byte, st *v2State, lim *Limits, bu
 	}
 	if it.err != nil {
 		return it.err
+	}
+	labelsStart := len(wr.labels)
+	if err := wr.resolveLabels(st.refs, st, lim, true); err != nil {
+		return err
 	}
 	nSamples := len(wr.samples) - samplesStart
 	switch {
@@ -271,13 +281,13 @@ func (wr *WriteRequest) addMetadataV2(st *v2State, ls []Label, typ MetadataType,
 	wr.Metadata = append(wr.Metadata, Metadata{Type: typ, FamilyName: name, Help: help, Unit: unit})
 }
 
-// resolveLabels appends to wr.labels the label pairs that st.refs name.
+// resolveLabels appends to wr.labels the label pairs that refs name.
 // For a series (series true) it checks what the 2.0 specification requires
 // of a label set — label names non-empty, valid UTF-8, unique and sorted,
 // values non-empty and valid UTF-8 — and for an exemplar only the refs.
 // Both are bounded by lim.
-func (wr *WriteRequest) resolveLabels(st *v2State, lim *Limits, series bool) error {
-	refs, syms := st.refs, st.symbols
+func (wr *WriteRequest) resolveLabels(refs []uint32, st *v2State, lim *Limits, series bool) error {
+	syms := st.symbols
 	if len(refs)%2 != 0 {
 		return v2Error("labels_refs: odd number of refs (%d)", len(refs))
 	}
@@ -297,9 +307,9 @@ func (wr *WriteRequest) resolveLabels(st *v2State, lim *Limits, series bool) err
 				return v2Error("labels_refs[%d]: empty label name", i)
 			case l.Value == "":
 				return v2Error("labels_refs[%d]: label %q has an empty value", i+1, l.Name)
-			case !utf8.ValidString(l.Name):
+			case !st.validUTF8(refs[i]):
 				return v2Error("labels_refs[%d]: label name %q is not valid UTF-8", i, l.Name)
-			case !utf8.ValidString(l.Value):
+			case !st.validUTF8(refs[i+1]):
 				return v2Error("labels_refs[%d]: value of label %q is not valid UTF-8", i+1, l.Name)
 			}
 			if i > 0 {
@@ -495,14 +505,16 @@ func (wr *WriteRequest) exemplarV2(b []byte, st *v2State, lim *Limits, maxArena 
 	//   int64 timestamp = 3;
 	// }
 	var err error
-	if st.refs, _, err = gather(st.refs[:0], b, 1, wireVarint, func(v uint64) uint32 { return uint32(v) }); err != nil {
-		return nil, v2Error("labels_refs: %w", err)
-	}
 	var value float64
 	var ts int64
+	st.exRefs = st.exRefs[:0]
 	it := fields{b: b}
 	for it.next() {
 		switch f := &it.f; f.num {
+		case 1:
+			if st.exRefs, err = appendRefs(st.exRefs, f); err != nil {
+				return nil, v2Error("labels_refs: %w", err)
+			}
 		case 2:
 			if value, err = f.double(); err != nil {
 				return nil, v2Error("value: %w", err)
@@ -519,7 +531,7 @@ func (wr *WriteRequest) exemplarV2(b []byte, st *v2State, lim *Limits, maxArena 
 		return nil, it.err
 	}
 	labelsStart := len(wr.labels)
-	if err := wr.resolveLabels(st, lim, false); err != nil {
+	if err := wr.resolveLabels(st.exRefs, st, lim, false); err != nil {
 		return nil, err
 	}
 	ls := wr.labels[labelsStart:]
@@ -555,4 +567,46 @@ func (wr *WriteRequest) exemplarV2(b []byte, st *v2State, lim *Limits, maxArena 
 	clear(ls)
 	wr.labels = wr.labels[:labelsStart]
 	return wr.arena[start:len(wr.arena):len(wr.arena)], nil
+}
+
+// validUTF8 reports whether symbol ref (in range) is valid UTF-8, checking
+// each symbol once per request.
+func (st *v2State) validUTF8(ref uint32) bool {
+	switch st.valid[ref] {
+	case 1:
+		return true
+	case 2:
+		return false
+	}
+	ok := utf8.ValidString(st.symbols[ref])
+	st.valid[ref] = 2
+	if ok {
+		st.valid[ref] = 1
+	}
+	return ok
+}
+
+// appendRefs appends the refs of one occurrence of a labels_refs field
+// (repeated uint32, packed or not) to dst. Values are truncated to 32 bits,
+// as protobuf parsers do.
+func appendRefs(dst []uint32, f *field) ([]uint32, error) {
+	switch f.typ {
+	case wireVarint:
+		return append(dst, uint32(f.u)), nil
+	case wireBytes:
+		for j := 0; j < len(f.data); {
+			if c := f.data[j]; c < 0x80 {
+				dst = append(dst, uint32(c))
+				j++
+				continue
+			}
+			v, next, err := readVarint(f.data, j)
+			if err != nil {
+				return dst, err
+			}
+			dst, j = append(dst, uint32(v)), next
+		}
+		return dst, nil
+	}
+	return dst, f.wrongType("a repeated scalar")
 }
