@@ -70,6 +70,10 @@ func v1Histogram(h writev2.Histogram) prompb.Histogram {
 		NegativeDeltas: h.NegativeDeltas, NegativeCounts: h.NegativeCounts,
 		PositiveDeltas: h.PositiveDeltas, PositiveCounts: h.PositiveCounts,
 		ResetHint: prompb.Histogram_ResetHint(h.ResetHint), Timestamp: h.Timestamp, CustomValues: h.CustomValues,
+		// Unknown fields are carried through, as the bytes are kept
+		// (found by FuzzUnmarshalV2, seeds 151acf3e253b1f75 and
+		// c8f0fa8d1477c288, the latter in a bucket span).
+		XXX_unrecognized: h.XXX_unrecognized,
 	}
 	switch c := h.Count.(type) {
 	case *writev2.Histogram_CountInt:
@@ -84,10 +88,10 @@ func v1Histogram(h writev2.Histogram) prompb.Histogram {
 		o.ZeroCount = &prompb.Histogram_ZeroCountFloat{ZeroCountFloat: c.ZeroCountFloat}
 	}
 	for _, sp := range h.NegativeSpans {
-		o.NegativeSpans = append(o.NegativeSpans, prompb.BucketSpan{Offset: sp.Offset, Length: sp.Length})
+		o.NegativeSpans = append(o.NegativeSpans, prompb.BucketSpan{Offset: sp.Offset, Length: sp.Length, XXX_unrecognized: sp.XXX_unrecognized})
 	}
 	for _, sp := range h.PositiveSpans {
-		o.PositiveSpans = append(o.PositiveSpans, prompb.BucketSpan{Offset: sp.Offset, Length: sp.Length})
+		o.PositiveSpans = append(o.PositiveSpans, prompb.BucketSpan{Offset: sp.Offset, Length: sp.Length, XXX_unrecognized: sp.XXX_unrecognized})
 	}
 	return o
 }
