@@ -12,7 +12,9 @@ import (
 // Remote write 2.0 (https://prometheus.io/docs/specs/prw/remote_write_spec_2_0/,
 // version 2.0-rc.4; the schema is io.prometheus.write.v2 in
 // prometheus/prompb/io/prometheus/write/v2/types.proto) is decoded here into
-// the remote-write 1.0 WriteRequest the rest of promrelay forwards.
+// the remote-write 1.0 WriteRequest the rest of promrelay forwards. The
+// TimeSeries.created_timestamp of earlier release candidates (field 6, now
+// reserved) is skipped like any unknown field.
 
 // V2Counts are what a remote-write 2.0 request holds, as the
 // X-Prometheus-Remote-Write-*-Written headers count them: float samples,
@@ -22,8 +24,8 @@ type V2Counts struct{ Samples, Histograms, Exemplars int }
 // v2State is the per-call scratch space of UnmarshalV2, pooled so that a
 // steady stream of requests allocates nothing: the symbols table, the refs of
 // one series' and one exemplar's labels_refs, whether each symbol is valid
-// UTF-8 (checked once, when first used in a label), and the metric family names that already have
-// metadata.
+// UTF-8 (checked once, when first used in a label), and the metric family
+// names that already have metadata.
 type v2State struct {
 	symbols  []string
 	valid    []uint8 // per symbol: 0 not checked yet, 1 valid UTF-8, 2 not
@@ -68,7 +70,8 @@ var errV2Amplified = errors.New("exemplar labels re-encode to more than 4 times 
 // name wins). Start timestamps are dropped. Strings reference raw; results are
 // valid until the next Reset, Unmarshal or UnmarshalV2 of wr.
 //
-// It returns the request's counts, or the first error, naming the field
+// It returns the request's counts (on error, those of the series before the
+// failing one) and the first error, which names the field
 // ("timeseries[3].labels_refs: ref 17 out of range (12 symbols)"): malformed
 // protobuf; what the 2.0 specification says a request MUST (NOT) hold —
 // symbols that do not start with the empty string, a ref out of range, an
@@ -112,7 +115,7 @@ func (wr *WriteRequest) UnmarshalV2(raw []byte, lim Limits) (V2Counts, error) {
 		return c, fmt.Errorf("cannot read Request field: %w", it.err)
 	}
 	if len(st.symbols) > 0 && st.symbols[0] != "" {
-		return c, fmt.Errorf("symbols[0]: %q, must be the empty string", st.symbols[0])
+		return c, fmt.Errorf("symbols[0]: %s, must be the empty string", quoteShort(st.symbols[0]))
 	}
 	if len(st.symbols) == 0 && nSeries > 0 {
 		return c, errors.New("symbols: empty, must start with the empty string")
@@ -299,25 +302,25 @@ func (wr *WriteRequest) resolveLabels(refs []uint32, st *v2State, lim *Limits, s
 		}
 		l := Label{Name: syms[refs[i]], Value: syms[refs[i+1]]}
 		if k := lim.labelOver(i/2+1, len(l.Name)+len(l.Value)); k != 0 {
-			return lim.labelError(k, "label "+strconv.Quote(l.Name))
+			return lim.labelError(k, "label "+quoteShort(l.Name))
 		}
 		if series {
 			switch {
 			case l.Name == "":
 				return v2Error("labels_refs[%d]: empty label name", i)
 			case l.Value == "":
-				return v2Error("labels_refs[%d]: label %q has an empty value", i+1, l.Name)
+				return v2Error("labels_refs[%d]: label %s has an empty value", i+1, quoteShort(l.Name))
 			case !st.validUTF8(refs[i]):
-				return v2Error("labels_refs[%d]: label name %q is not valid UTF-8", i, l.Name)
+				return v2Error("labels_refs[%d]: label name %s is not valid UTF-8", i, quoteShort(l.Name))
 			case !st.validUTF8(refs[i+1]):
-				return v2Error("labels_refs[%d]: value of label %q is not valid UTF-8", i+1, l.Name)
+				return v2Error("labels_refs[%d]: value of label %s is not valid UTF-8", i+1, quoteShort(l.Name))
 			}
 			if i > 0 {
 				switch prev := wr.labels[len(wr.labels)-1].Name; {
 				case prev == l.Name:
-					return v2Error("labels_refs[%d]: duplicate label name %q", i, l.Name)
+					return v2Error("labels_refs[%d]: duplicate label name %s", i, quoteShort(l.Name))
 				case prev > l.Name:
-					return v2Error("labels_refs[%d]: labels not sorted by name (%q before %q)", i, prev, l.Name)
+					return v2Error("labels_refs[%d]: labels not sorted by name (%s before %s)", i, quoteShort(prev), quoteShort(l.Name))
 				}
 			}
 		}
@@ -609,4 +612,13 @@ func appendRefs(dst []uint32, f *field) ([]uint32, error) {
 		return dst, nil
 	}
 	return dst, f.wrongType("a repeated scalar")
+}
+
+// quoteShort quotes s for an error message, cut to its first 64 bytes: a
+// symbol may be as long as the request.
+func quoteShort(s string) string {
+	if len(s) <= 64 {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:64]) + "..."
 }

@@ -327,6 +327,39 @@ func TestUnmarshalV2Accepts(t *testing.T) {
 	}
 }
 
+// TestUnmarshalV2LongSymbolInError checks that an error quotes at most the
+// start of a symbol, which may be as long as the request.
+func TestUnmarshalV2LongSymbolInError(t *testing.T) {
+	long := strings.Repeat("x", 1<<20)
+	for _, req := range []*writev2.Request{
+		{Symbols: []string{long}},
+		{Symbols: []string{"", long, "a"}, Timeseries: []writev2.TimeSeries{{LabelsRefs: []uint32{1, 2, 1, 2}, Samples: []writev2.Sample{{}}}}},
+	} {
+		var wr wire.WriteRequest
+		_, err := wr.UnmarshalV2(marshalV2(t, req), wire.Limits{})
+		if err == nil || len(err.Error()) > 300 {
+			t.Fatalf("error of %d bytes, want one under 300: %.300v", len(fmt.Sprint(err)), err)
+		}
+	}
+}
+
+// TestUnmarshalV2CreatedTimestamp checks that the created_timestamp of
+// earlier 2.0 release candidates (TimeSeries field 6, now reserved) is
+// accepted and dropped.
+func TestUnmarshalV2CreatedTimestamp(t *testing.T) {
+	req := &writev2.Request{Symbols: []string{"", "__name__", "m"}, Timeseries: []writev2.TimeSeries{{LabelsRefs: []uint32{1, 2}, Samples: []writev2.Sample{{Value: 1, Timestamp: 2}}}}}
+	raw := marshalV2(t, req)
+	// Grow the series by the field 6 varint 1000 (0x30 0xe8 0x07).
+	i := bytes.IndexByte(raw, 0x2a)
+	series := append(append([]byte{}, raw[i+2:]...), 0x30, 0xe8, 0x07)
+	raw = append(append(raw[:i:i], 0x2a, byte(len(series))), series...)
+	var wr wire.WriteRequest
+	if _, err := wr.UnmarshalV2(raw, wire.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	checkV2Equal(t, &wr, v2Expected(req))
+}
+
 func TestUnmarshalV2Limits(t *testing.T) {
 	req := &writev2.Request{Symbols: []string{"", "__name__", "m", "a", "1234567890", "trace_id"}, Timeseries: []writev2.TimeSeries{
 		{LabelsRefs: []uint32{1, 2, 3, 4}, Samples: []writev2.Sample{{Value: 1, Timestamp: 1}, {Value: 2, Timestamp: 2}}},
