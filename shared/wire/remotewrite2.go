@@ -23,7 +23,7 @@ type V2Counts struct{ Samples, Histograms, Exemplars int }
 
 // v2State is the per-call scratch space of UnmarshalV2, pooled so that a
 // steady stream of requests allocates nothing: the symbols table, the refs of
-// one series' and one exemplar's labels_refs, whether each symbol is valid
+// one series' and one exemplar's labels_refs, one series' histograms, whether each symbol is valid
 // UTF-8 (checked once, when first used in a label), and the metric family
 // names that already have metadata.
 type v2State struct {
@@ -31,6 +31,7 @@ type v2State struct {
 	valid    []uint8 // per symbol: 0 not checked yet, 1 valid UTF-8, 2 not
 	refs     []uint32
 	exRefs   []uint32
+	hists    [][]byte // the histograms of the series being decoded
 	families map[string]struct{}
 }
 
@@ -42,9 +43,18 @@ func (st *v2State) release() {
 	st.symbols = st.symbols[:0]
 	st.refs = st.refs[:0]
 	st.exRefs = st.exRefs[:0]
+	clear(st.hists)
+	st.hists = st.hists[:0]
+	if cap(st.symbols) > v2MaxPooled || len(st.families) > v2MaxPooled {
+		return // an outsized request's memory is not kept
+	}
 	clear(st.families)
 	v2States.Put(st)
 }
+
+// v2MaxPooled bounds the symbols and metric families whose room a pooled
+// v2State keeps.
+const v2MaxPooled = 1 << 16
 
 // v2ArenaSlack is the re-encoding room UnmarshalV2 allows beyond
 // v2ArenaFactor times the request's size: exemplars are re-encoded with their
@@ -151,6 +161,8 @@ func (wr *WriteRequest) unmarshalSeriesV2(b []byte, st *v2State, lim *Limits, bu
 	// }
 	samplesStart, rawStart := len(wr.samples), len(wr.raw)
 	nExemplars, nHistograms := 0, 0
+	clear(st.hists) // left over when the previous series failed
+	st.hists = st.hists[:0]
 	var mdType, mdHelp, mdUnit uint64
 	hasMetadata := false
 	st.refs = st.refs[:0]
@@ -189,19 +201,17 @@ func (wr *WriteRequest) unmarshalSeriesV2(b []byte, st *v2State, lim *Limits, bu
 			if err != nil {
 				return v2Error("histograms[%d]: %w", nHistograms, err)
 			}
-			wr.raw = append(wr.raw, h)
+			// Histograms wait in st.hists and follow the exemplars
+			// into wr.raw at the end, so that both stay contiguous
+			// without moving entries at every exemplar.
+			st.hists = append(st.hists, h)
 			nHistograms++
 		case 4:
 			e, err := wr.exemplarV2(data, st, lim, maxArena)
 			if err != nil {
 				return v2Error("exemplars[%d].%w", nExemplars, err)
 			}
-			// Exemplars are kept before histograms, as Unmarshal keeps
-			// them: insert at the boundary so both stay contiguous.
-			wr.raw = append(wr.raw, nil)
-			pos := rawStart + nExemplars
-			copy(wr.raw[pos+1:], wr.raw[pos:])
-			wr.raw[pos] = e
+			wr.raw = append(wr.raw, e)
 			nExemplars++
 		case 5:
 			// Occurrences of a message field merge; the last value of
@@ -215,6 +225,9 @@ func (wr *WriteRequest) unmarshalSeriesV2(b []byte, st *v2State, lim *Limits, bu
 	if it.err != nil {
 		return it.err
 	}
+	wr.raw = append(wr.raw, st.hists...)
+	clear(st.hists)
+	st.hists = st.hists[:0]
 	labelsStart := len(wr.labels)
 	if err := wr.resolveLabels(st.refs, st, lim, true); err != nil {
 		return err

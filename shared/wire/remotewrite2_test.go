@@ -2,11 +2,13 @@ package wire_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -410,6 +412,38 @@ func TestUnmarshalV2Amplification(t *testing.T) {
 	_, err := wr.UnmarshalV2(raw, wire.Limits{})
 	if err == nil || !strings.Contains(err.Error(), "re-encode") {
 		t.Fatalf("a %d-byte request re-encoding to %d bytes: error %v", len(raw), len(refs)/2*len(long), err)
+	}
+}
+
+// TestUnmarshalV2ExemplarsAfterHistograms checks that a series with many
+// histograms followed by many exemplars decodes in linear time: inserting
+// each exemplar before the histograms, as the series' entries are laid out,
+// moved every histogram once per exemplar.
+func TestUnmarshalV2ExemplarsAfterHistograms(t *testing.T) {
+	const n = 100000
+	series := []byte{0x0a, 0x02, 0x01, 0x02}
+	for range n {
+		series = append(series, 0x1a, 0x00) // an empty histogram
+	}
+	for range n {
+		series = append(series, 0x22, 0x00) // an empty exemplar
+	}
+	raw := []byte{0x22, 0x00, 0x22, 0x08}
+	raw = append(raw, "__name__"...)
+	raw = append(raw, 0x22, 0x01, 'm', 0x2a)
+	raw = binary.AppendUvarint(raw, uint64(len(series)))
+	raw = append(raw, series...)
+	var wr wire.WriteRequest
+	start := time.Now()
+	c, err := wr.UnmarshalV2(raw, wire.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Histograms != n || c.Exemplars != n || len(wr.Series[0].Histograms) != n || len(wr.Series[0].Exemplars) != n {
+		t.Fatalf("counts %+v, series %d histograms %d exemplars", c, len(wr.Series[0].Histograms), len(wr.Series[0].Exemplars))
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("%d histograms then %d exemplars took %v", n, n, d)
 	}
 }
 
