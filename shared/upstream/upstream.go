@@ -308,7 +308,11 @@ func (c *Client) writePart(ctx context.Context, raw []byte, series, md []wire.Sp
 	if len(series) <= 1 {
 		var wr wire.WriteRequest
 		name := "(metadata)"
-		if len(series) == 1 && wr.Unmarshal(raw[series[0].Start:series[0].End], wire.Limits{}) == nil && len(wr.Series) == 1 {
+		// Named only when small enough to decode cheaply: an outsized
+		// series is what got here, and decoding it whole is not this
+		// error message's to pay.
+		if len(series) == 1 && series[0].End-series[0].Start <= maxNamedSeriesBytes &&
+			wr.Unmarshal(raw[series[0].Start:series[0].End], wire.Limits{}) == nil && len(wr.Series) == 1 {
 			name = wire.FormatLabels(wr.Series[0].Labels, 256)
 		}
 		return &Error{Status: http.StatusBadRequest, UpstreamStatus: http.StatusRequestEntityTooLarge,
@@ -320,6 +324,9 @@ func (c *Client) writePart(ctx context.Context, raw []byte, series, md []wire.Sp
 	}
 	return c.writePart(ctx, raw, series[half:], nil, bufs, res)
 }
+
+// maxNamedSeriesBytes bounds the encoded series a too-large answer names.
+const maxNamedSeriesBytes = 64 << 10
 
 // send posts one compressed body, retrying while the error is transient
 // and the context's deadline allows.
