@@ -308,6 +308,9 @@ func (c *Client) writePart(ctx context.Context, raw []byte, series, md []wire.Sp
 	if len(series) <= 1 {
 		var wr wire.WriteRequest
 		name := "(metadata)"
+		if len(series) == 1 {
+			name = fmt.Sprintf("of %d bytes", series[0].End-series[0].Start)
+		}
 		// Named only when small enough to decode cheaply: an outsized
 		// series is what got here, and decoding it whole is not this
 		// error message's to pay.
