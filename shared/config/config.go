@@ -178,8 +178,13 @@ var Settings = []Setting{
 	{Env: "PROMRELAY_MIRROR_PREFIX", Flag: "mirror.prefix", Default: "/stackstate", Usage: "path prefix of the StackState mirror routes",
 		set: func(c *Config, v string) error {
 			v = strings.TrimRight(v, "/")
-			if !strings.HasPrefix(v, "/") || strings.Contains(v, "{") {
-				return errors.New("must start with / and hold no {")
+			if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, "{}.") {
+				return errors.New("must start with / and hold no { } .")
+			}
+			for _, taken := range []string{"/metrics", "/api", "/-", "/invoke", "/aggregate", "/v1"} {
+				if v == taken || strings.HasPrefix(v, taken+"/") {
+					return fmt.Errorf("%s is where other routes live; choose another prefix", taken)
+				}
 			}
 			c.MirrorPrefix = v
 			return nil

@@ -224,3 +224,16 @@ func TestIsAMPHost(t *testing.T) {
 		t.Errorf("read config %+v", rc)
 	}
 }
+
+func TestMirrorPrefixCannotShadowRoutes(t *testing.T) {
+	for _, p := range []string{"/metrics", "/api/x", "/-", "/stack.state", "/v1"} {
+		if _, err := config.Load(func(k string) string {
+			if k == "PROMRELAY_MIRROR_PREFIX" {
+				return p
+			}
+			return ""
+		}); err == nil {
+			t.Errorf("prefix %q accepted", p)
+		}
+	}
+}

@@ -214,9 +214,13 @@ func New(o Options) (*Authenticator, error) {
 				return nil, fmt.Errorf("PROMRELAY_TENANTS_FILE: a token maps to unknown tenant %q", tenant)
 			}
 			sum := sha256.Sum256([]byte(token))
-			if _, dup := a.tokens[sum]; dup {
-				return nil, fmt.Errorf("PROMRELAY_TENANTS_FILE: the token of tenant %q is also a token without a tenant", tenant)
+			if g, dup := a.tokens[sum]; dup && g.scopes.Has(ScopeRead) {
+				// A read token of every series and a tenant's token at once:
+				// refuse rather than pick one.
+				return nil, fmt.Errorf("PROMRELAY_TENANTS_FILE: the token of tenant %q is also in PROMRELAY_INBOUND_READ_TOKENS", tenant)
 			}
+			// Also a write token without a tenant: the tenant wins, as it
+			// always has.
 			a.tokens[sum] = tokenGrant{tenant: tenant}
 		}
 		for user, tenant := range o.Tenants.Users {

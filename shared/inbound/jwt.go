@@ -260,18 +260,12 @@ func redactURL(u *url.URL) string {
 }
 
 // jwtScopes reads the "scope" claim (RFC 8693, section 4.2: a string of
-// space-separated scopes; OAuth 2.0 issuers also send other scopes, which
-// are ignored here): ScopeWrite without the claim, as before scopes
-// existed; a claim that grants neither read nor write is an error.
-func jwtScopes(claims jwt.MapClaims) (Scope, error) {
-	raw, present := claims["scope"]
-	if !present {
-		return ScopeWrite, nil
-	}
-	str, ok := raw.(string)
-	if !ok {
-		return 0, errors.New(`the "scope" claim is not a string`)
-	}
+// space-separated scopes): the read and write it names. Without the claim,
+// or with one that names neither (an identity provider's "openid profile",
+// or not a string), a token writes, as every JWT did before scopes
+// existed, so that existing writers keep working.
+func jwtScopes(claims jwt.MapClaims) Scope {
+	str, _ := claims["scope"].(string)
 	var s Scope
 	for _, name := range strings.Fields(str) {
 		switch name {
@@ -282,9 +276,9 @@ func jwtScopes(claims jwt.MapClaims) (Scope, error) {
 		}
 	}
 	if s == 0 {
-		return 0, errors.New(`the "scope" claim grants neither read nor write`)
+		return ScopeWrite
 	}
-	return s, nil
+	return s
 }
 
 func (a *Authenticator) jwtIdentity(token string) (Identity, error) {
@@ -296,9 +290,7 @@ func (a *Authenticator) jwtIdentity(token string) (Identity, error) {
 	if sub, _ := claims.GetSubject(); sub != "" {
 		id.Subject = "jwt:" + sub
 	}
-	if id.Scopes, err = jwtScopes(claims); err != nil {
-		return id, fmt.Errorf("%w: %s: %v", ErrForbidden, id.Subject, err)
-	}
+	id.Scopes = jwtScopes(claims)
 	o := a.jwt.opts
 	if o.TenantClaim != "" {
 		value, _ := claims[o.TenantClaim].(string)

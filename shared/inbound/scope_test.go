@@ -97,10 +97,11 @@ func TestScopes(t *testing.T) {
 			}
 		})
 	}
-	// A scope claim that grants nothing, or is not a string, is refused.
-	for _, bad := range []any{"openid profile", []string{"read"}} {
-		if _, err := a.Authenticate(request(jwtWith("scope", bad))); inbound.Status(err) != 403 {
-			t.Errorf("scope %v: %v, want 403", bad, err)
+	// A scope claim that names neither read nor write (an identity
+	// provider's own scopes), or is not a string, writes, as before scopes.
+	for _, other := range []any{"openid profile", []string{"read"}} {
+		if id, err := a.Authenticate(request(jwtWith("scope", other))); err != nil || id.Scopes != inbound.ScopeWrite {
+			t.Errorf("scope %v: %v %q, want write", other, err, id.Scopes)
 		}
 	}
 	// Mode none grants everything it serves.
@@ -128,6 +129,15 @@ func TestScopeErrors(t *testing.T) {
 	tenants, _ := inbound.ParseTenants([]byte(scopedTenantsYAML))
 	if _, err := inbound.New(inbound.Options{Modes: []string{"bearer"}, ReadTokens: []string{"tok-readers"}, Tenants: tenants}); err == nil {
 		t.Error("a tenant's token that is also a read token was accepted")
+	}
+	// A tenant's token that is also a write token without a tenant: the
+	// tenant wins, as before scopes.
+	a, err := inbound.New(inbound.Options{Modes: []string{"bearer"}, Tokens: []string{"tok-writers"}, Tenants: tenants})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := a.Authenticate(request("Bearer tok-writers")); err != nil || id.Tenant == nil || id.Tenant.Name != "writers" {
+		t.Errorf("tenant token also a write token: %v %+v", err, id)
 	}
 	tn, _ := inbound.ParseTenants([]byte(scopedTenantsYAML))
 	for _, x := range tn.All() {

@@ -33,6 +33,9 @@ const (
 	pushParseBytesPerSample = 1024
 	pushBytesPerSample      = 2048
 	remoteWriteBytesPerByte = 4
+	// remoteWrite2BytesPerByte covers a 2.0 request's decoded label store
+	// (a Label is 32 bytes; its two refs can take 2 bytes of the body).
+	remoteWrite2BytesPerByte = 16
 )
 
 // pushCost is what a push of decoded bytes costs before it is parsed, when

@@ -98,3 +98,14 @@ func TestMirrorEnforcesTheTenant(t *testing.T) {
 		t.Errorf("%d %q, upstream got %v", rec.Code, rec.Body.String(), *seen)
 	}
 }
+
+// Only empty segments are cleaned in place, and only within the mirror's
+// prefix: a ".." still gets the 301 every other route gets.
+func TestMirrorPathCleaningStaysInside(t *testing.T) {
+	h, _, _ := mirrorHandler(t, fixedIdentity{inbound.Identity{Scopes: inbound.ScopeAll}})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/stackstate/../api/v1/write", strings.NewReader("x")))
+	if rec.Code != 301 {
+		t.Errorf("/stackstate/../api/v1/write: %d, want the 301 to the cleaned path", rec.Code)
+	}
+}

@@ -209,17 +209,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(p)
 		}
 	}()
-	if p := r.URL.EscapedPath(); p != cleanPath(p) && h.o.Mirror != nil && strings.HasPrefix(p, h.o.PathPrefix+h.o.Mirror.Prefix+"/") {
+	if p := r.URL.EscapedPath(); h.o.Mirror != nil && strings.Contains(p, "//") && strings.HasPrefix(p, h.o.PathPrefix+h.o.Mirror.Prefix+"/") {
 		// StackState joins its data source URL and the mirror's paths
-		// as it likes (a doubled slash): cleaned in place, since a 301
-		// would turn its POST into a GET.
-		u := *r.URL
-		u.RawPath = cleanPath(p)
-		u.Path, _ = url.PathUnescape(u.RawPath)
-		if u.RawPath == u.Path {
-			u.RawPath = ""
+		// as it likes (a doubled slash): empty segments are dropped in
+		// place, since a 301 would turn its POST into a GET. Nothing
+		// else is cleaned here (a "." or ".." still gets the 301), so no
+		// path leaves the mirror's prefix.
+		c := p
+		for strings.Contains(c, "//") {
+			c = strings.ReplaceAll(c, "//", "/")
 		}
-		r.URL = &u
+		if strings.HasPrefix(c, h.o.PathPrefix+h.o.Mirror.Prefix+"/") {
+			u := *r.URL
+			u.RawPath = c
+			u.Path, _ = url.PathUnescape(c)
+			if u.RawPath == u.Path {
+				u.RawPath = ""
+			}
+			r.URL = &u
+		}
 	}
 	if p := r.URL.EscapedPath(); p != cleanPath(p) {
 		// As the Pushgateway (and ServeMux for GET) does, for every

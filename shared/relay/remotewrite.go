@@ -65,6 +65,12 @@ func (h *Handler) unsnappy(ctx context.Context, st *requestState, c *Reservation
 // X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written counts
 // of what the upstream took (0 when it took nothing).
 func (h *Handler) relayRemoteWriteV2(ctx context.Context, st *requestState, c *Reservation, id inbound.Identity) reply {
+	// 2.0 refers to each label string by a short number: the decoded
+	// series' label store holds up to remoteWrite2BytesPerByte bytes per
+	// decoded byte.
+	if err := c.Grow(ctx, int64(len(st.decoded))*remoteWrite2BytesPerByte); err != nil {
+		return withWritten(errorReply(err), 0, 0, 0)
+	}
 	if _, err := st.wr.UnmarshalV2(st.decoded, h.o.Limits); err != nil {
 		rep := decodeReply(err)
 		if rep.status == http.StatusBadRequest {
@@ -77,8 +83,14 @@ func (h *Handler) relayRemoteWriteV2(ctx context.Context, st *requestState, c *R
 		// 2.0's reserved 1 to 3) sent with the 2.0 Content-Type.
 		return withWritten(reply{status: http.StatusBadRequest, msg: "the remote-write 2.0 request holds no time series (a 1.0 body sent as io.prometheus.write.v2.Request?)"}, 0, 0, 0)
 	}
-	// The 1.0 encoding holds about the decoded size again.
-	if err := c.Grow(ctx, int64(len(st.decoded))); err != nil {
+	// Its 1.0 encoding writes every label string out again, once per
+	// series that refers to it: bounded like a 1.0 body, and reserved,
+	// before it is built.
+	size := encodedV1Size(&st.wr)
+	if size > h.o.MaxDecodedBytes {
+		return withWritten(errorReply(&wire.TooLargeError{What: "decompressed body (as remote write 1.0)", Size: size, Limit: h.o.MaxDecodedBytes}), 0, 0, 0)
+	}
+	if err := c.Grow(ctx, int64(size)*remoteWriteBytesPerByte); err != nil {
 		return withWritten(errorReply(err), 0, 0, 0)
 	}
 	st.body = wire.AppendWriteRequest(st.body[:0], st.wr.Series, st.wr.Metadata)
@@ -87,6 +99,29 @@ func (h *Handler) relayRemoteWriteV2(ctx context.Context, st *requestState, c *R
 		return withWritten(rep, st.rw.FloatSamples, st.rw.HistogramSamples, st.rw.Exemplars)
 	}
 	return withWritten(rep, 0, 0, 0)
+}
+
+// encodedV1Size is an upper bound of wr's remote write 1.0 encoding, in
+// bytes (each field's tag and length counted at their largest).
+func encodedV1Size(wr *wire.WriteRequest) int {
+	n := 0
+	for _, s := range wr.Series {
+		n += 12
+		for _, l := range s.Labels {
+			n += len(l.Name) + len(l.Value) + 18
+		}
+		n += 24 * len(s.Samples)
+		for _, b := range s.Histograms {
+			n += len(b) + 6
+		}
+		for _, b := range s.Exemplars {
+			n += len(b) + 6
+		}
+	}
+	for _, m := range wr.Metadata {
+		n += len(m.FamilyName) + len(m.Help) + len(m.Unit) + 32
+	}
+	return n
 }
 
 // withWritten adds remote write 2.0's Written headers to rep.
