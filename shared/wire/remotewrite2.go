@@ -501,6 +501,11 @@ func checkRepeated(f *field, scalar int) error {
 		}
 		for j := 0; j < len(f.data); {
 			_, next, err := readVarint(f.data, j)
+			if errors.Is(err, errTruncated) {
+				// gogo's decoders read such a varint on into the bytes after
+				// the run; the run's own length says it ends here.
+				return fmt.Errorf("packed varint cut off at the end of its run: %w", err)
+			}
 			if err != nil {
 				return err
 			}
