@@ -152,27 +152,13 @@ var Settings = []Setting{
 	{Env: "PROMRELAY_UPSTREAM_URL", Flag: "upstream.url", Usage: "remote-write URL of the upstream (required), e.g. http://127.0.0.1:9090/api/v1/write",
 		set: func(c *Config, v string) error { c.UpstreamURL = v; return nil }},
 	{Env: "PROMRELAY_UPSTREAM_AUTH", Flag: "upstream.auth", Usage: "how upstream requests are signed: none, basic, bearer, aliyun (ARMS, Alibaba Cloud credentials) or sigv4 (AMP); default basic or bearer when those credentials are set, else none",
-		set: func(c *Config, v string) error {
-			switch v {
-			case AuthNone, AuthBasic, AuthBearer, AuthAliyun, AuthSigV4:
-				c.UpstreamAuth = v
-				return nil
-			}
-			return errors.New("must be none, basic, bearer, aliyun or sigv4")
-		}},
+		set: authMode(func(c *Config) *string { return &c.UpstreamAuth })},
 	{Env: "PROMRELAY_QUERY_URL", Flag: "query.url", Usage: "base of the upstream's Prometheus HTTP API, the part before /api/v1/ (AMP https://aps-workspaces.<region>.amazonaws.com/workspaces/<id>, the ARMS HTTP API URL, http://<prometheus>:9090); set: the PromQL API routes are served",
 		set: func(c *Config, v string) error { c.QueryURL = strings.TrimRight(v, "/"); return nil }},
 	{Env: "PROMRELAY_REMOTE_READ_URL", Flag: "query.remote-read-url", Usage: "the upstream's remote-read URL (ARMS remote read, http://<prometheus>:9090/api/v1/read; AMP has none); set: POST /api/v1/read is served",
 		set: func(c *Config, v string) error { c.RemoteReadURL = v; return nil }},
 	{Env: "PROMRELAY_QUERY_AUTH", Flag: "query.auth", Usage: "how read requests are signed: none, basic, bearer, aliyun or sigv4 (service aps), with the upstream's credentials; default PROMRELAY_UPSTREAM_AUTH's mode",
-		set: func(c *Config, v string) error {
-			switch v {
-			case AuthNone, AuthBasic, AuthBearer, AuthAliyun, AuthSigV4:
-				c.QueryAuth = v
-				return nil
-			}
-			return errors.New("must be none, basic, bearer, aliyun or sigv4")
-		}},
+		set: authMode(func(c *Config) *string { return &c.QueryAuth })},
 	{Env: "PROMRELAY_MIRROR_API_KEY", Flag: "mirror.api-key", Usage: "the StackState mirror's API key, sent as X-MIRROR-API-KEY on every mirror answer; set: the mirror routes are served (with a read path)", Secret: true,
 		set: func(c *Config, v string) error { c.MirrorAPIKey = v; return nil }},
 	{Env: "PROMRELAY_MIRROR_PREFIX", Flag: "mirror.prefix", Default: "/stackstate", Usage: "path prefix of the StackState mirror routes",
@@ -381,6 +367,19 @@ var Settings = []Setting{
 		set: positiveInt(func(c *Config) *int { return &c.MaxSeriesPerGroup })},
 	{Env: "PROMRELAY_MAX_GROUPS_PER_TENANT", Flag: "state.max-groups-per-tenant", Default: "10000", Usage: "most stored groups per tenant (writers without a tenant share one count); a push that would create one more gets 429",
 		set: positiveInt(func(c *Config) *int { return &c.MaxGroupsPerTenant })},
+}
+
+// authMode sets the signing mode field of c: none, basic, bearer, aliyun
+// or sigv4.
+func authMode(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		switch v {
+		case AuthNone, AuthBasic, AuthBearer, AuthAliyun, AuthSigV4:
+			*field(c) = v
+			return nil
+		}
+		return errors.New("must be none, basic, bearer, aliyun or sigv4")
+	}
 }
 
 // splitList splits a comma-separated list, dropping blanks.
