@@ -26,6 +26,7 @@ import (
 	"github.com/promrelay/promrelay/shared/config"
 	"github.com/promrelay/promrelay/shared/groupstore"
 	"github.com/promrelay/promrelay/shared/inbound"
+	"github.com/promrelay/promrelay/shared/otlp"
 	"github.com/promrelay/promrelay/shared/platform"
 	"github.com/promrelay/promrelay/shared/pushstate"
 	"github.com/promrelay/promrelay/shared/query"
@@ -137,7 +138,9 @@ func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 		return nil, err
 	}
 	o := relay.Options{
-		ExternalLabels:      cfg.ExternalLabels,
+		ExternalLabels: cfg.ExternalLabels,
+		OTLP: otlp.Settings{PromoteResourceAttributes: cfg.OTLPPromoteResourceAttributes,
+			PromoteScopeMetadata: cfg.OTLPPromoteScopeMetadata, DeltaIngest: cfg.OTLPDelta == config.OTLPDeltaIngest},
 		PathPrefix:          cfg.PathPrefix,
 		RequestTimeout:      cfg.RequestTimeout,
 		MaxBodyBytes:        cfg.MaxBodyBytes,
@@ -455,16 +458,36 @@ func newUpstream(cfg config.Config) (*upstream.Client, *auth.AliyunProvider, err
 	if err != nil {
 		return nil, nil, err
 	}
+	profile, maxBytes := UpstreamProfile(cfg)
 	c, err := upstream.New(upstream.Config{
 		URL:             cfg.UpstreamURL,
 		Timeout:         cfg.UpstreamTimeout,
-		MaxRequestBytes: cfg.MaxRequestBytes,
+		MaxRequestBytes: maxBytes,
 		MinBackoff:      cfg.UpstreamMinBackoff,
 		MaxBackoff:      cfg.UpstreamMaxBackoff,
 		UserAgent:       "promrelay/" + Version,
 		Signer:          signer,
+		Profile:         profile,
+		V2:              cfg.UpstreamProtocol == config.ProtocolV2,
 	})
 	return c, provider, err
+}
+
+// UpstreamProfile returns what cfg's upstream profile (config.Profile)
+// changes in what is sent, and the largest compressed request for it in
+// bytes: arms reduces HELP to printable ASCII; amp converts native
+// histograms to classic ones of at most PROMRELAY_MAX_CLASSIC_BUCKETS
+// buckets, drops exemplars, and caps requests at 1 MiB
+// (config.AMPMaxRequestBytes); prometheus changes nothing.
+func UpstreamProfile(cfg config.Config) (wire.Profile, int) {
+	switch cfg.Profile() {
+	case config.ProfileARMS:
+		return wire.Profile{ASCIIHelp: true}, cfg.MaxRequestBytes
+	case config.ProfileAMP:
+		return wire.Profile{ClassicHistograms: true, MaxClassicBuckets: cfg.MaxClassicBuckets, DropExemplars: true},
+			min(cfg.MaxRequestBytes, config.AMPMaxRequestBytes)
+	}
+	return wire.Profile{}, cfg.MaxRequestBytes
 }
 
 // authenticator builds inbound authentication from cfg; nil when

@@ -32,6 +32,22 @@ type Config struct {
 	MaxRequestBytes     int           // compressed bytes of one upstream request
 	UpstreamMinBackoff  time.Duration // first retry delay
 	UpstreamMaxBackoff  time.Duration // longest retry delay
+	// UpstreamProtocol is the remote-write version sent upstream: v1 or
+	// v2 (ProtocolV1, ProtocolV2).
+	UpstreamProtocol string
+	// UpstreamProfile says what the upstream accepts: auto, arms, amp or
+	// prometheus (Profile resolves auto).
+	UpstreamProfile string
+	// MaxClassicBuckets bounds the buckets (+Inf included) of a native
+	// histogram converted for the amp profile.
+	MaxClassicBuckets int
+
+	// OTLP ingest (POST /v1/metrics): resource attributes promoted to
+	// labels, scope metadata promoted, and what becomes of delta
+	// temporality (OTLPDeltaReject or OTLPDeltaIngest).
+	OTLPPromoteResourceAttributes []string
+	OTLPPromoteScopeMetadata      bool
+	OTLPDelta                     string
 
 	// QueryURL is the base of the upstream's Prometheus HTTP API (before
 	// /api/v1/…); RemoteReadURL the full remote-read URL; QueryAuth the
@@ -126,6 +142,53 @@ type Config struct {
 	FCCustomRuntime bool
 }
 
+// Remote-write versions sent upstream (PROMRELAY_UPSTREAM_PROTOCOL).
+const (
+	ProtocolV1 = "v1"
+	ProtocolV2 = "v2"
+)
+
+// Upstream profiles (PROMRELAY_UPSTREAM_PROFILE).
+const (
+	ProfileAuto       = "auto"
+	ProfileARMS       = "arms"
+	ProfileAMP        = "amp"
+	ProfilePrometheus = "prometheus"
+)
+
+// What becomes of OTLP delta temporality (PROMRELAY_OTLP_DELTA).
+const (
+	OTLPDeltaReject = "reject"
+	OTLPDeltaIngest = "ingest"
+)
+
+// AMPMaxRequestBytes is the largest compressed remote-write request AMP
+// takes ("Amazon Managed Service for Prometheus service quotas": 1 MB per
+// request); the amp profile caps PROMRELAY_MAX_REQUEST_BYTES at it.
+const AMPMaxRequestBytes = 1 << 20
+
+// Profile returns the upstream profile: PROMRELAY_UPSTREAM_PROFILE, or for
+// auto the one of the upstream URL's host: arms for ARMS' remote-write
+// hosts (*.arms.aliyuncs.com, and *.log.aliyuncs.com for ARMS on Simple
+// Log Service), amp for AMP's (IsAMPHost), prometheus for any other.
+func (c Config) Profile() string {
+	if c.UpstreamProfile != "" && c.UpstreamProfile != ProfileAuto {
+		return c.UpstreamProfile
+	}
+	u, err := url.Parse(c.UpstreamURL)
+	if err != nil {
+		return ProfilePrometheus
+	}
+	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	switch {
+	case strings.HasSuffix(host, ".arms.aliyuncs.com"), strings.HasSuffix(host, ".log.aliyuncs.com"):
+		return ProfileARMS
+	case IsAMPHost(host):
+		return ProfileAMP
+	}
+	return ProfilePrometheus
+}
+
 // Upstream authentication modes (PROMRELAY_UPSTREAM_AUTH).
 const (
 	AuthNone   = "none"
@@ -206,6 +269,28 @@ var Settings = []Setting{
 		set: duration(func(c *Config) *time.Duration { return &c.UpstreamTimeout })},
 	{Env: "PROMRELAY_MAX_REQUEST_BYTES", Flag: "upstream.max-request-bytes", Default: "1048576", Usage: "largest compressed upstream request in bytes; larger batches are split on series boundaries",
 		set: positiveInt(func(c *Config) *int { return &c.MaxRequestBytes })},
+	{Env: "PROMRELAY_UPSTREAM_PROTOCOL", Flag: "upstream.protocol", Default: ProtocolV1, Usage: "remote-write version sent upstream: v1 (ARMS, AMP) or v2 (a receiver of remote write 2.0; a 415, or a 2xx without X-Prometheus-Remote-Write-*-Written headers, falls back to v1 for good)",
+		set: oneOf(func(c *Config) *string { return &c.UpstreamProtocol }, ProtocolV1, ProtocolV2)},
+	{Env: "PROMRELAY_UPSTREAM_PROFILE", Flag: "upstream.profile", Default: ProfileAuto, Usage: "what the upstream accepts: arms (HELP reduced to printable ASCII), amp (native histograms sent as classic ones, exemplars dropped, requests of at most 1 MiB), prometheus (everything as it is) or auto (by the upstream URL's host: *.arms.aliyuncs.com and *.log.aliyuncs.com arms, aps-workspaces.* amp, else prometheus)",
+		set: oneOf(func(c *Config) *string { return &c.UpstreamProfile }, ProfileAuto, ProfileARMS, ProfileAMP, ProfilePrometheus)},
+	{Env: "PROMRELAY_MAX_CLASSIC_BUCKETS", Flag: "upstream.max-classic-buckets", Default: "40", Usage: "most buckets (+Inf included) of a native histogram converted to a classic one for the amp profile; finer histograms are coarsened",
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 2 {
+				return errors.New("must be an integer of at least 2")
+			}
+			c.MaxClassicBuckets = n
+			return nil
+		}},
+	{Env: "PROMRELAY_OTLP_PROMOTE_RESOURCE_ATTRIBUTES", Flag: "otlp.promote-resource-attributes", Usage: "OTLP resource attributes copied onto every series of their resource as labels, comma-separated (as Prometheus' otlp.promote_resource_attributes); the others stay on target_info",
+		set: func(c *Config, v string) error { c.OTLPPromoteResourceAttributes = splitList(v); return nil }},
+	{Env: "PROMRELAY_OTLP_PROMOTE_SCOPE_METADATA", Flag: "otlp.promote-scope-metadata", Default: "false", Usage: "set the otel_scope_name, otel_scope_version, otel_scope_schema_url and otel_scope_<attribute> labels on OTLP series (as Prometheus' otlp.promote_scope_metadata)",
+		set: func(c *Config, v string) (err error) {
+			c.OTLPPromoteScopeMetadata, err = strconv.ParseBool(v)
+			return err
+		}},
+	{Env: "PROMRELAY_OTLP_DELTA", Flag: "otlp.delta", Default: OTLPDeltaReject, Usage: "OTLP sums and histograms of delta temporality: reject (400 naming the metric; the request's other metrics are relayed) or ingest (stored as the raw deltas, as Prometheus' otlp-native-delta-ingestion does)",
+		set: oneOf(func(c *Config) *string { return &c.OTLPDelta }, OTLPDeltaReject, OTLPDeltaIngest)},
 	{Env: "PROMRELAY_REQUEST_TIMEOUT", Flag: "request.timeout", Default: "30s", Usage: "time limit of one relayed request, retries included (a platform's invocation deadline, when earlier, wins)",
 		set: duration(func(c *Config) *time.Duration { return &c.RequestTimeout })},
 	{Env: "PROMRELAY_EXTERNAL_LABELS", Flag: "external-labels", Usage: "labels added to every series, overriding labels of the same name: k=v,k2=v2",
@@ -383,6 +468,18 @@ func authMode(field func(*Config) *string) func(*Config, string) error {
 }
 
 // splitList splits a comma-separated list, dropping blanks.
+// oneOf sets a string field to one of values.
+func oneOf(field func(*Config) *string, values ...string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		v = strings.ToLower(strings.TrimSpace(v))
+		if !slices.Contains(values, v) {
+			return fmt.Errorf("must be one of %s", strings.Join(values, ", "))
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
 func splitList(v string) []string {
 	var out []string
 	for _, t := range strings.Split(v, ",") {

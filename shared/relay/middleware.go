@@ -23,6 +23,13 @@ type reply struct {
 	retryAfter time.Duration // Retry-After, for 429 and 503
 	location   string        // Location, for redirects
 	header     http.Header   // more headers of the answer
+	// body, when set, is the answer's body (of contentType) in place of
+	// msg, which the log line still gets.
+	body        []byte
+	contentType string
+	// What an OTLP success reports as partial success.
+	otlpRejected int64
+	otlpMessage  string
 }
 
 // routeFunc serves an authenticated request within ctx's deadline.
@@ -138,6 +145,13 @@ func (h *Handler) respond(w http.ResponseWriter, st *stats, rep reply) {
 	}
 	for k, v := range rep.header {
 		w.Header()[k] = v
+	}
+	if rep.body != nil {
+		w.Header().Set("Content-Type", rep.contentType)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(rep.status)
+		_, _ = w.Write(rep.body)
+		return
 	}
 	if rep.msg == "" {
 		w.WriteHeader(rep.status)

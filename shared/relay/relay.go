@@ -11,6 +11,7 @@
 //	PUT|POST|DELETE /metrics/job/<job>{/<label>/<value>}   Pushgateway push
 //	PUT|POST|DELETE /metrics/job@base64/<job>{/…}          the same, job in base64url
 //	POST /api/v1/write                                     remote write 1.0 or 2.0 (by Content-Type)
+//	POST /v1/metrics, /api/v1/otlp/v1/metrics              OTLP/HTTP metrics (protobuf or JSON)
 //	GET|POST /api/v1/query, query_range, series, labels,   the PromQL HTTP API, relayed
 //	         query_exemplars; GET label/<name>/values,     (Options.Read)
 //	         metadata, status/buildinfo
@@ -33,6 +34,7 @@ import (
 	"time"
 
 	"github.com/promrelay/promrelay/shared/inbound"
+	"github.com/promrelay/promrelay/shared/otlp"
 	"github.com/promrelay/promrelay/shared/pushstate"
 	"github.com/promrelay/promrelay/shared/requestid"
 	"github.com/promrelay/promrelay/shared/upstream"
@@ -74,7 +76,10 @@ type Options struct {
 	// accepts any writer (PROMRELAY_INBOUND_AUTH=none).
 	Inbound        Authenticator
 	ExternalLabels []wire.Label // optional; sorted by name, set on every series
-	PathPrefix     string       // optional; stripped from every route, e.g. "/prod"
+	// OTLP translates OTLP requests (its MaxBytes is the handler's to
+	// set); optional: the zero value is Prometheus' defaults.
+	OTLP       otlp.Settings
+	PathPrefix string // optional; stripped from every route, e.g. "/prod"
 	// RequestTimeout bounds everything one request does: reading, store
 	// updates and every upstream attempt.
 	RequestTimeout time.Duration
@@ -151,6 +156,8 @@ func New(o Options) (*Handler, error) {
 		}
 	}
 	h.route("POST /api/v1/write", "remote_write", h.authenticated(h.serveRemoteWrite))
+	h.route("POST /v1/metrics", "otlp", h.authenticated(h.serveOTLP))
+	h.route("POST /api/v1/otlp/v1/metrics", "otlp", h.authenticated(h.serveOTLP))
 	// As on the Pushgateway: no group below the job segment is not a
 	// route (ServeMux would answer GET with 405).
 	h.route("GET /metrics/job/{$}", "unknown", notFound)

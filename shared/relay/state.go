@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 
+	"github.com/promrelay/promrelay/shared/otlp"
 	"github.com/promrelay/promrelay/shared/push"
 	"github.com/promrelay/promrelay/shared/wire"
 )
@@ -12,11 +13,13 @@ type requestState struct {
 	body    []byte
 	decoded []byte
 	out     []byte
+	proto   []byte // an OTLP/JSON body's protobuf form
 	set     []wire.Label
 	wr      wire.WriteRequest
 	exp     wire.Exposition
 	conv    push.Converter
 	rw      wire.Rewriter
+	otlp    otlp.Translator
 	written bool // the upstream took this request's rewritten series
 }
 
@@ -39,7 +42,7 @@ func (h *Handler) getState() *requestState {
 }
 
 func (h *Handler) putState(st *requestState) {
-	if cap(st.body) > maxPooledBytes || cap(st.decoded) > maxPooledBytes || cap(st.out) > maxPooledBytes ||
+	if cap(st.body) > maxPooledBytes || cap(st.decoded) > maxPooledBytes || cap(st.out) > maxPooledBytes || cap(st.proto) > maxPooledBytes ||
 		st.exp.Retained() > maxPooledEntries || st.wr.Retained() > maxPooledEntries {
 		return
 	}

@@ -42,6 +42,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/promrelay/promrelay/shared/auth"
@@ -55,6 +56,21 @@ const (
 	RemoteWriteVersion = "0.1.0"
 	VersionHeader      = "X-Prometheus-Remote-Write-Version"
 )
+
+// Remote-write 2.0 request headers (spec 2.0-rc.4, "Protocol").
+const (
+	ContentTypeV2        = "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+	RemoteWriteVersionV2 = "2.0.0"
+)
+
+// writtenHeaders are the answer headers by which a remote write 2.0
+// receiver says what it stored (spec 2.0-rc.4, "Required Written Response
+// Headers").
+var writtenHeaders = [...]string{
+	"X-Prometheus-Remote-Write-Samples-Written",
+	"X-Prometheus-Remote-Write-Histograms-Written",
+	"X-Prometheus-Remote-Write-Exemplars-Written",
+}
 
 // MaxErrorBodyBytes is how much of an upstream's error body is read and
 // shown: passed back to the sender in a data rejection's message, or kept
@@ -83,6 +99,15 @@ type Config struct {
 	Signer auth.Signer
 	// Transport is the base HTTP transport; nil means NewTransport().
 	Transport http.RoundTripper
+	// Profile changes what is sent into what the upstream accepts
+	// (wire.Profile: ARMS' ASCII HELP, AMP's classic histograms and no
+	// exemplars); the zero value sends everything as it is.
+	Profile wire.Profile
+	// V2 sends remote write 2.0 (spec 2.0-rc.4) instead of 1.0. The first
+	// 415, or 2xx without X-Prometheus-Remote-Write-*-Written headers (a
+	// 1.0 receiver, which skips 2.0's fields and stores nothing), makes the
+	// client resend that request as 1.0 and send 1.0 from then on.
+	V2 bool
 }
 
 // Client sends remote-write requests to one upstream. It never follows a
@@ -98,11 +123,20 @@ type Client struct {
 	minBackoff time.Duration
 	maxBackoff time.Duration
 	bufs       sync.Pool // *buffers
+	profile    wire.Profile
+	v2         bool
+	v1Only     atomic.Bool // a V2 client's upstream turned out to take only 1.0
 }
 
 type buffers struct {
 	encoded, part, compressed []byte
 	series, metadata          []wire.Span
+	// For profiles and 2.0: the changed request being built, the chunk
+	// being changed, their spans, and the decoded chunk or part.
+	shaped, chunk, v2 []byte
+	shapeSeries       []wire.Span
+	shapeMetadata     []wire.Span
+	wr                wire.WriteRequest
 }
 
 // New returns a client for cfg. It returns an error for a URL that is not
@@ -133,6 +167,8 @@ func New(cfg Config) (*Client, error) {
 		userAgent:  cfg.UserAgent,
 		minBackoff: cfg.MinBackoff,
 		maxBackoff: cfg.MaxBackoff,
+		profile:    cfg.Profile,
+		v2:         cfg.V2,
 	}
 	// What the redacted URL leaves out must not come back through an
 	// upstream's error body either.
@@ -192,6 +228,11 @@ type Result struct {
 	Batches        int // request bodies the write was split into
 	BytesSent      int // compressed bytes of the bodies, counted once each
 	UpstreamStatus int // status of the last upstream answer, 0 if none
+	// Profile is what Config.Profile changed in the write.
+	Profile wire.ProfileCounts
+	// FellBack is set when a V2 client found in this write that the
+	// upstream takes only remote write 1.0.
+	FellBack bool
 }
 
 // Error is a write that did not fully succeed. Status and Msg are what the
@@ -246,22 +287,32 @@ func (c *Client) getBuffers() *buffers {
 
 func (c *Client) writeEncoded(ctx context.Context, raw []byte, bufs *buffers) (Result, error) {
 	var res Result
+	if c.profile != (wire.Profile{}) {
+		need, err := c.profile.Needed(raw)
+		if err != nil {
+			return res, &Error{Status: http.StatusBadRequest, Msg: "cannot read the request: " + err.Error()}
+		}
+		if need {
+			return res, c.writeShaped(ctx, raw, bufs, &res)
+		}
+	}
+	return res, c.writeParts(ctx, raw, bufs, &res)
+}
+
+// writeParts sends raw as it is, split into parts that fit the budget.
+func (c *Client) writeParts(ctx context.Context, raw []byte, bufs *buffers, res *Result) error {
 	partBytes := 4 * c.maxBytes
 	if len(raw) <= partBytes {
-		bufs.compressed = wire.EncodeSnappy(bufs.compressed, raw)
-		if len(bufs.compressed) <= c.maxBytes {
-			err := c.send(ctx, bufs.compressed, &res)
-			var e *Error
-			if !errors.As(err, &e) || e.UpstreamStatus != http.StatusRequestEntityTooLarge {
-				return res, err
-			}
+		tooLarge, err := c.sendPart(ctx, raw, true, bufs, res)
+		if !tooLarge {
+			return err
 		}
 		partBytes = len(raw) / 2
 	}
 	var err error
 	bufs.series, bufs.metadata, err = wire.Fields(raw, bufs.series[:0], bufs.metadata[:0])
 	if err != nil {
-		return res, &Error{Status: http.StatusBadRequest, Msg: "cannot split the request: " + err.Error()}
+		return &Error{Status: http.StatusBadRequest, Msg: "cannot split the request: " + err.Error()}
 	}
 	if need := partBytes + partBytes/8; cap(bufs.part) < need {
 		bufs.part = make([]byte, 0, need) // one allocation, not a doubling chain
@@ -271,17 +322,17 @@ func (c *Client) writeEncoded(ctx context.Context, raw []byte, bufs *buffers) (R
 	for i, sp := range bufs.series {
 		size += sp.End - sp.Start
 		if size >= partBytes || i == len(bufs.series)-1 {
-			if err := c.writePart(ctx, raw, bufs.series[start:i+1], md, bufs, &res); err != nil {
-				return res, err
+			if err := c.writePart(ctx, raw, bufs.series[start:i+1], md, bufs, res); err != nil {
+				return err
 			}
 			md = nil
 			start, size = i+1, 0
 		}
 	}
 	if len(bufs.series) == 0 && len(md) > 0 {
-		return res, c.writePart(ctx, raw, nil, md, bufs, &res)
+		return c.writePart(ctx, raw, nil, md, bufs, res)
 	}
-	return res, nil
+	return nil
 }
 
 // writePart sends the series spans of raw (and metadata) as one request,
@@ -294,14 +345,7 @@ func (c *Client) writePart(ctx context.Context, raw []byte, series, md []wire.Sp
 	for _, sp := range md {
 		bufs.part = append(bufs.part, raw[sp.Start:sp.End]...)
 	}
-	bufs.compressed = wire.EncodeSnappy(bufs.compressed, bufs.part)
-	tooLarge := len(bufs.compressed) > c.maxBytes
-	var err error
-	if !tooLarge || len(series) <= 1 {
-		err = c.send(ctx, bufs.compressed, res)
-		var e *Error
-		tooLarge = errors.As(err, &e) && e.UpstreamStatus == http.StatusRequestEntityTooLarge
-	}
+	tooLarge, err := c.sendPart(ctx, bufs.part, len(series) > 1, bufs, res)
 	if !tooLarge {
 		return err
 	}
@@ -333,14 +377,17 @@ const maxNamedSeriesBytes = 64 << 10
 
 // send posts one compressed body, retrying while the error is transient
 // and the context's deadline allows.
-func (c *Client) send(ctx context.Context, body []byte, res *Result) error {
+func (c *Client) send(ctx context.Context, body []byte, v2 bool, res *Result) error {
 	res.Batches++
 	res.BytesSent += len(body)
 	deadline, hasDeadline := ctx.Deadline()
 	for attempt := 0; ; attempt++ {
-		a := c.attempt(ctx, body)
+		a := c.attempt(ctx, body, v2)
 		res.Requests++
 		res.UpstreamStatus = a.status
+		if v2 && a.err == nil && (a.status == http.StatusUnsupportedMediaType || (a.status/100 == 2 && !a.written)) {
+			return errNotV2
+		}
 		if a.err == nil && a.status/100 == 2 {
 			return nil
 		}
@@ -383,12 +430,13 @@ type answer struct {
 	status     int           // 0 when err is set
 	retryAfter time.Duration // the upstream's Retry-After
 	location   string        // the upstream's Location, for a 3xx
+	written    bool          // the answer has a remote write 2.0 Written header
 	body       string        // the start of an error body
 	err        error         // a transport or credentials failure
 }
 
 // attempt makes one HTTP request.
-func (c *Client) attempt(ctx context.Context, body []byte) answer {
+func (c *Client) attempt(ctx context.Context, body []byte, v2 bool) answer {
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, c.url, &bodyReader{b: body})
@@ -401,6 +449,10 @@ func (c *Client) attempt(ctx context.Context, body []byte) answer {
 	h.Set("Content-Type", ContentType)
 	h.Set("Content-Encoding", ContentEncoding)
 	h.Set(VersionHeader, RemoteWriteVersion)
+	if v2 {
+		h.Set("Content-Type", ContentTypeV2)
+		h.Set(VersionHeader, RemoteWriteVersionV2)
+	}
 	if c.userAgent != "" {
 		h.Set("User-Agent", c.userAgent)
 	}
@@ -410,6 +462,11 @@ func (c *Client) attempt(ctx context.Context, body []byte) answer {
 	}
 	defer resp.Body.Close()
 	a := answer{status: resp.StatusCode, retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"))}
+	for _, k := range writtenHeaders {
+		if resp.Header.Get(k) != "" {
+			a.written = true
+		}
+	}
 	if resp.StatusCode/100 == 3 {
 		a.location = resp.Header.Get("Location")
 	}
