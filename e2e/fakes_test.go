@@ -70,6 +70,8 @@ type faultProxy struct {
 	// onFault, when set, sees each faulted request's body.
 	onFault func(f fault, body []byte)
 	auths   []string // Authorization of each request
+	// inspect, when set, sees every request's headers and body.
+	inspect func(h http.Header, body []byte)
 
 	requests atomic.Int32 // all requests
 	passed   atomic.Int32 // requests passed on
@@ -115,8 +117,11 @@ func (fp *faultProxy) serve(w http.ResponseWriter, r *http.Request) {
 	case fp.always != nil:
 		f = *fp.always
 	}
-	onFault := fp.onFault
+	onFault, inspect := fp.onFault, fp.inspect
 	fp.mu.Unlock()
+	if inspect != nil {
+		inspect(r.Header, body)
+	}
 	c, _ := fp.counts.LoadOrStore(f.name, &atomic.Int64{})
 	c.(*atomic.Int64).Add(1)
 	if onFault != nil && f.name != "" {
@@ -182,6 +187,13 @@ func (fp *faultProxy) setCycle(cycle []fault, onFault func(fault, []byte)) {
 	fp.mu.Lock()
 	defer fp.mu.Unlock()
 	fp.cycle, fp.next, fp.onFault = cycle, 0, onFault
+}
+
+// onRequest makes inspect see every later request's headers and body.
+func (fp *faultProxy) onRequest(inspect func(h http.Header, body []byte)) {
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	fp.inspect = inspect
 }
 
 // count is how many requests got the fault named name ("" for passes).

@@ -237,3 +237,34 @@ func TestMirrorPrefixCannotShadowRoutes(t *testing.T) {
 		}
 	}
 }
+
+func TestUpstreamProfile(t *testing.T) {
+	for _, tc := range []struct{ url, profile, want string }{
+		{"https://cn-hangzhou.arms.aliyuncs.com/prometheus/a/b/c/cn-hangzhou/api/v3/write", "", config.ProfileARMS},
+		{"https://proj.cn-hangzhou.log.aliyuncs.com/prometheus/proj/store/api/v1/write", "", config.ProfileARMS},
+		{"https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write", "", config.ProfileAMP},
+		{"https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write", "auto", config.ProfileAMP},
+		{"http://127.0.0.1:9090/api/v1/write", "", config.ProfilePrometheus},
+		{"https://evil-arms.aliyuncs.com.example.com/api/v1/write", "", config.ProfilePrometheus},
+		{"http://127.0.0.1:9090/api/v1/write", "amp", config.ProfileAMP},
+		{"https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write", "prometheus", config.ProfilePrometheus},
+	} {
+		env := map[string]string{"PROMRELAY_UPSTREAM_URL": tc.url, "PROMRELAY_UPSTREAM_PROFILE": tc.profile}
+		c, err := config.Load(func(k string) string { return env[k] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Profile(); got != tc.want {
+			t.Errorf("%s with %q: %s, want %s", tc.url, tc.profile, got, tc.want)
+		}
+	}
+	for _, bad := range []map[string]string{
+		{"PROMRELAY_UPSTREAM_PROFILE": "victoria"}, {"PROMRELAY_UPSTREAM_PROTOCOL": "v3"},
+		{"PROMRELAY_MAX_CLASSIC_BUCKETS": "1"}, {"PROMRELAY_OTLP_DELTA": "convert"},
+	} {
+		bad["PROMRELAY_UPSTREAM_URL"] = "http://127.0.0.1:9090/api/v1/write"
+		if _, err := config.Load(func(k string) string { return bad[k] }); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+}
