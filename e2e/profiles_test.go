@@ -118,11 +118,11 @@ func TestAMPProfile(t *testing.T) {
 		t.Fatalf("remote write: %d %s", status, msg)
 	}
 	for q, want := range map[string]float64{
-		`amp_latency_count{job="amp"}`:             7,
-		`amp_latency_sum{job="amp"}`:               12,
-		`amp_latency_bucket{job="amp",le="1"}`:     2,
-		`amp_latency_bucket{job="amp",le="2"}`:     4,
-		`amp_latency_bucket{job="amp",le="4"}`:     7,
+		`amp_latency_count{job="amp"}`:            7,
+		`amp_latency_sum{job="amp"}`:              12,
+		`amp_latency_bucket{job="amp",le="1"}`:    2,
+		`amp_latency_bucket{job="amp",le="2"}`:    4,
+		`amp_latency_bucket{job="amp",le="4"}`:    7,
 		`amp_latency_bucket{job="amp",le="+Inf"}`: 7,
 	} {
 		if got := prom.WaitFor(t, q, 1, 10*time.Second); got[0].Value != want {
