@@ -350,6 +350,16 @@ func (h *Handler) log(ctx context.Context, r *http.Request, status int, st *stat
 		slog.Int("upstream_status", st.up.UpstreamStatus),
 		slog.Int("upstream_requests", st.up.Requests),
 	}
+	if p := st.up.Profile; p != (wire.ProfileCounts{}) {
+		// What the upstream profile changed (README "Upstream protocol
+		// and profiles").
+		attrs = append(attrs, slog.Int("profile_help_rewritten", p.HelpRewritten),
+			slog.Int("profile_histograms_converted", p.HistogramsConverted),
+			slog.Int("profile_exemplars_dropped", p.ExemplarsDropped))
+	}
+	if st.up.FellBack {
+		attrs = append(attrs, slog.Bool("upstream_fell_back_to_v1", true))
+	}
 	if st.route == "outside_prefix" || st.route == "unknown" {
 		attrs = append(attrs, slog.String("path", r.URL.EscapedPath()))
 	}
@@ -415,6 +425,11 @@ func record(ctx context.Context, res upstream.Result, err error, samples int) {
 	defer st.mu.Unlock()
 	st.up.Requests += res.Requests
 	st.up.BytesSent += res.BytesSent
+	st.up.Profile.HelpRewritten += res.Profile.HelpRewritten
+	st.up.Profile.HistogramsConverted += res.Profile.HistogramsConverted
+	st.up.Profile.ExemplarsDropped += res.Profile.ExemplarsDropped
+	st.up.Profile.ClassicSeries += res.Profile.ClassicSeries
+	st.up.FellBack = st.up.FellBack || res.FellBack
 	if res.UpstreamStatus != 0 {
 		st.up.UpstreamStatus = res.UpstreamStatus
 	}
