@@ -142,7 +142,8 @@ func otlpReply(isJSON bool, rep reply) reply {
 		rep.contentType = otlpJSON
 	}
 	if rep.status/100 == 2 {
-		rep.body = otlp.AppendResponse(nil, isJSON, rep.otlpRejected, rep.otlpMessage)
+		// Non-nil even when empty: an empty message is a valid answer.
+		rep.body = otlp.AppendResponse(make([]byte, 0, 64), isJSON, rep.otlpRejected, rep.otlpMessage)
 		if rep.otlpMessage != "" {
 			rep.detail = fmt.Sprintf("partial success: %d data points rejected: %s", rep.otlpRejected, rep.otlpMessage)
 		}
