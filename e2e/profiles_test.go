@@ -105,7 +105,8 @@ func nativeHistogram(t *testing.T, name string, ts int64) wire.Series {
 
 // TestAMPProfile: a remote write with a native histogram and an exemplar
 // reaches an amp upstream as a classic histogram whose counts match, and
-// without the exemplar.
+// without the exemplar; le is formatted as Prometheus formats the le of a
+// converted histogram ("1.0").
 func TestAMPProfile(t *testing.T) {
 	needsPeers(t)
 	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{Args: []string{"--enable-feature=exemplar-storage"}})
@@ -120,9 +121,9 @@ func TestAMPProfile(t *testing.T) {
 	for q, want := range map[string]float64{
 		`amp_latency_count{job="amp"}`:            7,
 		`amp_latency_sum{job="amp"}`:              12,
-		`amp_latency_bucket{job="amp",le="1"}`:    2,
-		`amp_latency_bucket{job="amp",le="2"}`:    4,
-		`amp_latency_bucket{job="amp",le="4"}`:    7,
+		`amp_latency_bucket{job="amp",le="1.0"}`:  2,
+		`amp_latency_bucket{job="amp",le="2.0"}`:  4,
+		`amp_latency_bucket{job="amp",le="4.0"}`:  7,
 		`amp_latency_bucket{job="amp",le="+Inf"}`: 7,
 	} {
 		if got := prom.WaitFor(t, q, 1, 10*time.Second); got[0].Value != want {
