@@ -44,6 +44,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/golang/snappy"
@@ -175,7 +176,8 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // countSamples walks a remote-write 1.0 WriteRequest (prompb) and counts
 // its samples (TimeSeries field 2) and native histograms (field 4),
-// without decoding labels or values.
+// without decoding labels or values: inside a series, a field with a
+// one-byte tag and a one-byte length is skipped inline.
 func countSamples(b []byte) (int, error) {
 	n := 0
 	for len(b) > 0 {
@@ -187,15 +189,27 @@ func countSamples(b []byte) (int, error) {
 		if field != 1 || wt != 2 {
 			continue
 		}
-		for len(body) > 0 {
-			f, t, _, r, err := nextField(body)
+		for i := 0; i < len(body); {
+			tag := body[i]
+			if tag&7 == 2 && tag < 0x80 && i+1 < len(body) && body[i+1] < 0x80 {
+				end := i + 2 + int(body[i+1])
+				if end > len(body) {
+					return 0, errors.New("bad length")
+				}
+				if tag == 2<<3|2 || tag == 4<<3|2 {
+					n++
+				}
+				i = end
+				continue
+			}
+			f, t, _, r, err := nextField(body[i:])
 			if err != nil {
 				return 0, err
 			}
-			body = r
 			if t == 2 && (f == 2 || f == 4) {
 				n++
 			}
+			i = len(body) - len(r)
 		}
 	}
 	return n, nil
@@ -331,6 +345,7 @@ func freeAddr() (string, error) {
 // start runs bin and waits (30 s at most) until url+ready answers 200.
 func start(name, bin, url, ready string, env []string, args ...string) (*process, error) {
 	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan when this program is killed
 	cmd.Env = env
 	cmd.Stdout = os.Stderr
 	cmd.Stderr = os.Stderr
@@ -380,6 +395,7 @@ func startSink() (*process, io.Closer, error) {
 		return nil, nil, err
 	}
 	cmd := exec.Command(self, "-sink-mode")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -599,7 +615,8 @@ type measurement struct {
 }
 
 func run(o options) error {
-	fmt.Fprintf(os.Stderr, "note: the machine may be shared; CPU time is per process, but contention still shifts caches and scheduling\n")
+	load0 := loadAvg()
+	fmt.Fprintf(os.Stderr, "load average %s: CPU time is charged per process, but other load still shifts caches and scheduling\n", load0)
 	dir, err := os.MkdirTemp("", "bench-process-")
 	if err != nil {
 		return err
@@ -694,12 +711,18 @@ func run(o options) error {
 			if err != nil {
 				return fmt.Errorf("warm-up %s on %s: %w", p.name, t.relay.name, err)
 			}
-			after, err := settle(control, sk.url, t.relay.name, 2500*time.Millisecond, time.Now().Add(o.timeout))
+			// At least every input sample arrives (vmagent forwards them
+			// after its flush interval), then perhaps a few more.
+			deadline := time.Now().Add(o.timeout)
+			if _, err := waitSink(control, sk.url, t.relay.name, before+int64(n*p.samples), deadline); err != nil {
+				return fmt.Errorf("warm-up %s on %s: %w%s", p.name, t.relay.name, err, vmagentStats(control, t.relay))
+			}
+			after, err := settle(control, sk.url, t.relay.name, 1500*time.Millisecond, deadline)
 			if err != nil {
 				return err
 			}
 			got := after - before
-			if got <= 0 || got%int64(n) != 0 {
+			if got%int64(n) != 0 {
 				return fmt.Errorf("warm-up %s on %s: the sink got %d samples for %d requests", p.name, t.relay.name, got, n)
 			}
 			delivered[p.name+"/"+t.relay.name] = got / int64(n)
@@ -731,7 +754,7 @@ func run(o options) error {
 	}
 	report(os.Stdout, o, paths, ms, map[string]int64{
 		"promrelay": pr.status("VmHWM"), "vmagent": vm.status("VmHWM"), "sink": sk.status("VmHWM"),
-	}, idle)
+	}, idle, load0)
 	if o.out != "" {
 		if err := writeBenchstat(o.out, o, ms); err != nil {
 			return err
@@ -739,6 +762,29 @@ func run(o options) error {
 		fmt.Printf("\nrounds in benchstat format: %s\n", o.out)
 	}
 	return nil
+}
+
+// vmagentStats is vmagent's own counters of rows pushed, dropped and
+// sent (its /metrics), for an error message; "" for promrelay.
+func vmagentStats(client *http.Client, p *process) string {
+	if p.name != "vmagent" {
+		return ""
+	}
+	resp, err := client.Get(p.url + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	var out strings.Builder
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "vmagent_remotewrite_") || strings.HasPrefix(line, "vmagent_rows_inserted") || strings.Contains(line, "dropped") || strings.Contains(line, "_errors_total") {
+			if !strings.HasSuffix(line, " 0") {
+				out.WriteString("\n  " + line)
+			}
+		}
+	}
+	return "\nvmagent's counters:" + out.String()
 }
 
 // idleCPU is each process's CPU per second while no load is sent.
@@ -812,7 +858,7 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func report(w io.Writer, o options, paths []workload, ms []measurement, hwm map[string]int64, idle map[string]float64) {
+func report(w io.Writer, o options, paths []workload, ms []measurement, hwm map[string]int64, idle map[string]float64, load0 string) {
 	col := func(path, relay string, f func(measurement) float64) []float64 {
 		var xs []float64
 		for _, m := range ms {
@@ -823,8 +869,8 @@ func report(w io.Writer, o options, paths []workload, ms []measurement, hwm map[
 		return xs
 	}
 	relayNs := func(m measurement) float64 { return m.nsPerSample }
-	fmt.Fprintf(w, "%d rounds (ABBA), %d requests per relay, path and round, concurrency %d, GOMAXPROCS of this host %d\n\n",
-		o.rounds, o.requests, o.concurrency, runtime.NumCPU())
+	fmt.Fprintf(w, "%d rounds (ABBA), %d requests per relay, path and round, concurrency %d, %d CPUs; load average %s at the start, %s at the end\n\n",
+		o.rounds, o.requests, o.concurrency, runtime.NumCPU(), load0, loadAvg())
 	fmt.Fprintf(w, "| path | samples/request | promrelay ns/sample | vmagent ns/sample | ratio (promrelay/vmagent) |\n|---|---|---|---|---|\n")
 	for _, p := range paths {
 		a := median(col(p.name, "promrelay", relayNs))
@@ -883,6 +929,16 @@ func writeBenchstat(name string, o options, ms []measurement) error {
 			m.path, m.relay, o.requests, m.nsPerSample, m.sinkNs)
 	}
 	return os.WriteFile(name, b.Bytes(), 0o644)
+}
+
+// loadAvg is the 1, 5 and 15 minute load averages of /proc/loadavg.
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func cpuModel() string {
