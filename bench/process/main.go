@@ -151,7 +151,9 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.raw = buf.Bytes()
 	if err == nil {
 		var n int
-		if n, err = snappy.DecodedLen(b.raw); err == nil && n <= 256<<20 {
+		// A snappy copy element of at most 3 bytes stands for at most 64
+		// bytes: a claimed length beyond 22 times the body is a lie.
+		if n, err = snappy.DecodedLen(b.raw); err == nil && n <= 22*len(b.raw)+64 && n <= 256<<20 {
 			if cap(b.dec) < n {
 				b.dec = make([]byte, n)
 			}
@@ -752,6 +754,7 @@ func run(o options) error {
 		}
 		fmt.Fprintf(os.Stderr, "round %d/%d done\n", r+1, o.rounds)
 	}
+	fmt.Fprintln(os.Stderr, strings.TrimPrefix(vmagentStats(control, vm), "\n"))
 	report(os.Stdout, o, paths, ms, map[string]int64{
 		"promrelay": pr.status("VmHWM"), "vmagent": vm.status("VmHWM"), "sink": sk.status("VmHWM"),
 	}, idle, load0)
@@ -778,7 +781,7 @@ func vmagentStats(client *http.Client, p *process) string {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	var out strings.Builder
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "vmagent_remotewrite_") || strings.HasPrefix(line, "vmagent_rows_inserted") || strings.Contains(line, "dropped") || strings.Contains(line, "_errors_total") {
+		if strings.HasPrefix(line, "vmagent_remotewrite_") && !strings.Contains(line, "_bucket{") || strings.HasPrefix(line, "vmagent_rows_inserted") || strings.Contains(line, "dropped") || strings.Contains(line, "_errors_total") {
 			if !strings.HasSuffix(line, " 0") {
 				out.WriteString("\n  " + line)
 			}
