@@ -872,9 +872,11 @@ func report(w io.Writer, o options, paths []workload, ms []measurement, hwm map[
 		return xs
 	}
 	relayNs := func(m measurement) float64 { return m.nsPerSample }
-	fmt.Fprintf(w, "%d rounds (ABBA), %d requests per relay, path and round, concurrency %d, %d CPUs; load average %s at the start, %s at the end\n\n",
+	fmt.Fprintf(w, "%d rounds (ABBA), %d requests per relay, path and round, concurrency %d, %d CPUs; load average %s at the start, %s at the end\n",
 		o.rounds, o.requests, o.concurrency, runtime.NumCPU(), load0, loadAvg())
-	fmt.Fprintf(w, "| path | samples/request | promrelay ns/sample | vmagent ns/sample | ratio (promrelay/vmagent) |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "CPU time has USER_HZ resolution (10 ms): %.1f ns/sample a round at %d samples a request\n\n",
+		float64(time.Second/userHZ)/float64(o.requests*o.series), o.series)
+	fmt.Fprintf(w, "| path | promrelay ns/sample | vmagent ns/sample | ratio |\n|---|---|---|---|\n")
 	for _, p := range paths {
 		a := median(col(p.name, "promrelay", relayNs))
 		vs := col(p.name, "vmagent", relayNs)
@@ -886,15 +888,15 @@ func report(w io.Writer, o options, paths []workload, ms []measurement, hwm map[
 				ratio = fmt.Sprintf("%.2f", a/b)
 			}
 		}
-		fmt.Fprintf(w, "| %s | %d | %.0f (%s) | %s | %s |\n", p.name, p.samples, a, spread(col(p.name, "promrelay", relayNs)), vmCell, ratio)
+		fmt.Fprintf(w, "| %s | %.0f (%s) | %s | %s |\n", p.name, a, spread(col(p.name, "promrelay", relayNs)), vmCell, ratio)
 	}
-	fmt.Fprintf(w, "\n(medians over rounds; in brackets min–max)\n\n")
+	fmt.Fprintf(w, "\n(medians over rounds, min–max in brackets; ratio: promrelay's median over vmagent's, below 1 promrelay spends less)\n\n")
 	fmt.Fprintf(w, "CPU outside the relays, ns per input sample (medians), and wall time per round:\n\n")
-	fmt.Fprintf(w, "| path | relay | sink ns/sample | load generator ns/sample | wall/round |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| path | relay | input samples/request | sink ns/sample | load generator ns/sample | wall/round |\n|---|---|---|---|---|---|\n")
 	for _, p := range paths {
 		for _, t := range p.targets {
 			walls := col(p.name, t.relay.name, func(m measurement) float64 { return float64(m.wall) })
-			fmt.Fprintf(w, "| %s | %s | %.0f | %.0f | %v |\n", p.name, t.relay.name,
+			fmt.Fprintf(w, "| %s | %s | %d | %.0f | %.0f | %v |\n", p.name, t.relay.name, p.samples,
 				median(col(p.name, t.relay.name, func(m measurement) float64 { return m.sinkNs })),
 				median(col(p.name, t.relay.name, func(m measurement) float64 { return m.loadNs })),
 				time.Duration(median(walls)).Round(time.Millisecond))
