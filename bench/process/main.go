@@ -37,6 +37,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -624,6 +625,17 @@ func run(o options) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	// Interrupted: remove the binaries too; the children die with this
+	// process (Pdeathsig).
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		if _, ok := <-sigs; ok {
+			os.RemoveAll(dir)
+			os.Exit(130)
+		}
+	}()
 	if o.promrelay == "" {
 		o.promrelay = filepath.Join(dir, "promrelay")
 		fmt.Fprintln(os.Stderr, "building promrelay's server")
