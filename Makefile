@@ -28,7 +28,7 @@ TEST_FUZZTIME ?= 60000x
 FUZZPARALLEL ?= 1
 BENCH_COUNT ?= 6
 
-.PHONY: all build run deps test test-short bench fuzz load vet fmt clean package build-RelayFunction
+.PHONY: all build run deps test test-short bench bench-process fuzz load vet fmt clean package build-RelayFunction
 
 all: build
 
@@ -74,6 +74,11 @@ fuzz:
 		echo "fuzz $$name ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime=100x -parallel $(FUZZPARALLEL) $$pkg || exit 1; \
 	done
+## bench-process: whole-process CPU per sample, promrelay's server against vmagent v1.117.0 (nested module bench/process), benchstat table
+bench-process:
+	cd bench/process && $(GO) run . -out ../../bench-process.txt > ../../bench-process-table.txt; s=$$?; cat ../../bench-process-table.txt; exit $$s
+	$(GO) run $(BENCHSTAT) -col /impl -row /path -filter '.unit:ns/sample' bench-process.txt
+
 ## test-short: unit tests only: no peer, no built binary, no network (every such test honours -short)
 test-short:
 	$(GO) test $(GOFLAGS) -short -count=1 ./...
@@ -116,4 +121,4 @@ build-ReadFunction:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(RELEASE_FLAGS) -tags lambda.norpc -o $(ARTIFACTS_DIR)/bootstrap ./functions/lambda-read
 
 clean:
-	rm -rf bin dist bench.txt bench-table.txt .tools
+	rm -rf bin dist bench.txt bench-table.txt bench-process.txt bench-process-table.txt .tools
