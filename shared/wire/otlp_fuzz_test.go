@@ -271,7 +271,9 @@ func slimExemplars(r *wire.OTLPRequest, rg wire.OTLPRange) []*metricspb.Exemplar
 // what the OpenTelemetry Go SDK exports (testdata/otlp/*.pb, captured by
 // the differential test of package otlp).
 func otlpSeeds() []*colpb.ExportMetricsServiceRequest {
-	str := func(s string) *commonpb.AnyValue { return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: s}} }
+	str := func(s string) *commonpb.AnyValue {
+		return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: s}}
+	}
 	sum := 3.5
 	full := &colpb.ExportMetricsServiceRequest{ResourceMetrics: []*metricspb.ResourceMetrics{{
 		Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{
