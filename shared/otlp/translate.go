@@ -108,13 +108,14 @@ type Translator struct {
 	job      string
 	instance string
 
-	buf    []byte
-	raw    [][]byte // exemplar and histogram encodings of the series
-	exs    []exemplar
-	spans  []span
-	deltas []int64
-	size   int // bytes of the encoding so far
-	stats  Stats
+	buf      []byte
+	raw      [][]byte // exemplar and histogram encodings of the series
+	exs      []exemplar
+	exLabels []wire.Label
+	spans    []span
+	deltas   []int64
+	size     int // bytes of the encoding so far
+	stats    Stats
 }
 
 type metricKey struct {
@@ -134,9 +135,10 @@ type targetKey struct {
 }
 
 type exemplar struct {
-	enc   []byte
-	value float64
-	ts    int64
+	enc    []byte
+	value  float64
+	ts     int64
+	labels []wire.Label // in t.exLabels
 }
 
 // maxCached bounds each name cache; a full cache is emptied.
@@ -809,21 +811,37 @@ func (t *Translator) histogram(p *wire.OTLPPoint, name string, ts int64, val fun
 	return t.add(t.labels(bucket, "le", "+Inf"), ts, val(float64(p.Count)), t.exemplarRange(t.exs[next:]))
 }
 
-// exemplarRange sorts exs by timestamp (stably) and returns their
+// compareExemplars orders exemplars as Prometheus' exemplar.Compare: by
+// timestamp, value, then labels (labels.Compare).
+func compareExemplars(a, b exemplar) int {
+	switch {
+	case a.ts < b.ts:
+		return -1
+	case a.ts > b.ts:
+		return 1
+	case a.value < b.value:
+		return -1
+	case a.value > b.value:
+		return 1
+	}
+	for i := 0; i < len(a.labels) && i < len(b.labels); i++ {
+		if c := strings.Compare(a.labels[i].Name, b.labels[i].Name); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.labels[i].Value, b.labels[i].Value); c != 0 {
+			return c
+		}
+	}
+	return len(a.labels) - len(b.labels)
+}
+
+// exemplarRange sorts exs as Prometheus does (compareExemplars) and returns their
 // encodings, stored in t.raw.
 func (t *Translator) exemplarRange(exs []exemplar) [][]byte {
 	if len(exs) == 0 {
 		return nil
 	}
-	slices.SortStableFunc(exs, func(a, b exemplar) int {
-		switch {
-		case a.ts < b.ts:
-			return -1
-		case a.ts > b.ts:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(exs, compareExemplars)
 	start := len(t.raw)
 	for _, e := range exs {
 		t.raw = append(t.raw, e.enc)
@@ -838,6 +856,7 @@ const maxExemplarRunes = 128
 // converts them, in input order.
 func (t *Translator) exemplars(rg wire.OTLPRange) error {
 	t.exs = t.exs[:0]
+	t.exLabels = t.exLabels[:0]
 	for i := rg.Start; i < rg.End; i++ {
 		e := &t.req.Exemplars[i]
 		var v float64
@@ -888,7 +907,9 @@ func (t *Translator) exemplars(rg wire.OTLPRange) error {
 			t.kvs = t.kvs[:ids]
 		}
 		sortLabels(t.kvs)
-		t.exs = append(t.exs, exemplar{enc: t.encodeExemplar(t.kvs, v, ts), value: v, ts: ts})
+		start := len(t.exLabels)
+		t.exLabels = append(t.exLabels, t.kvs...)
+		t.exs = append(t.exs, exemplar{enc: t.encodeExemplar(t.kvs, v, ts), value: v, ts: ts, labels: t.exLabels[start:len(t.exLabels):len(t.exLabels)]})
 	}
 	return nil
 }
