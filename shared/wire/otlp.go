@@ -884,15 +884,15 @@ func (d *otlpDecoder) metric(b []byte) (OTLPMetric, error) {
 			}
 			n++
 		case f.num == 2 && m.Kind != OTLPGauge && m.Kind != OTLPSummary:
-			v, err := otlpVarint(f, name+".aggregation_temporality")
+			v, err := f.varint()
 			if err != nil {
-				return m, err
+				return m, fmt.Errorf("%s.aggregation_temporality: %w", name, err)
 			}
 			m.Temporality = int32(v)
 		case f.num == 3 && m.Kind == OTLPSum:
-			v, err := otlpVarint(f, name+".is_monotonic")
+			v, err := f.varint()
 			if err != nil {
-				return m, err
+				return m, fmt.Errorf("%s.is_monotonic: %w", name, err)
 			}
 			m.Monotonic = v != 0
 		}
