@@ -88,7 +88,7 @@ type Translator struct {
 	req wire.OTLPRequest
 	wr  *wire.WriteRequest
 	s   Settings
-	bud int // samples left for target_info, -1: no bound
+	bud int // target_info samples left
 	lim wire.Limits
 
 	metricNames map[metricKey]cached
@@ -141,6 +141,10 @@ type exemplar struct {
 	labels []wire.Label // in t.exLabels
 }
 
+// targetInfoPerByte bounds the target_info samples of a request without
+// Limits.MaxSamples, per byte of the request.
+const targetInfoPerByte = 16
+
 // maxCached bounds each name cache; a full cache is emptied.
 const maxCached = 4096
 
@@ -188,7 +192,8 @@ const lookbackInterval = int64(150e9)
 // delta points without Settings.DeltaIngest; the rest of the request is
 // translated (Prometheus instead rejects the whole request). The errors are
 // a *wire.LimitError (from decoding, or when target_info samples would
-// exceed lim.MaxSamples together with the data points), a
+// exceed lim.MaxSamples together with the data points — or, without
+// lim.MaxSamples, 16 per byte of raw), a
 // *wire.TooLargeError (Settings.MaxBytes), or a decode error naming the
 // malformed field.
 func (t *Translator) Translate(wr *wire.WriteRequest, raw []byte, s Settings, lim wire.Limits) (Stats, error) {
@@ -198,8 +203,12 @@ func (t *Translator) Translate(wr *wire.WriteRequest, raw []byte, s Settings, li
 		return t.stats, err
 	}
 	t.stats.Points = len(t.req.Points)
+	// target_info samples are bounded by what lim.MaxSamples leaves;
+	// without it, by targetInfoPerByte samples per byte of input (a
+	// resource whose data points span years would make millions).
+	t.bud = targetInfoPerByte*len(raw) + 1024
 	if lim.MaxSamples > 0 {
-		t.bud = lim.MaxSamples - len(t.req.Points)
+		t.bud = max(lim.MaxSamples-len(t.req.Points), 0)
 	}
 	for i := range t.req.Resources {
 		if err := t.resource(&t.req.Resources[i]); err != nil {
@@ -1023,11 +1032,13 @@ func (t *Translator) targetInfo(res *wire.OTLPResource, minTS, maxTS uint64) err
 		}
 		t.targets[k] = struct{}{}
 		if t.bud == 0 {
-			return &wire.LimitError{Kind: wire.LimitSamples, Limit: t.lim.MaxSamples, Where: "target_info"}
+			limit := t.lim.MaxSamples
+			if limit == 0 {
+				limit = len(t.req.Points) // the implicit bound, as far as it is known
+			}
+			return &wire.LimitError{Kind: wire.LimitSamples, Limit: limit, Where: "target_info"}
 		}
-		if t.bud > 0 {
-			t.bud--
-		}
+		t.bud--
 		emitted = true
 		return t.add(ls, ms, 1, nil)
 	}

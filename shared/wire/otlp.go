@@ -68,6 +68,9 @@ type OTLPValue struct {
 type OTLPAttr struct {
 	Key   string
 	Value OTLPValue
+	// KeyStrindex is KeyValue.key_strindex, an index into a dictionary
+	// only profiles have (pdata ignores it for metrics).
+	KeyStrindex int32
 }
 
 // OTLPResource is one ResourceMetrics with its resource.v1.Resource.
@@ -563,7 +566,9 @@ func (d *otlpDecoder) keyValue(b []byte, depth int) (OTLPAttr, int, error) {
 			}
 			size += len(f.data)
 		case 3:
-			_, err = otlpVarint(f, "key_strindex")
+			var u uint64
+			u, err = otlpVarint(f, "key_strindex")
+			kv.KeyStrindex = int32(u)
 		}
 		if err != nil {
 			return kv, 0, err

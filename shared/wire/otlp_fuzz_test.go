@@ -149,7 +149,7 @@ func otlpToSlim(r *wire.OTLPRequest) *colpb.ExportMetricsServiceRequest {
 func slimAttrs(r *wire.OTLPRequest, rg wire.OTLPRange) []*commonpb.KeyValue {
 	var kvs []*commonpb.KeyValue
 	for i := rg.Start; i < rg.End; i++ {
-		kvs = append(kvs, &commonpb.KeyValue{Key: r.Attrs[i].Key, Value: slimValue(r, &r.Attrs[i].Value)})
+		kvs = append(kvs, &commonpb.KeyValue{Key: r.Attrs[i].Key, Value: slimValue(r, &r.Attrs[i].Value), KeyStrindex: r.Attrs[i].KeyStrindex})
 	}
 	return kvs
 }
