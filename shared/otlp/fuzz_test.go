@@ -3,6 +3,7 @@ package otlp_test
 import (
 	"testing"
 
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
@@ -19,6 +20,15 @@ import (
 func FuzzTranslate(f *testing.F) {
 	f.Add(marshal(f, richMetrics()))
 	f.Add(marshal(f, deltaMetrics()))
+	tiny := pmetric.NewMetrics()
+	rm := tiny.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "s")
+	rm.Resource().Attributes().PutStr("a", "b")
+	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("m")
+	m.SetUnit("s")
+	m.SetEmptyGauge().DataPoints().AppendEmpty().SetIntValue(1)
+	f.Add(marshal(f, tiny))
 	for _, b := range sdkExport(f, metricdata.DeltaTemporality)[:1] {
 		f.Add(b)
 	}

@@ -2,7 +2,6 @@ package otlp_test
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"math"
@@ -596,5 +595,3 @@ func TestTranslateSDKExportMatchesPrometheus(t *testing.T) {
 		}
 	}
 }
-
-var _ = hex.EncodeToString

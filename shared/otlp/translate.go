@@ -108,6 +108,8 @@ type Translator struct {
 	job      string
 	instance string
 
+	sumName, countName, bucketName string // of the histogram or summary being translated
+
 	buf      []byte
 	raw      [][]byte // exemplar and histogram encodings of the series
 	exs      []exemplar
@@ -701,6 +703,14 @@ func (t *Translator) metric(m *wire.OTLPMetric) error {
 	if n == 0 {
 		return nil
 	}
+	if m.Kind == wire.OTLPHistogram || m.Kind == wire.OTLPSummary {
+		t.buf = append(append(t.buf[:0], name...), "_sum"...)
+		t.sumName = t.intern(t.buf)
+		t.buf = append(append(t.buf[:0], name...), "_count"...)
+		t.countName = t.intern(t.buf)
+		t.buf = append(append(t.buf[:0], name...), "_bucket"...)
+		t.bucketName = t.intern(t.buf)
+	}
 	emitted := false
 	for pi := m.Points.Start; pi < m.Points.End; pi++ {
 		p := &t.req.Points[pi]
@@ -762,12 +772,10 @@ func (t *Translator) point(m *wire.OTLPMetric, p *wire.OTLPPoint, name string) e
 	case wire.OTLPExponentialHistogram:
 		return t.expHistogram(m, p, name, ts)
 	case wire.OTLPSummary:
-		t.buf = append(append(t.buf[:0], name...), "_sum"...)
-		if err := t.add(t.labels(t.intern(t.buf), "", ""), ts, val(p.Sum), nil); err != nil {
+		if err := t.add(t.labels(t.sumName, "", ""), ts, val(p.Sum), nil); err != nil {
 			return err
 		}
-		t.buf = append(append(t.buf[:0], name...), "_count"...)
-		if err := t.add(t.labels(t.intern(t.buf), "", ""), ts, val(float64(p.Count)), nil); err != nil {
+		if err := t.add(t.labels(t.countName, "", ""), ts, val(float64(p.Count)), nil); err != nil {
 			return err
 		}
 		for _, q := range t.req.Quantiles[p.Quantiles.Start:p.Quantiles.End] {
@@ -782,20 +790,17 @@ func (t *Translator) point(m *wire.OTLPMetric, p *wire.OTLPPoint, name string) e
 
 func (t *Translator) histogram(p *wire.OTLPPoint, name string, ts int64, val func(float64) float64) error {
 	if p.HasSum {
-		t.buf = append(append(t.buf[:0], name...), "_sum"...)
-		if err := t.add(t.labels(t.intern(t.buf), "", ""), ts, val(p.Sum), nil); err != nil {
+		if err := t.add(t.labels(t.sumName, "", ""), ts, val(p.Sum), nil); err != nil {
 			return err
 		}
 	}
-	t.buf = append(append(t.buf[:0], name...), "_count"...)
-	if err := t.add(t.labels(t.intern(t.buf), "", ""), ts, val(float64(p.Count)), nil); err != nil {
+	if err := t.add(t.labels(t.countName, "", ""), ts, val(float64(p.Count)), nil); err != nil {
 		return err
 	}
 	if err := t.exemplars(p.Exemplars); err != nil {
 		return err
 	}
-	t.buf = append(append(t.buf[:0], name...), "_bucket"...)
-	bucket := t.intern(t.buf)
+	bucket := t.bucketName
 	bounds := t.req.Floats[p.ExplicitBounds.Start:p.ExplicitBounds.End]
 	counts := t.req.Counts[p.BucketCounts.Start:p.BucketCounts.End]
 	next := 0

@@ -249,9 +249,9 @@ func reserve[T any](s []T, n int) ([]T, int) {
 // message b from offset from on (num 0: b itself), as protobuf merges the
 // occurrences of a singular message field.
 type source struct {
-	b    []byte
-	num  uint64
-	from int
+	b        []byte
+	num      uint64
+	from, to int // to 0: the end of b
 }
 
 func single(b []byte) source { return source{b: b} }
@@ -289,6 +289,9 @@ func (m *mergedFields) next() bool {
 		}
 		found := false
 		for m.parent.next() {
+			if m.src.to > 0 && m.parent.f.start >= m.src.to {
+				break
+			}
 			if m.parent.f.num == m.src.num {
 				found = true
 				break
@@ -664,62 +667,103 @@ func (d *otlpDecoder) anyValue(src source, depth int) (OTLPValue, error) {
 	if it.err != nil {
 		return v, fmt.Errorf("cannot read AnyValue field: %w", it.err)
 	}
+	// protobuf-go decodes every occurrence of a message member, also those
+	// a later member replaces: they are decoded here, and dropped.
+	seq = 0
+	it = src.iter()
+	for it.next() {
+		f := &it.cur.f
+		if seq++; (f.num == 5 || f.num == 6) && (seq-1 < runStart || f.num != kind) {
+			n := len(d.r.Attrs)
+			_, err := d.elems(source{}, f.num, 0, f.data, depth)
+			clear(d.r.Attrs[n:])
+			d.r.Attrs = d.r.Attrs[:n]
+			if err != nil {
+				return v, err
+			}
+		}
+	}
 	if kind != 5 && kind != 6 {
 		return v, nil
 	}
-	if depth >= OTLPMaxDepth {
-		return v, errOTLPDepth
-	}
+	// The occurrences of the last run merge.
+	var err error
+	v.Elems, err = d.elems(src, kind, runStart, nil, depth)
+	return v, err
+}
+
+// elems decodes the elements (field 1) of the ArrayValue (kind 5) or
+// KeyValueList (kind 6) that is the merge of the occurrences of field kind
+// of src from its fromSeq-th field on — or, when body is not nil, of that
+// one body — into a range of d.r.Attrs.
+func (d *otlpDecoder) elems(src source, kind uint64, fromSeq int, body []byte, depth int) (OTLPRange, error) {
 	// message ArrayValue { repeated AnyValue values = 1; }
 	// message KeyValueList { repeated KeyValue values = 1; }
-	// The members of the last run merge.
-	field := [...]string{5: "array_value", 6: "kvlist_value"}[kind]
-	n := 0
+	if depth >= OTLPMaxDepth {
+		return OTLPRange{}, errOTLPDepth
+	}
+	var rg OTLPRange
+	n, i, start := 0, 0, 0
 	for pass := 0; pass < 2; pass++ {
-		i, start := 0, 0
 		if pass == 1 {
 			d.r.Attrs, start = reserve(d.r.Attrs, n)
-			v.Elems = OTLPRange{start, start + n}
+			rg = OTLPRange{start, start + n}
 		}
-		seq = 0
+		if body != nil {
+			if err := d.elemsOf(body, kind, pass, &n, &i, start, depth); err != nil {
+				return rg, err
+			}
+			continue
+		}
+		seq := 0
 		it := src.iter()
 		for it.next() {
 			f := &it.cur.f
-			if seq++; seq-1 < runStart || f.num != kind {
+			if seq++; seq-1 < fromSeq || f.num != kind {
 				continue
 			}
-			vit := fields{b: f.data}
-			for vit.next() {
-				g := &vit.f
-				if g.num != 1 {
-					continue
-				}
-				if g.typ != wireBytes {
-					return v, fmt.Errorf("%s.values: %w", field, g.wrongType("a length-delimited"))
-				}
-				if pass == 0 {
-					n++
-					continue
-				}
-				var e OTLPAttr
-				var err error
-				if kind == 5 {
-					e.Value, err = d.anyValue(single(g.data), depth+1)
-				} else {
-					e, _, err = d.keyValue(g.data, depth+1)
-				}
-				if err != nil {
-					return v, fmt.Errorf("%s.values[%d].%w", field, i, err)
-				}
-				d.r.Attrs[start+i] = e
-				i++
-			}
-			if vit.err != nil {
-				return v, fmt.Errorf("%s: cannot read field: %w", field, vit.err)
+			if err := d.elemsOf(f.data, kind, pass, &n, &i, start, depth); err != nil {
+				return rg, err
 			}
 		}
 	}
-	return v, nil
+	return rg, nil
+}
+
+// elemsOf counts (pass 0) or decodes into d.r.Attrs[start+*i:] (pass 1) the
+// elements of one ArrayValue or KeyValueList body.
+func (d *otlpDecoder) elemsOf(body []byte, kind uint64, pass int, n, i *int, start, depth int) error {
+	field := [...]string{5: "array_value", 6: "kvlist_value"}[kind]
+	vit := fields{b: body}
+	for vit.next() {
+		g := &vit.f
+		if g.num != 1 {
+			continue
+		}
+		if g.typ != wireBytes {
+			return fmt.Errorf("%s.values: %w", field, g.wrongType("a length-delimited"))
+		}
+		if pass == 0 {
+			*n++
+			continue
+		}
+		var e OTLPAttr
+		var err error
+		if kind == 5 {
+			e.Value, err = d.anyValue(single(g.data), depth+1)
+		} else {
+			e, _, err = d.keyValue(g.data, depth+1)
+		}
+		if err != nil {
+			return fmt.Errorf("%s.values[%d].%w", field, *i, err)
+		}
+		d.r.Attrs[start+*i] = e
+		*i++
+	}
+	if vit.err != nil {
+		return fmt.Errorf("%s: cannot read field: %w", field, vit.err)
+	}
+	return nil
 }
 
 func (d *otlpDecoder) scopeMetrics(b []byte) (OTLPScope, error) {
@@ -864,8 +908,45 @@ func (d *otlpDecoder) metric(b []byte) (OTLPMetric, error) {
 	if kindNum == 0 {
 		return m, nil
 	}
+	// protobuf-go decodes every occurrence of a data member, also those a
+	// later member replaces: each replaced run is decoded, and dropped.
+	runFrom, runNum := 0, uint64(0)
+	it = fields{b: b}
+	for it.next() {
+		f := &it.f
+		if f.num >= uint64(len(otlpKinds)) || otlpKinds[f.num].name == "" || f.num == runNum {
+			continue
+		}
+		if runNum != 0 && runFrom < runStart {
+			if err := d.dropped(source{b: b, num: runNum, from: runFrom, to: f.start}, runNum); err != nil {
+				return m, err
+			}
+		}
+		runFrom, runNum = f.start, f.num
+	}
 	m.Kind = otlpKinds[kindNum].kind
-	name := otlpKinds[kindNum].name
+	return m, d.metricData(&m, source{b: b, num: kindNum, from: runStart})
+}
+
+// dropped decodes a replaced run of a metric's data member and drops what
+// it decoded.
+func (d *otlpDecoder) dropped(src source, num uint64) error {
+	r := d.r
+	nPoints, nEx, nAttrs, nCounts, nFloats, nQ := len(r.Points), len(r.Exemplars), len(r.Attrs), len(r.Counts), len(r.Floats), len(r.Quantiles)
+	m := OTLPMetric{Kind: otlpKinds[num].kind}
+	err := d.metricData(&m, src)
+	r.Points = r.Points[:nPoints]
+	clear(r.Exemplars[nEx:])
+	r.Exemplars = r.Exemplars[:nEx]
+	clear(r.Attrs[nAttrs:])
+	r.Attrs = r.Attrs[:nAttrs]
+	r.Counts, r.Floats, r.Quantiles = r.Counts[:nCounts], r.Floats[:nFloats], r.Quantiles[:nQ]
+	return err
+}
+
+// metricData decodes the data member src of kind m.Kind into m.
+func (d *otlpDecoder) metricData(m *OTLPMetric, src source) error {
+	name := otlpKinds[src.num].name
 	// message Gauge { repeated NumberDataPoint data_points = 1; }
 	// message Sum {
 	//   repeated NumberDataPoint data_points = 1;
@@ -877,7 +958,6 @@ func (d *otlpDecoder) metric(b []byte) (OTLPMetric, error) {
 	//   AggregationTemporality aggregation_temporality = 2;
 	// }
 	// message Summary { repeated SummaryDataPoint data_points = 1; }
-	src := source{b: b, num: kindNum, from: runStart}
 	n := 0
 	mit := src.iter()
 	for mit.next() {
@@ -885,28 +965,28 @@ func (d *otlpDecoder) metric(b []byte) (OTLPMetric, error) {
 		switch {
 		case f.num == 1:
 			if _, err := f.bytes(); err != nil {
-				return m, fmt.Errorf("%s.data_points[%d]: %w", name, n, err)
+				return fmt.Errorf("%s.data_points[%d]: %w", name, n, err)
 			}
 			n++
 		case f.num == 2 && m.Kind != OTLPGauge && m.Kind != OTLPSummary:
 			v, err := f.varint()
 			if err != nil {
-				return m, fmt.Errorf("%s.aggregation_temporality: %w", name, err)
+				return fmt.Errorf("%s.aggregation_temporality: %w", name, err)
 			}
 			m.Temporality = int32(v)
 		case f.num == 3 && m.Kind == OTLPSum:
 			v, err := f.varint()
 			if err != nil {
-				return m, fmt.Errorf("%s.is_monotonic: %w", name, err)
+				return fmt.Errorf("%s.is_monotonic: %w", name, err)
 			}
 			m.Monotonic = v != 0
 		}
 	}
 	if mit.err != nil {
-		return m, fmt.Errorf("%s: cannot read field: %w", name, mit.err)
+		return fmt.Errorf("%s: cannot read field: %w", name, mit.err)
 	}
 	if err := d.bud.take(n); err != nil {
-		return m, fmt.Errorf("%s.data_points: %w", name, err)
+		return fmt.Errorf("%s.data_points: %w", name, err)
 	}
 	var start int
 	d.r.Points, start = reserve(d.r.Points, n)
@@ -931,12 +1011,12 @@ func (d *otlpDecoder) metric(b []byte) (OTLPMetric, error) {
 			p, err = d.summaryPoint(f.data)
 		}
 		if err != nil {
-			return m, fmt.Errorf("%s.data_points[%d].%w", name, i, err)
+			return fmt.Errorf("%s.data_points[%d].%w", name, i, err)
 		}
 		d.r.Points[start+i] = p
 		i++
 	}
-	return m, nil
+	return nil
 }
 
 // pointTimes handles the fields every data point kind numbers alike:
