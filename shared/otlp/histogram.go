@@ -103,6 +103,9 @@ func (t *Translator) expHistogram(m *wire.OTLPMetric, p *wire.OTLPPoint, name st
 	t.raw = append(t.raw, enc)
 	hs := t.raw[len(t.raw)-1 : len(t.raw) : len(t.raw)]
 	t.wr.Series = append(t.wr.Series, wire.Series{Labels: t.labels(name, "", ""), Histograms: hs, Exemplars: exs})
+	if t.s.MaxBytes <= 0 {
+		return nil
+	}
 	return t.charge(wire.SeriesSize(&t.wr.Series[len(t.wr.Series)-1]))
 }
 

@@ -626,10 +626,16 @@ func (t *Translator) add(ls []wire.Label, ts int64, v float64, exs [][]byte) err
 	t.wr.AppendSample(ls, wire.Sample{Value: v, Timestamp: ts})
 	s := &t.wr.Series[len(t.wr.Series)-1]
 	s.Exemplars = exs
+	if t.s.MaxBytes <= 0 {
+		return nil
+	}
 	return t.charge(wire.SeriesSize(s))
 }
 
 func (t *Translator) charge(n int) error {
+	if t.s.MaxBytes <= 0 {
+		return nil
+	}
 	t.size += 1 + varintSize(uint64(n)) + n
 	if t.s.MaxBytes > 0 && t.size > t.s.MaxBytes {
 		return &wire.TooLargeError{What: "translated remote write request", Size: t.size, Limit: t.s.MaxBytes}

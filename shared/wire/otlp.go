@@ -555,7 +555,8 @@ func (d *otlpDecoder) keyValue(b []byte, depth int) (OTLPAttr, int, error) {
 	//   int32 key_strindex = 3;
 	// }
 	var kv OTLPAttr
-	size := 0
+	size, nValues := 0, 0
+	var value []byte
 	it := fields{b: b}
 	for it.next() {
 		f := &it.f
@@ -568,6 +569,8 @@ func (d *otlpDecoder) keyValue(b []byte, depth int) (OTLPAttr, int, error) {
 				err = fmt.Errorf("value: %w", err)
 			}
 			size += len(f.data)
+			value = f.data
+			nValues++
 		case 3:
 			var u uint64
 			u, err = otlpVarint(f, "key_strindex")
@@ -580,7 +583,11 @@ func (d *otlpDecoder) keyValue(b []byte, depth int) (OTLPAttr, int, error) {
 	if it.err != nil {
 		return kv, 0, fmt.Errorf("cannot read KeyValue field: %w", it.err)
 	}
-	v, err := d.anyValue(source{b: b, num: 2}, depth)
+	src := source{b: b, num: 2}
+	if nValues == 1 {
+		src = single(value) // the common case: no occurrences to merge
+	}
+	v, err := d.anyValue(src, depth)
 	if err != nil {
 		return kv, 0, fmt.Errorf("value.%w", err)
 	}
@@ -608,6 +615,7 @@ func (d *otlpDecoder) anyValue(src source, depth int) (OTLPValue, error) {
 	var v OTLPValue
 	var kind uint64
 	seq, runStart := 0, 0
+	replaced := false // an array or kvlist run was replaced by another member
 	it := src.iter()
 	for it.next() {
 		f := &it.cur.f
@@ -616,6 +624,7 @@ func (d *otlpDecoder) anyValue(src source, depth int) (OTLPValue, error) {
 			continue
 		}
 		if f.num != kind {
+			replaced = replaced || kind == 5 || kind == 6
 			kind, runStart = f.num, seq
 		}
 		seq++
@@ -671,7 +680,7 @@ func (d *otlpDecoder) anyValue(src source, depth int) (OTLPValue, error) {
 	// a later member replaces: they are decoded here, and dropped.
 	seq = 0
 	it = src.iter()
-	for it.next() {
+	for replaced && it.next() {
 		f := &it.cur.f
 		if seq++; (f.num == 5 || f.num == 6) && (seq-1 < runStart || f.num != kind) {
 			n := len(d.r.Attrs)
@@ -871,6 +880,7 @@ func (d *otlpDecoder) metric(b []byte) (OTLPMetric, error) {
 	var m OTLPMetric
 	var kindNum uint64
 	runStart := 0
+	replaced := false // a data member was replaced by another
 	it := fields{b: b}
 	for it.next() {
 		f := &it.f
@@ -887,6 +897,7 @@ func (d *otlpDecoder) metric(b []byte) (OTLPMetric, error) {
 				err = fmt.Errorf("%s: %w", otlpKinds[f.num].name, err)
 			}
 			if f.num != kindNum {
+				replaced = replaced || kindNum != 0
 				kindNum, runStart = f.num, f.start
 			}
 		case 12:
@@ -912,7 +923,7 @@ func (d *otlpDecoder) metric(b []byte) (OTLPMetric, error) {
 	// later member replaces: each replaced run is decoded, and dropped.
 	runFrom, runNum := 0, uint64(0)
 	it = fields{b: b}
-	for it.next() {
+	for replaced && it.next() {
 		f := &it.f
 		if f.num >= uint64(len(otlpKinds)) || otlpKinds[f.num].name == "" || f.num == runNum {
 			continue
