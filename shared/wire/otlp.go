@@ -198,7 +198,9 @@ type OTLPExemplar struct {
 //
 // A hostile input cannot make it allocate more than a constant times its
 // size: every entry of every slice is at least two bytes of input, and an
-// entry is at most 200 bytes.
+// entry is at most 248 bytes (an OTLPPoint; an OTLPAttr is 80), so the
+// worst case, a request of empty data points, takes 124 times its size,
+// and Limits.MaxSamples bounds the data points.
 type OTLPRequest struct {
 	Resources []OTLPResource
 	Scopes    []OTLPScope
