@@ -17,12 +17,14 @@ import (
 
 // What an OTLP request is charged in the budget: its decoded protobuf
 // export, otlpBytesPerByte per byte (at least otlpMinCost, at most the
-// largest remote write's cost), of which a quarter bounds the remote write
+// largest remote write's cost; the decoded export alone takes up to 124
+// bytes per byte, for data points without fields, bounded by
+// PROMRELAY_MAX_SAMPLES_PER_REQUEST), of which a quarter bounds the remote write
 // 1.0 form it is translated into (the decoded export, its label store, the
 // 1.0 form and its rewritten copy are held together); and a JSON body
 // otlpJSONBytesPerByte per byte for its decoded messages.
 const (
-	otlpBytesPerByte     = 64
+	otlpBytesPerByte     = 128
 	otlpMinCost          = 1 << 20
 	otlpJSONBytesPerByte = 16
 )

@@ -3,10 +3,12 @@
 //
 // It reads the Prometheus text exposition format 0.0.4
 // (https://prometheus.io/docs/instrumenting/exposition_formats/), the
-// protobuf-delimited io.prometheus.client.MetricFamily format, and remote-write
-// 1.0 WriteRequest messages (https://prometheus.io/docs/specs/prw/remote_write_spec/),
-// and it writes remote-write 1.0 WriteRequest messages. Snappy block framing is
-// in snappy.go.
+// protobuf-delimited io.prometheus.client.MetricFamily format, remote-write
+// 1.0 WriteRequest messages (https://prometheus.io/docs/specs/prw/remote_write_spec/)
+// and 2.0 io.prometheus.write.v2.Request messages (remotewrite2.go), and
+// OTLP ExportMetricsServiceRequest messages (otlp.go); it writes remote-write
+// 1.0 and 2.0 requests, and changes them for what an upstream accepts
+// (profile.go). Snappy block framing is in snappy.go.
 //
 // Decoders are reusable values (Exposition, WriteRequest) that own their
 // slices and reset them between calls, so that after warm-up decoding
