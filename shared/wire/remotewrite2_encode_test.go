@@ -42,7 +42,7 @@ func randomHistogram(r *rand.Rand, ts int64) prompb.Histogram {
 		k := r.IntN(60) + 1
 		v := r.Float64()
 		for range k {
-			v += r.Float64() * 10
+			v += r.Float64()*10 + 0.01
 			h.CustomValues = append(h.CustomValues, math.Round(v*1000)/1000)
 		}
 		h.PositiveSpans = []histogram.Span{{Offset: int32(r.IntN(2)), Length: uint32(r.IntN(k) + 1)}}
