@@ -72,6 +72,9 @@ func AppendWriteRequestV2(dst []byte, series []Series, metadata []Metadata) []by
 // start_timestamp, is dropped. Exemplars are decoded (1.0 label pairs,
 // value, timestamp) and re-encoded with labels_refs; one that does not
 // decode as a prompb.Exemplar is dropped (DroppedExemplars counts them).
+// Unknown fields are carried in histograms only; those of the other
+// messages (series, labels, samples, exemplars, metadata) are not, as each
+// is re-encoded with 2.0's field numbers.
 //
 // Metadata: 2.0 carries metadata per series (Prometheus 3 sends each series
 // of a metric family its family's type, help and unit). A series named n
