@@ -159,7 +159,8 @@ func appendASCIIHelp(dst []byte, s string) []byte {
 //     replaced by the classic histogram series name_bucket{...,le="..."}
 //     (one per bucket boundary, ascending, +Inf last), name_count{...} and
 //     name_sum{...}, in that order, each with one sample per native
-//     histogram sample at its timestamp (described at classicHistograms).
+//     histogram sample at its timestamp, in the order of the native
+//     samples (described at classicHistograms).
 //     The classic series come after the request's other series, in the
 //     order of the native histogram series they replace; a native series
 //     that also has float samples stays with those. A classic series whose
