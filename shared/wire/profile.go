@@ -524,7 +524,12 @@ func (sc *classicScratch) decode(b []byte) (nativeSample, error) {
 	//   int64 timestamp = 15;
 	//   repeated double custom_values = 16;
 	// }
+	// The count oneof says whether the histogram is one of integers
+	// (deltas) or floats (counts); the buckets and zero count of the
+	// other kind are ignored, as prompb's ToIntHistogram and
+	// ToFloatHistogram ignore them. The last field of a oneof wins.
 	var h nativeSample
+	countFloat, zeroFloat := false, false
 	it := fields{b: b}
 	for it.next() {
 		f := &it.f
@@ -534,9 +539,9 @@ func (sc *classicScratch) decode(b []byte) (nativeSample, error) {
 			var v uint64
 			if v, err = f.varint(); err == nil {
 				if f.num == 1 {
-					h.count = float64(v)
+					h.count, countFloat = float64(v), false
 				} else {
-					h.zero = float64(v)
+					h.zero, zeroFloat = float64(v), false
 				}
 			}
 		case 2, 3, 5, 7:
@@ -544,13 +549,13 @@ func (sc *classicScratch) decode(b []byte) (nativeSample, error) {
 			if v, err = f.double(); err == nil {
 				switch f.num {
 				case 2:
-					h.count = v
+					h.count, countFloat = v, true
 				case 3:
 					h.sum = v
 				case 5:
 					h.zt = v
 				case 7:
-					h.zero = v
+					h.zero, zeroFloat = v, true
 				}
 			}
 		case 4, 15:
@@ -571,16 +576,19 @@ func (sc *classicScratch) decode(b []byte) (nativeSample, error) {
 		return h, it.err
 	}
 	h.stale = math.Float64bits(h.sum) == staleNaN
+	if zeroFloat != countFloat {
+		h.zero = 0
+	}
 	if h.schema != customBucketsSchema && (h.schema < -4 || h.schema > 8) {
 		return h, fmt.Errorf("schema %d, not -4..8 or %d", h.schema, customBucketsSchema)
 	}
 	var err error
 	h.negStart = len(sc.bkts)
-	if err = sc.buckets(b, 8, 9, 10); err != nil {
+	if err = sc.buckets(b, 8, 9, 10, countFloat); err != nil {
 		return h, fmt.Errorf("negative buckets: %w", err)
 	}
 	h.negEnd, h.posStart = len(sc.bkts), len(sc.bkts)
-	if err = sc.buckets(b, 11, 12, 13); err != nil {
+	if err = sc.buckets(b, 11, 12, 13, countFloat); err != nil {
 		return h, fmt.Errorf("positive buckets: %w", err)
 	}
 	h.posEnd = len(sc.bkts)
@@ -609,9 +617,9 @@ func (sc *classicScratch) decode(b []byte) (nativeSample, error) {
 }
 
 // buckets appends to sc.bkts the buckets of the spans field spansNum with
-// the deltas of field deltasNum (integer histograms) or the counts of field
-// countsNum (float histograms).
-func (sc *classicScratch) buckets(b []byte, spansNum, deltasNum, countsNum uint64) error {
+// the deltas of field deltasNum (integer histograms) or, when float, the
+// counts of field countsNum (float histograms).
+func (sc *classicScratch) buckets(b []byte, spansNum, deltasNum, countsNum uint64, float bool) error {
 	var spans []BucketSpan
 	var deltas []int64
 	var counts []float64
@@ -619,14 +627,12 @@ func (sc *classicScratch) buckets(b []byte, spansNum, deltasNum, countsNum uint6
 	if sc.spans, spans, err = gatherSpans(sc.spans[:0], b, spansNum); err != nil {
 		return err
 	}
-	if sc.deltas, deltas, err = gather(sc.deltas[:0], b, deltasNum, wireVarint, decodeSint64); err != nil {
+	if !float {
+		if sc.deltas, deltas, err = gather(sc.deltas[:0], b, deltasNum, wireVarint, decodeSint64); err != nil {
+			return err
+		}
+	} else if sc.counts, counts, err = gather(sc.counts[:0], b, countsNum, wireFixed64, math.Float64frombits); err != nil {
 		return err
-	}
-	if sc.counts, counts, err = gather(sc.counts[:0], b, countsNum, wireFixed64, math.Float64frombits); err != nil {
-		return err
-	}
-	if len(deltas) > 0 && len(counts) > 0 {
-		return errors.New("both deltas and counts")
 	}
 	nb := len(deltas) + len(counts)
 	idx, j := int64(0), 0
