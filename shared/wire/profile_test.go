@@ -666,7 +666,10 @@ func FuzzApplyProfile(f *testing.F) {
 		_, err := wr.ApplyProfile(wire.Profile{ClassicHistograms: true, MaxClassicBuckets: int(max)}, wire.Limits{MaxSamples: 1 << 16})
 		if err != nil {
 			var le *wire.LimitError
-			if allValid && !errors.As(err, &le) {
+			// The wire-format differences with gogo that UnmarshalV2's
+			// fuzzing documents (v2Tolerated: groups, field numbers
+			// gogo skips, ...) hold here too (seed c654f1f7eba55ef0).
+			if allValid && !errors.As(err, &le) && !containsAny(err.Error(), v2Tolerated) {
 				t.Fatalf("ApplyProfile rejects what the reference validates: %v", err)
 			}
 			return
