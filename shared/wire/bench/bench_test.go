@@ -227,7 +227,7 @@ func BenchmarkTextParse(b *testing.B) {
 		b.SetBytes(int64(len(in)))
 		b.ReportAllocs()
 		for b.Loop() {
-			p := textparse.NewPromParser(in, st)
+			p := textparse.NewPromParser(in, st, false)
 			for {
 				et, err := p.Next()
 				if err == io.EOF {
@@ -237,7 +237,7 @@ func BenchmarkTextParse(b *testing.B) {
 					b.Fatal(err)
 				}
 				if et == textparse.EntrySeries {
-					p.Metric(&lset)
+					p.Labels(&lset)
 				}
 			}
 		}
@@ -322,7 +322,7 @@ func BenchmarkPushToRequest(b *testing.B) {
 		b.SetBytes(int64(len(delimited)))
 		b.ReportAllocs()
 		for b.Loop() {
-			p := textparse.NewProtobufParser(delimited, true, st)
+			p := textparse.NewProtobufParser(delimited, false, true, false, false, st)
 			for {
 				et, err := p.Next()
 				if err == io.EOF {
@@ -332,7 +332,7 @@ func BenchmarkPushToRequest(b *testing.B) {
 					b.Fatal(err)
 				}
 				if et == textparse.EntrySeries || et == textparse.EntryHistogram {
-					p.Metric(&lset)
+					p.Labels(&lset)
 				}
 			}
 		}
