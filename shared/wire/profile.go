@@ -171,7 +171,10 @@ func appendASCIIHelp(dst []byte, s string) []byte {
 //     changed: the family name stays HISTOGRAM (or GAUGEHISTOGRAM).
 //
 // New strings (HELP text, metric names, le values) live in wr's arena, label
-// sets in its label store and samples in its sample store. lim bounds what
+// sets in its label store and samples in its sample store; the decoded
+// native histograms take scratch space allocated per call. A native
+// histogram sample becomes at most MaxClassicBuckets+2 float samples. lim
+// bounds what
 // the conversion adds: the float samples of the request after it against
 // lim.MaxSamples, and the label sets of the series it adds against
 // lim.MaxLabels and lim.MaxLabelBytes; crossing one returns a *LimitError

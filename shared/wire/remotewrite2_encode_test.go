@@ -283,6 +283,13 @@ func checkV2Encoding(t testing.TB, ref *prompb.WriteRequest, out []byte, spec bo
 	if spec {
 		var wr wire.WriteRequest
 		if _, err := wr.UnmarshalV2(out, wire.Limits{}); err != nil {
+			// Histogram bytes are copied: one that gogo reads though
+			// UnmarshalV2 does not (v2Tolerated, such as a packed varint
+			// cut off at its run's end) stays so (found by
+			// FuzzAppendWriteRequestV2, seed 5472842cdbfdc215).
+			if containsAny(err.Error(), v2Tolerated) {
+				return
+			}
 			t.Fatalf("UnmarshalV2: %v", err)
 		}
 		checkV2Equal(t, &wr, want)
