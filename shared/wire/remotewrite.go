@@ -186,23 +186,30 @@ func (wr *WriteRequest) unmarshalSeries(b []byte, lim *Limits, bud *budget) erro
 			}
 			wr.samples = append(wr.samples, s)
 		case 3:
-			// Exemplars are kept before histograms: insert at the
-			// boundary so both stay contiguous.
-			wr.raw = append(wr.raw, nil)
-			pos := rawStart + nExemplars
-			copy(wr.raw[pos+1:], wr.raw[pos:])
-			wr.raw[pos] = data
+			wr.raw = append(wr.raw, data)
 			nExemplars++
 		case 4:
+			// Histograms follow the exemplars in wr.raw, so that both
+			// stay contiguous: they are only counted here and appended
+			// by a second pass over the series' fields below, which
+			// keeps the decode linear however the two interleave.
 			if err := bud.take(1); err != nil {
 				return err
 			}
-			wr.raw = append(wr.raw, data)
 			nHistograms++
 		}
 	}
 	if it.err != nil {
 		return it.err
+	}
+	if nHistograms > 0 {
+		it = fields{b: b}
+		for it.next() {
+			// The first pass read every field: none fails now.
+			if f := &it.f; f.num == 4 {
+				wr.raw = append(wr.raw, f.data)
+			}
+		}
 	}
 	if len(wr.samples) == samplesStart && nHistograms == 0 {
 		if err := bud.take(1); err != nil {
