@@ -24,7 +24,7 @@ func (c *Client) sendPart(ctx context.Context, part []byte, mayHalve bool, bufs 
 			if err := bufs.wr.Unmarshal(part, wire.Limits{}); err != nil {
 				return false, &Error{Status: http.StatusBadRequest, Msg: "cannot read the request: " + err.Error()}
 			}
-			bufs.v2 = wire.AppendWriteRequestV2(bufs.v2[:0], bufs.wr.Series, bufs.wr.Metadata)
+			bufs.v2 = bufs.v2enc.Append(bufs.v2[:0], bufs.wr.Series, bufs.wr.Metadata)
 			body = bufs.v2
 		}
 		bufs.compressed = wire.EncodeSnappy(bufs.compressed, body)

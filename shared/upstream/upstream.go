@@ -137,6 +137,7 @@ type buffers struct {
 	shapeSeries       []wire.Span
 	shapeMetadata     []wire.Span
 	wr                wire.WriteRequest
+	v2enc             wire.V2Encoder
 }
 
 // New returns a client for cfg. It returns an error for a URL that is not
