@@ -18,6 +18,7 @@ import (
 	"github.com/promrelay/promrelay/shared/inbound"
 	"github.com/promrelay/promrelay/shared/relay"
 	"github.com/promrelay/promrelay/shared/upstream"
+	"github.com/promrelay/promrelay/shared/wire"
 )
 
 // otlpExport is an export of one resource (service.name "svc") with the
@@ -202,5 +203,33 @@ func TestOTLPDeltaIsRefusedByName(t *testing.T) {
 	})
 	if rec := serve(h, "POST", "/v1/metrics", body, "Content-Type", "application/x-protobuf"); rec.Code != 200 || len(up.series) != 2 {
 		t.Errorf("delta ingested: %d %q, upstream got %v", rec.Code, rec.Body, up.series)
+	}
+}
+
+type asTenant struct{ id inbound.Identity }
+
+func (a asTenant) Authenticate(*http.Request) (inbound.Identity, error) { return a.id, nil }
+func (asTenant) Challenge(http.Header)                                  {}
+
+// TestOTLPTenantLabels: a tenant's labels win over the export's, as for
+// every write; a reader without the write scope gets 403.
+func TestOTLPTenantLabels(t *testing.T) {
+	up := &recordingUpstream{}
+	id := inbound.Identity{Subject: "t", Tenant: &inbound.Tenant{Name: "team-a"}, Labels: []wire.Label{{Name: "job", Value: "forced"}, {Name: "tenant", Value: "team-a"}}, Scopes: inbound.ScopeWrite}
+	h := newHandler(up, func(o *relay.Options) {
+		o.MaxBodyBytes, o.MaxDecodedBytes = 1<<20, 1<<20
+		o.Inbound = asTenant{id}
+	})
+	body := marshal(t, otlpExport(gaugeMetric("g", 1)))
+	if rec := serve(h, "POST", "/v1/metrics", body, "Content-Type", "application/x-protobuf"); rec.Code != 200 {
+		t.Fatalf("%d %q", rec.Code, rec.Body)
+	}
+	if len(up.series) != 1 || up.series[0] != `g{job="forced",tenant="team-a"}` {
+		t.Errorf("upstream got %v", up.series)
+	}
+	id.Scopes = inbound.ScopeRead
+	h = newHandler(up, func(o *relay.Options) { o.Inbound = asTenant{id} })
+	if rec := serve(h, "POST", "/v1/metrics", body, "Content-Type", "application/x-protobuf"); rec.Code != 403 {
+		t.Errorf("a reader: %d", rec.Code)
 	}
 }
