@@ -98,7 +98,7 @@ func (h *Handler) relayOTLP(ctx context.Context, st *requestState, c *Reservatio
 		rep := decodeReply(err)
 		if tl := (*wire.TooLargeError)(nil); errors.As(err, &tl) {
 			return reply{status: http.StatusRequestEntityTooLarge,
-				msg: fmt.Sprintf("the OTLP request translates to %d bytes or more of remote write, over the %d bytes a request of its size may take (PROMRELAY_MAX_DECODED_BYTES); send smaller batches", tl.Size, tl.Limit)}
+				msg: fmt.Sprintf("the OTLP request translates to %d bytes or more of remote write, over the %d bytes a request of its size may take (%d times its decoded size, at most PROMRELAY_MAX_DECODED_BYTES); send smaller batches", tl.Size, tl.Limit, otlpBytesPerByte/4)}
 		}
 		if rep.status == http.StatusBadRequest {
 			rep.msg = "cannot decode OTLP request: " + rep.msg
@@ -120,7 +120,9 @@ func (h *Handler) relayOTLP(ctx context.Context, st *requestState, c *Reservatio
 		}
 		if st.rw.FirstInvalid != nil {
 			// Series the relay's own checks refused (the external or
-			// tenant labels took one over PROMRELAY_MAX_LABELS, say).
+			// tenant labels took one over PROMRELAY_MAX_LABELS, say),
+			// counted one per series: a refused histogram point counts
+			// as many as it has series.
 			rejected += st.rw.Invalid
 			if msg == "" {
 				msg = fmt.Sprintf("%d series rejected: %v", st.rw.Invalid, st.rw.FirstInvalid)

@@ -358,7 +358,7 @@ func (h *Handler) log(ctx context.Context, r *http.Request, status int, st *stat
 			slog.Int("profile_exemplars_dropped", p.ExemplarsDropped))
 	}
 	if st.up.FellBack {
-		attrs = append(attrs, slog.Bool("upstream_fell_back_to_v1", true))
+		attrs = append(attrs, slog.Bool("upstream_fell_back_to_v1", true), slog.String("fallback_reason", st.up.FallbackReason))
 	}
 	if st.route == "outside_prefix" || st.route == "unknown" {
 		attrs = append(attrs, slog.String("path", r.URL.EscapedPath()))
@@ -429,7 +429,9 @@ func record(ctx context.Context, res upstream.Result, err error, samples int) {
 	st.up.Profile.HistogramsConverted += res.Profile.HistogramsConverted
 	st.up.Profile.ExemplarsDropped += res.Profile.ExemplarsDropped
 	st.up.Profile.ClassicSeries += res.Profile.ClassicSeries
-	st.up.FellBack = st.up.FellBack || res.FellBack
+	if res.FellBack {
+		st.up.FellBack, st.up.FallbackReason = true, res.FallbackReason
+	}
 	if res.UpstreamStatus != 0 {
 		st.up.UpstreamStatus = res.UpstreamStatus
 	}

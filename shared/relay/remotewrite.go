@@ -11,6 +11,7 @@ import (
 	"github.com/golang/snappy"
 
 	"github.com/promrelay/promrelay/shared/inbound"
+	"github.com/promrelay/promrelay/shared/upstream"
 	"github.com/promrelay/promrelay/shared/wire"
 )
 
@@ -94,11 +95,25 @@ func (h *Handler) relayRemoteWriteV2(ctx context.Context, st *requestState, c *R
 		return withWritten(errorReply(err), 0, 0, 0)
 	}
 	st.body = wire.AppendWriteRequest(st.body[:0], st.wr.Series, st.wr.Metadata)
+	st.res = upstream.Result{}
 	rep := h.relayRemoteWrite(ctx, st, st.body, id)
 	if rep.status/100 == 2 || (rep.status == http.StatusBadRequest && st.rw.Series > 0 && st.written) {
-		return withWritten(rep, st.rw.FloatSamples, st.rw.HistogramSamples, st.rw.Exemplars)
+		samples, histograms, exemplars := writtenCounts(st)
+		return withWritten(rep, samples, histograms, exemplars)
 	}
 	return withWritten(rep, 0, 0, 0)
+}
+
+// writtenCounts is what the upstream took of st's rewritten request: what
+// a 2.0 upstream said it wrote; else what was sent, less the native
+// histograms a profile sent as classic ones (written as float samples of
+// other series) and the exemplars it dropped.
+func writtenCounts(st *requestState) (samples, histograms, exemplars int) {
+	if w, ok := st.res.UpstreamWritten(); ok {
+		return w.Samples, w.Histograms, w.Exemplars
+	}
+	p := st.res.Profile
+	return st.rw.FloatSamples, max(0, st.rw.HistogramSamples-p.HistogramsConverted), max(0, st.rw.Exemplars-p.ExemplarsDropped)
 }
 
 // encodedV1Size is an upper bound of wr's remote write 1.0 encoding, in
@@ -151,7 +166,13 @@ func (h *Handler) relayRemoteWrite(ctx context.Context, st *requestState, src []
 	if len(st.out) > 0 {
 		res, err := h.o.Upstreams(ownerOf(id).Tenant).WriteEncoded(ctx, st.out)
 		record(ctx, res, err, st.rw.FloatSamples+st.rw.HistogramSamples)
+		st.res = res
 		if err != nil {
+			if ue := (*upstream.Error)(nil); errors.As(err, &ue) && ue.Partial {
+				// The upstream's profile dropped a series it cannot
+				// convert; the others were written.
+				st.written = true
+			}
 			return errorReply(err)
 		}
 		st.written = true

@@ -5,6 +5,7 @@ import (
 
 	"github.com/promrelay/promrelay/shared/otlp"
 	"github.com/promrelay/promrelay/shared/push"
+	"github.com/promrelay/promrelay/shared/upstream"
 	"github.com/promrelay/promrelay/shared/wire"
 )
 
@@ -20,7 +21,8 @@ type requestState struct {
 	conv    push.Converter
 	rw      wire.Rewriter
 	otlp    otlp.Translator
-	written bool // the upstream took this request's rewritten series
+	written bool            // the upstream took this request's rewritten series
+	res     upstream.Result // what the last upstream write did
 }
 
 // maxPooledBytes is the largest buffer, and maxPooledEntries the most

@@ -125,7 +125,7 @@ type Client struct {
 	bufs       sync.Pool // *buffers
 	profile    wire.Profile
 	v2         bool
-	v1Only     atomic.Bool // a V2 client's upstream turned out to take only 1.0
+	v1Since    atomic.Int64 // when a V2 client's upstream turned out to take only 1.0 (Unix ns), 0 if not
 }
 
 type buffers struct {
@@ -136,7 +136,9 @@ type buffers struct {
 	shaped, chunk, v2 []byte
 	shapeSeries       []wire.Span
 	shapeMetadata     []wire.Span
-	wr                wire.WriteRequest
+	wr, one           wire.WriteRequest
+	batch             []wire.Series
+	batchMetadata     []wire.Metadata
 	v2enc             wire.V2Encoder
 }
 
@@ -232,8 +234,30 @@ type Result struct {
 	// Profile is what Config.Profile changed in the write.
 	Profile wire.ProfileCounts
 	// FellBack is set when a V2 client found in this write that the
-	// upstream takes only remote write 1.0.
-	FellBack bool
+	// upstream takes only remote write 1.0, and FallbackReason says why
+	// (the 415 and its body, or a 2xx without Written headers).
+	FellBack       bool
+	FallbackReason string
+	// Written is what a remote write 2.0 upstream said it wrote, summed
+	// over the write's requests; see UpstreamWritten.
+	Written Written
+	v1Parts bool // a V2 client sent a part with series as 1.0
+}
+
+// UpstreamWritten returns what the upstream said it wrote, and true, when
+// every part of the write that held series went as remote write 2.0 and
+// was answered with Written headers; else false (a 1.0 upstream's 2xx
+// means it took everything).
+func (r Result) UpstreamWritten() (Written, bool) {
+	return r.Written, r.Written.Known && !r.v1Parts
+}
+
+// Written counts what a remote write 2.0 upstream wrote (its
+// X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written
+// headers, spec 2.0-rc.4).
+type Written struct {
+	Known                          bool
+	Samples, Histograms, Exemplars int
 }
 
 // Error is a write that did not fully succeed. Status and Msg are what the
@@ -246,6 +270,9 @@ type Error struct {
 	// scheme, host and path, the upstream's body only for a data
 	// rejection.
 	Msg string
+	// Partial is set on a 400 when the request's other series were
+	// written (a series a profile cannot convert was dropped).
+	Partial bool
 	// Detail is what the log needs beyond Msg, or "": the upstream's
 	// error body (cut to MaxErrorBodyBytes) when Msg leaves it out, or the
 	// reason credentials could not be obtained (auth.CredentialsError's
@@ -326,7 +353,12 @@ func (c *Client) writeParts(ctx context.Context, raw []byte, bufs *buffers, res 
 			if err := c.writePart(ctx, raw, bufs.series[start:i+1], md, bufs, res); err != nil {
 				return err
 			}
-			md = nil
+			if !c.v2 {
+				// 1.0 metadata stand alone: once is enough. A 2.0
+				// request carries them on the series of their family,
+				// so every part gets them.
+				md = nil
+			}
 			start, size = i+1, 0
 		}
 	}
@@ -370,7 +402,10 @@ func (c *Client) writePart(ctx context.Context, raw []byte, series, md []wire.Sp
 	if err := c.writePart(ctx, raw, series[:half], md, bufs, res); err != nil {
 		return err
 	}
-	return c.writePart(ctx, raw, series[half:], nil, bufs, res)
+	if !c.v2 {
+		md = nil // as in writeParts
+	}
+	return c.writePart(ctx, raw, series[half:], md, bufs, res)
 }
 
 // maxNamedSeriesBytes bounds the encoded series a too-large answer names.
@@ -386,10 +421,19 @@ func (c *Client) send(ctx context.Context, body []byte, v2 bool, res *Result) er
 		a := c.attempt(ctx, body, v2)
 		res.Requests++
 		res.UpstreamStatus = a.status
-		if v2 && a.err == nil && (a.status == http.StatusUnsupportedMediaType || (a.status/100 == 2 && !a.written)) {
-			return errNotV2
+		if v2 && a.err == nil && a.status == http.StatusUnsupportedMediaType {
+			return &notV2{reason: "415 " + a.body}
+		}
+		if v2 && a.err == nil && a.status/100 == 2 && !a.written {
+			return &notV2{reason: fmt.Sprintf("%d without X-Prometheus-Remote-Write-*-Written headers", a.status)}
 		}
 		if a.err == nil && a.status/100 == 2 {
+			if v2 {
+				res.Written.Known = true
+				res.Written.Samples += a.counts[0]
+				res.Written.Histograms += a.counts[1]
+				res.Written.Exemplars += a.counts[2]
+			}
 			return nil
 		}
 		final, retry := c.classify(a)
@@ -432,6 +476,7 @@ type answer struct {
 	retryAfter time.Duration // the upstream's Retry-After
 	location   string        // the upstream's Location, for a 3xx
 	written    bool          // the answer has a remote write 2.0 Written header
+	counts     [3]int        // and what they say: samples, histograms, exemplars
 	body       string        // the start of an error body
 	err        error         // a transport or credentials failure
 }
@@ -463,9 +508,10 @@ func (c *Client) attempt(ctx context.Context, body []byte, v2 bool) answer {
 	}
 	defer resp.Body.Close()
 	a := answer{status: resp.StatusCode, retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"))}
-	for _, k := range writtenHeaders {
-		if resp.Header.Get(k) != "" {
+	for i, k := range writtenHeaders {
+		if v := resp.Header.Get(k); v != "" {
 			a.written = true
+			a.counts[i], _ = strconv.Atoi(v)
 		}
 	}
 	if resp.StatusCode/100 == 3 {
