@@ -21,15 +21,19 @@ import (
 // upstreamLog keeps what the relay sent upstream: each request's
 // Content-Type and decoded remote write 1.0 body (nil for 2.0).
 type upstreamLog struct {
-	mu    sync.Mutex
-	types []string
-	reqs  []*wire.WriteRequest
+	mu     sync.Mutex
+	types  []string
+	reqs   []*wire.WriteRequest
+	orgIDs int // requests with an X-Scope-OrgID header
 }
 
 func (l *upstreamLog) inspect(h http.Header, body []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.types = append(l.types, h.Get("Content-Type"))
+	if h.Get("X-Scope-OrgID") != "" {
+		l.orgIDs++
+	}
 	raw, err := snappy.Decode(nil, body)
 	if err != nil || strings.Contains(h.Get("Content-Type"), "v2") {
 		l.reqs = append(l.reqs, nil)
@@ -115,7 +119,8 @@ func TestAMPProfile(t *testing.T) {
 	fp.onRequest(log.inspect)
 	relay := startRelay(t, map[string]string{"PROMRELAY_UPSTREAM_URL": fp.URL + "/api/v1/write", "PROMRELAY_UPSTREAM_PROFILE": "amp"})
 	now := time.Now().UnixMilli()
-	if status, msg, _ := postRemoteWrite(t, relay.URL, rwBody(nativeHistogram(t, "amp_latency", now)), "application/x-protobuf"); status != 204 {
+	if status, msg, _ := do(t, http.MethodPost, relay.URL+"/api/v1/write", "application/x-protobuf", rwBody(nativeHistogram(t, "amp_latency", now)),
+		"Content-Encoding", "snappy", "X-Scope-OrgID", "tenant-a"); status != 204 {
 		t.Fatalf("remote write: %d %s", status, msg)
 	}
 	for q, want := range map[string]float64{
@@ -137,6 +142,9 @@ func TestAMPProfile(t *testing.T) {
 				t.Errorf("the amp upstream got a native histogram or an exemplar: %s", wire.FormatLabels(s.Labels, 200))
 			}
 		}
+	}
+	if log.orgIDs != 0 {
+		t.Errorf("%d upstream requests carried the sender's X-Scope-OrgID", log.orgIDs)
 	}
 	if n := len(prom.Query(t, `amp_latency`)); n != 0 {
 		t.Errorf("the native histogram itself arrived (%d series)", n)

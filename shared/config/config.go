@@ -39,7 +39,7 @@ type Config struct {
 	// prometheus (Profile resolves auto).
 	UpstreamProfile string
 	// MaxClassicBuckets bounds the buckets (+Inf included) of a native
-	// histogram converted for the amp profile.
+	// histogram converted for the amp profile: default 40, at least 2.
 	MaxClassicBuckets int
 
 	// OTLP ingest (POST /v1/metrics): resource attributes promoted to
