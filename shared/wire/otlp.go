@@ -407,6 +407,39 @@ func sint32(v uint64) int32 {
 	return int32(u>>1) ^ -int32(u&1)
 }
 
+// containerFields checks the fields of a ResourceMetrics or ScopeMetrics
+// message b (msg), which share a shape: 1 its resource or scope (one), 2
+// its repeated children (many), 3 its schema_url. It returns the
+// schema_url and the number of children.
+func containerFields(b []byte, one, many, msg string) (string, int, error) {
+	var schemaURL string
+	n := 0
+	it := fields{b: b}
+	for it.next() {
+		f := &it.f
+		switch f.num {
+		case 1:
+			if _, err := f.bytes(); err != nil {
+				return "", 0, fmt.Errorf("%s: %w", one, err)
+			}
+		case 2:
+			if _, err := f.bytes(); err != nil {
+				return "", 0, fmt.Errorf("%s[%d]: %w", many, n, err)
+			}
+			n++
+		case 3:
+			var err error
+			if schemaURL, err = otlpString(f, "schema_url"); err != nil {
+				return "", 0, err
+			}
+		}
+	}
+	if it.err != nil {
+		return "", 0, fmt.Errorf("cannot read %s field: %w", msg, it.err)
+	}
+	return schemaURL, n, nil
+}
+
 func (d *otlpDecoder) resourceMetrics(b []byte) (OTLPResource, error) {
 	// message ResourceMetrics {
 	//   Resource resource = 1;
@@ -414,30 +447,11 @@ func (d *otlpDecoder) resourceMetrics(b []byte) (OTLPResource, error) {
 	//   string schema_url = 3;
 	// }
 	var res OTLPResource
-	nScopes := 0
-	it := fields{b: b}
-	for it.next() {
-		f := &it.f
-		switch f.num {
-		case 1:
-			if _, err := f.bytes(); err != nil {
-				return res, fmt.Errorf("resource: %w", err)
-			}
-		case 2:
-			if _, err := f.bytes(); err != nil {
-				return res, fmt.Errorf("scope_metrics[%d]: %w", nScopes, err)
-			}
-			nScopes++
-		case 3:
-			var err error
-			if res.SchemaURL, err = otlpString(f, "schema_url"); err != nil {
-				return res, err
-			}
-		}
+	schemaURL, nScopes, err := containerFields(b, "resource", "scope_metrics", "ResourceMetrics")
+	if err != nil {
+		return res, err
 	}
-	if it.err != nil {
-		return res, fmt.Errorf("cannot read ResourceMetrics field: %w", it.err)
-	}
+	res.SchemaURL = schemaURL
 	// message Resource {
 	//   repeated KeyValue attributes = 1;
 	//   uint32 dropped_attributes_count = 2;
@@ -468,7 +482,6 @@ func (d *otlpDecoder) resourceMetrics(b []byte) (OTLPResource, error) {
 	if mit.err != nil {
 		return res, fmt.Errorf("resource: %w", mit.err)
 	}
-	var err error
 	if res.Attrs, err = d.attrs(src, 1, "attributes", true, 0); err != nil {
 		return res, fmt.Errorf("resource.%w", err)
 	}
@@ -476,7 +489,7 @@ func (d *otlpDecoder) resourceMetrics(b []byte) (OTLPResource, error) {
 	d.r.Scopes, start = reserve(d.r.Scopes, nScopes)
 	res.Scopes = OTLPRange{start, start + nScopes}
 	i := 0
-	it = fields{b: b}
+	it := fields{b: b}
 	for it.next() {
 		if it.f.num != 2 {
 			continue
@@ -784,30 +797,11 @@ func (d *otlpDecoder) scopeMetrics(b []byte) (OTLPScope, error) {
 	//   string schema_url = 3;
 	// }
 	var sc OTLPScope
-	nMetrics := 0
-	it := fields{b: b}
-	for it.next() {
-		f := &it.f
-		switch f.num {
-		case 1:
-			if _, err := f.bytes(); err != nil {
-				return sc, fmt.Errorf("scope: %w", err)
-			}
-		case 2:
-			if _, err := f.bytes(); err != nil {
-				return sc, fmt.Errorf("metrics[%d]: %w", nMetrics, err)
-			}
-			nMetrics++
-		case 3:
-			var err error
-			if sc.SchemaURL, err = otlpString(f, "schema_url"); err != nil {
-				return sc, err
-			}
-		}
+	schemaURL, nMetrics, err := containerFields(b, "scope", "metrics", "ScopeMetrics")
+	if err != nil {
+		return sc, err
 	}
-	if it.err != nil {
-		return sc, fmt.Errorf("cannot read ScopeMetrics field: %w", it.err)
-	}
+	sc.SchemaURL = schemaURL
 	// message InstrumentationScope {
 	//   string name = 1;
 	//   string version = 2;
@@ -836,7 +830,6 @@ func (d *otlpDecoder) scopeMetrics(b []byte) (OTLPScope, error) {
 	if mit.err != nil {
 		return sc, fmt.Errorf("scope: %w", mit.err)
 	}
-	var err error
 	if sc.Attrs, err = d.attrs(src, 3, "attributes", true, 0); err != nil {
 		return sc, fmt.Errorf("scope.%w", err)
 	}
@@ -844,7 +837,7 @@ func (d *otlpDecoder) scopeMetrics(b []byte) (OTLPScope, error) {
 	d.r.Metrics, start = reserve(d.r.Metrics, nMetrics)
 	sc.Metrics = OTLPRange{start, start + nMetrics}
 	i := 0
-	it = fields{b: b}
+	it := fields{b: b}
 	for it.next() {
 		if it.f.num != 2 {
 			continue

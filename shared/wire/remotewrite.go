@@ -515,16 +515,7 @@ func appendSeries(dst []byte, s *Series) []byte {
 		dst = appendString(dst, 2, l.Value)
 	}
 	for _, smp := range s.Samples {
-		dst = append(dst, 2<<3|wireBytes)
-		dst = appendVarint(dst, uint64(sampleSize(smp)))
-		if bits := math.Float64bits(smp.Value); bits != 0 {
-			dst = append(dst, 1<<3|wireFixed64)
-			dst = appendFixed64(dst, bits)
-		}
-		if smp.Timestamp != 0 {
-			dst = append(dst, 2<<3|wireVarint)
-			dst = appendVarint(dst, uint64(smp.Timestamp))
-		}
+		dst = appendSample(dst, smp)
 	}
 	for _, e := range s.Exemplars {
 		dst = append(dst, 3<<3|wireBytes)
@@ -597,4 +588,21 @@ func (wr *WriteRequest) ApplyLabels(overrides []Label) {
 // request grew.
 func (wr *WriteRequest) Retained() int {
 	return cap(wr.Series) + cap(wr.Metadata) + cap(wr.labels) + cap(wr.samples) + cap(wr.raw) + cap(wr.arena)/16
+}
+
+// appendSample appends smp as field 2 of a time series: the Sample
+// message (double value = 1; int64 timestamp = 2), the same in remote
+// write 1.0's TimeSeries and 2.0's.
+func appendSample(dst []byte, smp Sample) []byte {
+	dst = append(dst, 2<<3|wireBytes)
+	dst = appendVarint(dst, uint64(sampleSize(smp)))
+	if bits := math.Float64bits(smp.Value); bits != 0 {
+		dst = append(dst, 1<<3|wireFixed64)
+		dst = appendFixed64(dst, bits)
+	}
+	if smp.Timestamp != 0 {
+		dst = append(dst, 2<<3|wireVarint)
+		dst = appendVarint(dst, uint64(smp.Timestamp))
+	}
+	return dst
 }

@@ -380,17 +380,7 @@ func (e *V2Encoder) appendSeries(dst []byte, s *Series, sr *v2SeriesRefs) []byte
 	dst = appendVarint(dst, uint64(size))
 	dst = appendPackedRefs(dst, 1, refs)
 	for _, smp := range s.Samples {
-		// message Sample { double value = 1; int64 timestamp = 2; }
-		dst = append(dst, 2<<3|wireBytes)
-		dst = appendVarint(dst, uint64(sampleSize(smp)))
-		if bits := math.Float64bits(smp.Value); bits != 0 {
-			dst = append(dst, 1<<3|wireFixed64)
-			dst = appendFixed64(dst, bits)
-		}
-		if smp.Timestamp != 0 {
-			dst = append(dst, 2<<3|wireVarint)
-			dst = appendVarint(dst, uint64(smp.Timestamp))
-		}
+		dst = appendSample(dst, smp)
 	}
 	for _, h := range s.Histograms {
 		n := histogramV2Size(h)
