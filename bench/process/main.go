@@ -31,6 +31,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/promrelay/promrelay/internal/proc"
 	"io"
 	"maps"
 	"net"
@@ -41,7 +42,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -283,91 +283,7 @@ func runSink() error {
 
 // ---- processes ----
 
-type process struct {
-	name string
-	url  string // http://host:port
-	cmd  *exec.Cmd
-}
-
-func (p *process) stop() {
-	if p == nil || p.cmd.Process == nil {
-		return
-	}
-	_ = p.cmd.Process.Kill()
-	_ = p.cmd.Wait()
-}
-
-// cpu is the process's utime+stime so far, in ns (USER_HZ resolution).
-func (p *process) cpu() (time.Duration, error) { return cpuOf(p.cmd.Process.Pid) }
-
-func cpuOf(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may hold spaces: fields count from its ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("malformed /proc stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, errors.New("short /proc stat")
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
-	st, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return time.Duration(ut+st) * (time.Second / userHZ), nil
-}
-
-// status reads a kB field of /proc/<pid>/status, in bytes.
-func (p *process) status(field string) int64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, field+":"); ok {
-			if f := strings.Fields(rest); len(f) > 0 {
-				n, _ := strconv.ParseInt(f[0], 10, 64)
-				return n << 10
-			}
-		}
-	}
-	return 0
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// start runs bin and waits (30 s at most) until url+ready answers 200.
-func start(name, bin, url, ready string, env []string, args ...string) (*process, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan when this program is killed
-	cmd.Env = env
-	cmd.Stdout = os.Stderr
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &process{name: name, url: url, cmd: cmd}
-	client := &http.Client{Timeout: 2 * time.Second}
-	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		if resp, err := client.Get(url + ready); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, nil
-			}
-		}
-	}
-	p.stop()
-	return nil, fmt.Errorf("%s did not become ready on %s", name, url+ready)
-}
+type process = proc.Process
 
 // environ is os.Environ without PROMRELAY_* settings, plus env.
 func environ(env ...string) []string {
@@ -417,7 +333,7 @@ func startSink() (*process, io.Closer, error) {
 		_ = cmd.Wait()
 		return nil, nil, fmt.Errorf("sink: %v", err)
 	}
-	return &process{name: "sink", url: "http://" + strings.TrimSpace(line), cmd: cmd}, in, nil
+	return &process{Name: "sink", URL: "http://" + strings.TrimSpace(line), Cmd: cmd}, in, nil
 }
 
 // sinkCount is the samples the sink has received from relay so far.
@@ -655,16 +571,16 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	defer sk.stop()
+	defer sk.Stop()
 	defer sinkIn.Close()
 
-	addr, err := freeAddr()
+	addr, err := proc.FreeAddr()
 	if err != nil {
 		return err
 	}
-	pr, err := start("promrelay", o.promrelay, "http://"+addr, "/-/ready", environ(
+	pr, err := proc.Start("promrelay", o.promrelay, "http://"+addr, "/-/ready", environ(
 		"PROMRELAY_LISTEN="+addr,
-		"PROMRELAY_UPSTREAM_URL="+sk.url+"/w/promrelay",
+		"PROMRELAY_UPSTREAM_URL="+sk.URL+"/w/promrelay",
 		"PROMRELAY_EXTERNAL_LABELS="+externalLabels,
 		"PROMRELAY_INBOUND_AUTH=none",
 		"PROMRELAY_LOG_LEVEL=warn",
@@ -672,14 +588,14 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	defer pr.stop()
+	defer pr.Stop()
 
-	if addr, err = freeAddr(); err != nil {
+	if addr, err = proc.FreeAddr(); err != nil {
 		return err
 	}
 	vmArgs := []string{
 		"-httpListenAddr=" + addr,
-		"-remoteWrite.url=" + sk.url + "/w/vmagent",
+		"-remoteWrite.url=" + sk.URL + "/w/vmagent",
 		"-remoteWrite.forcePromProto",
 		"-remoteWrite.disableOnDiskQueue",
 		"-remoteWrite.tmpDataPath=" + filepath.Join(dir, "vmagent-data"),
@@ -688,11 +604,11 @@ func run(o options) error {
 	for _, l := range strings.Split(externalLabels, ",") {
 		vmArgs = append(vmArgs, "-remoteWrite.label="+l)
 	}
-	vm, err := start("vmagent", o.vmagent, "http://"+addr, "/health", environ(), vmArgs...)
+	vm, err := proc.Start("vmagent", o.vmagent, "http://"+addr, "/health", environ(), vmArgs...)
 	if err != nil {
 		return err
 	}
-	defer vm.stop()
+	defer vm.Stop()
 
 	text, delimited, pushSamples, err := pushBodies(o.series)
 	if err != nil {
@@ -717,30 +633,30 @@ func run(o options) error {
 	warm := max(20, 2*o.concurrency)
 	for _, p := range paths {
 		for _, t := range p.targets {
-			before, err := settle(control, sk.url, t.relay.name, 1500*time.Millisecond, time.Now().Add(o.timeout))
+			before, err := settle(control, sk.URL, t.relay.Name, 1500*time.Millisecond, time.Now().Add(o.timeout))
 			if err != nil {
 				return err
 			}
-			n, err := send(client, t.relay.url+t.path, t.method, p.bodies, warm, o.concurrency, time.Now().Add(o.timeout))
+			n, err := send(client, t.relay.URL+t.path, t.method, p.bodies, warm, o.concurrency, time.Now().Add(o.timeout))
 			if err != nil {
-				return fmt.Errorf("warm-up %s on %s: %w", p.name, t.relay.name, err)
+				return fmt.Errorf("warm-up %s on %s: %w", p.name, t.relay.Name, err)
 			}
 			// At least every input sample arrives (vmagent forwards them
 			// after its flush interval), then perhaps a few more.
 			deadline := time.Now().Add(o.timeout)
-			if _, err := waitSink(control, sk.url, t.relay.name, before+int64(n*p.samples), deadline); err != nil {
-				return fmt.Errorf("warm-up %s on %s: %w%s", p.name, t.relay.name, err, vmagentStats(control, t.relay))
+			if _, err := waitSink(control, sk.URL, t.relay.Name, before+int64(n*p.samples), deadline); err != nil {
+				return fmt.Errorf("warm-up %s on %s: %w%s", p.name, t.relay.Name, err, vmagentStats(control, t.relay))
 			}
-			after, err := settle(control, sk.url, t.relay.name, 1500*time.Millisecond, deadline)
+			after, err := settle(control, sk.URL, t.relay.Name, 1500*time.Millisecond, deadline)
 			if err != nil {
 				return err
 			}
 			got := after - before
 			if got%int64(n) != 0 {
-				return fmt.Errorf("warm-up %s on %s: the sink got %d samples for %d requests", p.name, t.relay.name, got, n)
+				return fmt.Errorf("warm-up %s on %s: the sink got %d samples for %d requests", p.name, t.relay.Name, got, n)
 			}
-			delivered[p.name+"/"+t.relay.name] = got / int64(n)
-			fmt.Fprintf(os.Stderr, "%s via %s: %d input samples per request, %d at the sink\n", p.name, t.relay.name, p.samples, got/int64(n))
+			delivered[p.name+"/"+t.relay.Name] = got / int64(n)
+			fmt.Fprintf(os.Stderr, "%s via %s: %d input samples per request, %d at the sink\n", p.name, t.relay.Name, p.samples, got/int64(n))
 		}
 	}
 
@@ -757,7 +673,7 @@ func run(o options) error {
 				slices.Reverse(order)
 			}
 			for _, t := range order {
-				m, err := measure(client, control, sk, t, p, r, o, delivered[p.name+"/"+t.relay.name])
+				m, err := measure(client, control, sk, t, p, r, o, delivered[p.name+"/"+t.relay.Name])
 				if err != nil {
 					return err
 				}
@@ -768,7 +684,7 @@ func run(o options) error {
 	}
 	fmt.Fprintln(os.Stderr, strings.TrimPrefix(vmagentStats(control, vm), "\n"))
 	report(os.Stdout, o, paths, ms, map[string]int64{
-		"promrelay": pr.status("VmHWM"), "vmagent": vm.status("VmHWM"), "sink": sk.status("VmHWM"),
+		"promrelay": pr.Status("VmHWM"), "vmagent": vm.Status("VmHWM"), "sink": sk.Status("VmHWM"),
 	}, idle, load0)
 	if o.out != "" {
 		if err := writeBenchstat(o.out, o, ms); err != nil {
@@ -782,10 +698,10 @@ func run(o options) error {
 // vmagentStats is vmagent's own counters of rows pushed, dropped and
 // sent (its /metrics), for an error message; "" for promrelay.
 func vmagentStats(client *http.Client, p *process) string {
-	if p.name != "vmagent" {
+	if p.Name != "vmagent" {
 		return ""
 	}
-	resp, err := client.Get(p.url + "/metrics")
+	resp, err := client.Get(p.URL + "/metrics")
 	if err != nil {
 		return ""
 	}
@@ -806,20 +722,20 @@ func vmagentStats(client *http.Client, p *process) string {
 func idleCPU(ps []*process, d time.Duration) (map[string]float64, error) {
 	before := map[string]time.Duration{}
 	for _, p := range ps {
-		c, err := p.cpu()
+		c, err := p.CPU()
 		if err != nil {
 			return nil, err
 		}
-		before[p.name] = c
+		before[p.Name] = c
 	}
 	time.Sleep(d)
 	out := map[string]float64{}
 	for _, p := range ps {
-		c, err := p.cpu()
+		c, err := p.CPU()
 		if err != nil {
 			return nil, err
 		}
-		out[p.name] = float64(c-before[p.name]) / d.Seconds() // ns per s
+		out[p.Name] = float64(c-before[p.Name]) / d.Seconds() // ns per s
 	}
 	return out, nil
 }
@@ -828,36 +744,36 @@ func idleCPU(ps []*process, d time.Duration) (map[string]float64, error) {
 // sink has every delivered sample, then charge CPU.
 func measure(client, control *http.Client, sk *process, t target, p workload, round int, o options, perRequest int64) (measurement, error) {
 	deadline := time.Now().Add(o.timeout)
-	base, _, err := sinkCount(control, sk.url, t.relay.name)
+	base, _, err := sinkCount(control, sk.URL, t.relay.Name)
 	if err != nil {
 		return measurement{}, err
 	}
-	c0, err := t.relay.cpu()
+	c0, err := t.relay.CPU()
 	if err != nil {
 		return measurement{}, err
 	}
-	s0, _ := sk.cpu()
-	l0, _ := cpuOf(os.Getpid())
+	s0, _ := sk.CPU()
+	l0, _ := proc.CPUOf(os.Getpid())
 	start := time.Now()
-	n, err := send(client, t.relay.url+t.path, t.method, p.bodies, o.requests, o.concurrency, deadline)
+	n, err := send(client, t.relay.URL+t.path, t.method, p.bodies, o.requests, o.concurrency, deadline)
 	if err != nil {
-		return measurement{}, fmt.Errorf("round %d, %s on %s: %w", round, p.name, t.relay.name, err)
+		return measurement{}, fmt.Errorf("round %d, %s on %s: %w", round, p.name, t.relay.Name, err)
 	}
 	if n < o.requests {
-		return measurement{}, fmt.Errorf("round %d, %s on %s: only %d of %d requests within -timeout %v", round, p.name, t.relay.name, n, o.requests, o.timeout)
+		return measurement{}, fmt.Errorf("round %d, %s on %s: only %d of %d requests within -timeout %v", round, p.name, t.relay.Name, n, o.requests, o.timeout)
 	}
-	if _, err := waitSink(control, sk.url, t.relay.name, base+int64(n)*perRequest, deadline); err != nil {
+	if _, err := waitSink(control, sk.URL, t.relay.Name, base+int64(n)*perRequest, deadline); err != nil {
 		return measurement{}, fmt.Errorf("round %d, %s: %w", round, p.name, err)
 	}
 	wall := time.Since(start)
-	c1, err := t.relay.cpu()
+	c1, err := t.relay.CPU()
 	if err != nil {
 		return measurement{}, err
 	}
-	s1, _ := sk.cpu()
-	l1, _ := cpuOf(os.Getpid())
+	s1, _ := sk.CPU()
+	l1, _ := proc.CPUOf(os.Getpid())
 	in := float64(n * p.samples)
-	return measurement{path: p.name, relay: t.relay.name, round: round, wall: wall,
+	return measurement{path: p.name, relay: t.relay.Name, round: round, wall: wall,
 		nsPerSample: float64(c1-c0) / in, sinkNs: float64(s1-s0) / in, loadNs: float64(l1-l0) / in}, nil
 }
 
@@ -907,10 +823,10 @@ func report(w io.Writer, o options, paths []workload, ms []measurement, hwm map[
 	fmt.Fprintf(w, "| path | relay | input samples/request | sink ns/sample | load generator ns/sample | wall/round |\n|---|---|---|---|---|---|\n")
 	for _, p := range paths {
 		for _, t := range p.targets {
-			walls := col(p.name, t.relay.name, func(m measurement) float64 { return float64(m.wall) })
-			fmt.Fprintf(w, "| %s | %s | %d | %.0f | %.0f | %v |\n", p.name, t.relay.name, p.samples,
-				median(col(p.name, t.relay.name, func(m measurement) float64 { return m.sinkNs })),
-				median(col(p.name, t.relay.name, func(m measurement) float64 { return m.loadNs })),
+			walls := col(p.name, t.relay.Name, func(m measurement) float64 { return float64(m.wall) })
+			fmt.Fprintf(w, "| %s | %s | %d | %.0f | %.0f | %v |\n", p.name, t.relay.Name, p.samples,
+				median(col(p.name, t.relay.Name, func(m measurement) float64 { return m.sinkNs })),
+				median(col(p.name, t.relay.Name, func(m measurement) float64 { return m.loadNs })),
 				time.Duration(median(walls)).Round(time.Millisecond))
 		}
 	}

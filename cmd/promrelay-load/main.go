@@ -11,10 +11,9 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"flag"
 	"fmt"
+	"github.com/promrelay/promrelay/internal/proc"
 	"io"
 	"net"
 	"net/http"
@@ -22,8 +21,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,14 +62,14 @@ func run(server, prometheus string, soak time.Duration, series int) error {
 	if err != nil {
 		return err
 	}
-	defer prom.stop()
+	defer prom.Stop()
 
 	body := remoteWriteBody(series)
 	failed := 0
 	fmt.Printf("| upstream | concurrency | requests | samples/s | p50 | p99 | server peak RSS |\n|---|---|---|---|---|---|---|\n")
 	for _, up := range []struct{ name, url string }{
 		{"null", "http://" + null.Addr().String() + "/api/v1/write"},
-		{"prometheus", prom.url + "/api/v1/write"},
+		{"prometheus", prom.URL + "/api/v1/write"},
 	} {
 		srv, err := startServer(server, up.url)
 		if err != nil {
@@ -80,21 +77,21 @@ func run(server, prometheus string, soak time.Duration, series int) error {
 		}
 		for _, c := range []int{1, 16, 64} {
 			n := map[int]int{1: 1000, 16: 4000, 64: 8000}[c]
-			r := load(srv.url+"/api/v1/write", body, c, n, time.Minute)
+			r := load(srv.URL+"/api/v1/write", body, c, n, time.Minute)
 			fmt.Printf("| %s | %d | %d | %.0f | %v | %v | %d MiB |\n", up.name, c, r.done, float64(r.done*series)/r.elapsed.Seconds(),
-				r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), srv.status("VmHWM")>>20)
+				r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), srv.Status("VmHWM")>>20)
 			failed += r.failed
 		}
 		if soak > 0 && up.name == "null" {
 			fmt.Printf("\nsoak, concurrency 16, %v:\n", soak)
 			for end := time.Now().Add(soak); time.Now().Before(end); {
-				r := load(srv.url+"/api/v1/write", body, 16, 1<<30, min(time.Minute, time.Until(end)))
+				r := load(srv.URL+"/api/v1/write", body, 16, 1<<30, min(time.Minute, time.Until(end)))
 				failed += r.failed
-				fmt.Printf("  %s  %d requests  rss %d MiB  peak %d MiB\n", time.Now().Format("15:04:05"), r.done, srv.status("VmRSS")>>20, srv.status("VmHWM")>>20)
+				fmt.Printf("  %s  %d requests  rss %d MiB  peak %d MiB\n", time.Now().Format("15:04:05"), r.done, srv.Status("VmRSS")>>20, srv.Status("VmHWM")>>20)
 			}
 			fmt.Println()
 		}
-		srv.stop()
+		srv.Stop()
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d requests failed", failed)
@@ -175,68 +172,22 @@ func nullUpstream() (net.Listener, error) {
 	return ln, nil
 }
 
-type process struct {
-	url string
-	cmd *exec.Cmd
+// start runs bin with args and env (over this process's environment) and
+// waits until url+"/-/ready" is 200.
+func start(bin, url string, env []string, args ...string) (*proc.Process, error) {
+	return proc.Start(filepath.Base(bin), bin, url, "/-/ready", append(os.Environ(), env...), args...)
 }
 
-func (p *process) stop() { p.cmd.Process.Kill(); p.cmd.Wait() }
-
-// status reads a kB field of /proc/<pid>/status, in bytes.
-func (p *process) status(field string) int64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, field+":"); ok {
-			n, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-			return n << 10
-		}
-	}
-	return 0
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// start runs name with args and env and waits until url+"/-/ready" is 200.
-func start(name, url string, env []string, args ...string) (*process, error) {
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &process{url: url, cmd: cmd}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
-		if resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url + "/-/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	p.stop()
-	return nil, errors.New(name + " did not become ready on " + url)
-}
-
-func startServer(bin, upstreamURL string) (*process, error) {
-	addr, err := freeAddr()
+func startServer(bin, upstreamURL string) (*proc.Process, error) {
+	addr, err := proc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
 	return start(bin, "http://"+addr, []string{"PROMRELAY_UPSTREAM_URL=" + upstreamURL}, "-listen", addr, "-log.level", "error")
 }
 
-func startPrometheus(bin, dir string) (*process, error) {
-	addr, err := freeAddr()
+func startPrometheus(bin, dir string) (*proc.Process, error) {
+	addr, err := proc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
