@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/promrelay/promrelay/shared/wire"
@@ -41,6 +42,28 @@ type Converter struct {
 	seeded bool
 	budget int // series Convert may still append; <0 for no limit
 	limit  int // the limit budget started from
+
+	// The duplicate-series proof (see mayHaveDuplicates): each metric's
+	// base label set, the family names, and whether only the full check
+	// can decide.
+	recs     []metricRec
+	bases    []wire.Label
+	lastRec  []int32 // per family: index into recs of its last metric, -1 for none
+	unsorted []int32 // families whose metrics' base label sets are not increasing
+	famNames map[string]int32
+	suspect  bool
+
+	// Per family, the le or quantile values formatted for its last metric.
+	boundFam  int32
+	boundBits []uint64
+	boundStrs []string
+}
+
+// metricRec is one converted metric's family and base label set
+// (Converter.bases[start:end]).
+type metricRec struct {
+	fam        int32
+	start, end int32
 }
 
 // Convert appends to wr the series of every metric in e, as a Prometheus
@@ -71,8 +94,13 @@ func (c *Converter) Convert(wr *wire.WriteRequest, e *wire.Exposition, key Group
 	if !c.seeded {
 		c.seed, c.seeded = maphash.MakeSeed(), true
 		c.seen = make(map[uint64]int32)
+		c.famNames = make(map[string]int32)
 	}
-	clear(c.seen)
+	c.recs, c.bases, c.boundFam = c.recs[:0], c.bases[:0], -1
+	c.suspect = false
+	for _, l := range key {
+		c.suspect = c.suspect || special(l.Name)
+	}
 	c.SeriesFamily = c.SeriesFamily[:0]
 	c.budget, c.limit = -1, lim.MaxSamples
 	if lim.MaxSamples > 0 {
@@ -104,12 +132,127 @@ func (c *Converter) Convert(wr *wire.WriteRequest, e *wire.Exposition, key Group
 
 	// push_time_seconds{<grouping key>}
 	c.baseLabels(nil, key)
-	if err := c.add(wr, PushTimeMetric, "", wire.Label{}, float64(now.UnixNano())/1e9, ts); err != nil {
+	if err := c.add(wr, PushTimeMetric, PushTimeMetric, wire.Label{}, float64(now.UnixNano())/1e9, ts); err != nil {
 		return err
 	}
 	wr.Metadata = append(wr.Metadata, wire.Metadata{Type: wire.MetadataGauge, FamilyName: PushTimeMetric, Help: "Last Unix time when changing this group in the Pushgateway succeeded."})
 
-	return c.checkDuplicates(wr.Series[first:])
+	if c.mayHaveDuplicates(e) {
+		return c.checkDuplicates(wr.Series[first:])
+	}
+	return nil
+}
+
+// special reports whether a base label of this name could be replaced by a
+// series' own __name__, le or quantile label, which the duplicate-series
+// proof does not model.
+func special(name string) bool {
+	return name == wire.MetricNameLabel || name == "le" || name == "quantile"
+}
+
+// mayHaveDuplicates reports whether the series Convert appended might hold
+// two with the same label set; false is a proof that they do not, true
+// leaves the decision to checkDuplicates. Two series can only be equal when
+// they have the same name, so (1) no two families may produce one series
+// name (a family x makes x, or x_bucket, x_sum and x_count); (2) within a
+// family, the metrics' base label sets (labels and grouping key merged,
+// without __name__, le and quantile) must be distinct — proven by their
+// being strictly increasing, or after sorting a family that is not; and (3)
+// within a metric, the le or quantile values must be strictly increasing
+// (checked as they are converted), so that their formatted strings differ.
+func (c *Converter) mayHaveDuplicates(e *wire.Exposition) bool {
+	if c.suspect {
+		return true
+	}
+	clear(c.famNames)
+	for i := range e.Families {
+		f := &e.Families[i]
+		if skipFamily(f) || f.Metrics == 0 {
+			continue
+		}
+		if _, dup := c.famNames[f.Name]; dup {
+			return true
+		}
+		c.famNames[f.Name] = int32(i)
+	}
+	for name := range c.famNames {
+		var suffixes []string
+		switch e.Families[c.famNames[name]].Type {
+		case wire.Summary:
+			suffixes = summarySuffixes
+		case wire.Histogram, wire.GaugeHistogram:
+			suffixes = histogramSuffixes
+		default:
+			continue
+		}
+		for _, suf := range suffixes {
+			c.num = append(append(c.num[:0], name...), suf...)
+			if _, ok := c.famNames[string(c.num)]; ok {
+				return true
+			}
+		}
+	}
+	c.lastRec = slices.Grow(c.lastRec[:0], len(e.Families))[:len(e.Families)]
+	for i := range c.lastRec {
+		c.lastRec[i] = -1
+	}
+	c.unsorted = c.unsorted[:0]
+	for i, r := range c.recs {
+		switch j := c.lastRec[r.fam]; {
+		case j == -2: // not increasing: sorted below
+			continue
+		case j >= 0 && c.cmpBases(c.recs[j], r) >= 0:
+			c.unsorted = append(c.unsorted, r.fam)
+			c.lastRec[r.fam] = -2
+			continue
+		}
+		c.lastRec[r.fam] = int32(i)
+	}
+	if len(c.unsorted) == 0 {
+		return false
+	}
+	// Sort the metrics of the families that are not increasing by family
+	// and base label set, at the end of recs, and compare neighbours.
+	n := len(c.recs)
+	for _, r := range c.recs[:n] {
+		if c.lastRec[r.fam] == -2 {
+			c.recs = append(c.recs, r)
+		}
+	}
+	group := c.recs[n:]
+	slices.SortFunc(group, func(a, b metricRec) int {
+		if a.fam != b.fam {
+			return int(a.fam - b.fam)
+		}
+		return c.cmpBases(a, b)
+	})
+	for k := 1; k < len(group); k++ {
+		if group[k-1].fam == group[k].fam && c.cmpBases(group[k-1], group[k]) == 0 {
+			return true
+		}
+	}
+	c.recs = c.recs[:n]
+	return false
+}
+
+var (
+	summarySuffixes   = []string{"_sum", "_count"}
+	histogramSuffixes = []string{"_bucket", "_sum", "_count"}
+)
+
+// cmpBases compares the base label sets of two metrics, label by label
+// (name, then value), a shorter prefix first.
+func (c *Converter) cmpBases(a, b metricRec) int {
+	x, y := c.bases[a.start:a.end], c.bases[b.start:b.end]
+	for i := 0; i < len(x) && i < len(y); i++ {
+		if x[i].Name != y[i].Name {
+			return strings.Compare(x[i].Name, y[i].Name)
+		}
+		if x[i].Value != y[i].Value {
+			return strings.Compare(x[i].Value, y[i].Value)
+		}
+	}
+	return len(x) - len(y)
 }
 
 // skipFamily reports whether Convert leaves family f out: replaced by a
@@ -118,38 +261,83 @@ func skipFamily(f *wire.Family) bool {
 	return f.Replaced || f.Name == PushTimeMetric || f.Name == PushFailureTimeMetric
 }
 
-// metric appends the series of one metric m of family f.
+// metric appends the series of one metric m of family f, and records its
+// base label set for mayHaveDuplicates.
 func (c *Converter) metric(wr *wire.WriteRequest, f *wire.Family, m *wire.Metric, key GroupingKey, ts int64) error {
 	c.baseLabels(m.Labels, key)
+	start := len(c.bases)
+	c.bases = append(c.bases, c.base...)
+	c.recs = append(c.recs, metricRec{fam: m.Family, start: int32(start), end: int32(len(c.bases))})
+	for _, l := range m.Labels {
+		c.suspect = c.suspect || special(l.Name)
+	}
+	if c.boundFam != m.Family {
+		c.boundFam = m.Family
+		c.boundBits, c.boundStrs = c.boundBits[:0], c.boundStrs[:0]
+	}
 	var err error
-	add := func(suffix string, extra wire.Label, v float64) {
+	add := func(name string, extra wire.Label, v float64) {
 		if err == nil {
-			err = c.add(wr, f.Name, suffix, extra, v, ts)
+			err = c.add(wr, f.Name, name, extra, v, ts)
 		}
 	}
 	switch f.Type {
 	case wire.Counter, wire.Gauge, wire.Untyped:
-		add("", wire.Label{}, m.Value)
+		add(f.Name, wire.Label{}, m.Value)
 	case wire.Summary:
-		for _, q := range m.Quantiles {
-			add("", wire.Label{Name: "quantile", Value: c.formatFloat(wr, q.Quantile)}, q.Value)
+		prev := math.Inf(-1)
+		for i, q := range m.Quantiles {
+			if !(q.Quantile > prev) {
+				c.suspect = true
+			}
+			prev = q.Quantile
+			add(f.Name, wire.Label{Name: "quantile", Value: c.bound(wr, i, q.Quantile)}, q.Value)
 		}
-		add("_sum", wire.Label{}, m.Sum)
-		add("_count", wire.Label{}, float64(m.Count))
+		add(c.suffixed(wr, f.Name, "_sum"), wire.Label{}, m.Sum)
+		add(c.suffixed(wr, f.Name, "_count"), wire.Label{}, float64(m.Count))
 	case wire.Histogram, wire.GaugeHistogram:
 		infSeen := false
+		prev := math.Inf(-1)
+		bucket := c.suffixed(wr, f.Name, "_bucket")
 		for i := range m.Buckets {
 			b := &m.Buckets[i]
+			if !(b.UpperBound > prev) {
+				c.suspect = true
+			}
+			prev = b.UpperBound
 			infSeen = infSeen || math.IsInf(b.UpperBound, +1)
-			add("_bucket", wire.Label{Name: "le", Value: c.formatFloat(wr, b.UpperBound)}, b.CumulativeCount())
+			add(bucket, wire.Label{Name: "le", Value: c.bound(wr, i, b.UpperBound)}, b.CumulativeCount())
 		}
 		if !infSeen {
-			add("_bucket", wire.Label{Name: "le", Value: "+Inf"}, m.HistogramCount())
+			add(bucket, wire.Label{Name: "le", Value: "+Inf"}, m.HistogramCount())
 		}
-		add("_sum", wire.Label{}, m.Sum)
-		add("_count", wire.Label{}, m.HistogramCount())
+		add(c.suffixed(wr, f.Name, "_sum"), wire.Label{}, m.Sum)
+		add(c.suffixed(wr, f.Name, "_count"), wire.Label{}, m.HistogramCount())
 	}
 	return err
+}
+
+// suffixed returns name+suffix, interned in wr.
+func (c *Converter) suffixed(wr *wire.WriteRequest, name, suffix string) string {
+	c.num = append(append(c.num[:0], name...), suffix...)
+	return wr.Intern(c.num)
+}
+
+// bound returns the formatted le or quantile value f, the i-th of its
+// metric, reusing the string of the family's previous metric when its i-th
+// value was the same (the usual case: a family's metrics share buckets).
+func (c *Converter) bound(wr *wire.WriteRequest, i int, f float64) string {
+	bits := math.Float64bits(f)
+	if i < len(c.boundBits) && c.boundBits[i] == bits {
+		return c.boundStrs[i]
+	}
+	s := c.formatFloat(wr, f)
+	if i < len(c.boundBits) {
+		c.boundBits[i], c.boundStrs[i] = bits, s
+	} else if i == len(c.boundBits) {
+		c.boundBits, c.boundStrs = append(c.boundBits, bits), append(c.boundStrs, s)
+	}
+	return s
 }
 
 // FailureSeries appends the push_failure_time_seconds{<grouping key>} gauge
@@ -157,7 +345,7 @@ func (c *Converter) metric(wr *wire.WriteRequest, f *wire.Family, m *wire.Metric
 func (c *Converter) FailureSeries(wr *wire.WriteRequest, key GroupingKey, now time.Time) {
 	c.baseLabels(nil, key)
 	c.budget = -1
-	_ = c.add(wr, PushFailureTimeMetric, "", wire.Label{}, float64(now.UnixNano())/1e9, now.UnixMilli())
+	_ = c.add(wr, PushFailureTimeMetric, PushFailureTimeMetric, wire.Label{}, float64(now.UnixNano())/1e9, now.UnixMilli())
 	wr.Metadata = append(wr.Metadata, wire.Metadata{Type: wire.MetadataGauge, FamilyName: PushFailureTimeMetric, Help: "Last Unix time when changing this group in the Pushgateway failed."})
 }
 
@@ -181,21 +369,16 @@ func (c *Converter) baseLabels(ls []wire.Label, key GroupingKey) {
 	c.base = wire.MergeLabels(c.base[:0], c.sorted, key)
 }
 
-// add appends one series: c.base with __name__=name+suffix and the extra
-// label (when its name is set) applied as overrides, so that a body or key
-// label named like le or quantile is replaced. It returns a
+// add appends one series of family family: c.base with __name__=name and
+// the extra label (when its name is set) applied as overrides, so that a
+// body or key label named like le or quantile is replaced. It returns a
 // *wire.LimitError when the series would exceed the sample limit.
-func (c *Converter) add(wr *wire.WriteRequest, name, suffix string, extra wire.Label, v float64, ts int64) error {
+func (c *Converter) add(wr *wire.WriteRequest, family, name string, extra wire.Label, v float64, ts int64) error {
 	if c.budget == 0 {
 		return &wire.LimitError{Kind: wire.LimitSamples, Limit: c.limit}
 	}
 	c.budget--
-	fullName := name
-	if suffix != "" {
-		c.num = append(append(c.num[:0], name...), suffix...)
-		fullName = wr.Intern(c.num)
-	}
-	overrides := [2]wire.Label{{Name: wire.MetricNameLabel, Value: fullName}, extra}
+	overrides := [2]wire.Label{{Name: wire.MetricNameLabel, Value: name}, extra}
 	n := 1
 	if extra.Name != "" {
 		n = 2
@@ -207,7 +390,7 @@ func (c *Converter) add(wr *wire.WriteRequest, name, suffix string, extra wire.L
 	start := len(store)
 	store = wire.MergeLabels(store, c.base, overrides[:n])
 	wr.AppendSample(wr.CommitLabels(store, start), wire.Sample{Value: v, Timestamp: ts})
-	c.SeriesFamily = append(c.SeriesFamily, name)
+	c.SeriesFamily = append(c.SeriesFamily, family)
 	return nil
 }
 
@@ -232,7 +415,9 @@ func (c *Converter) formatFloat(wr *wire.WriteRequest, f float64) string {
 	return wr.Intern(c.num)
 }
 
+// checkDuplicates finds two series with the same label set, by hash.
 func (c *Converter) checkDuplicates(series []wire.Series) error {
+	clear(c.seen)
 	for i := range series {
 		c.key = wire.AppendLabelsKey(c.key[:0], series[i].Labels)
 		sum := maphash.Bytes(c.seed, c.key)

@@ -60,6 +60,15 @@ type Options struct {
 	// request (groups are never split, so a batch ends at the first group
 	// that reaches it).
 	BatchSeries int
+	// PushTimeWithData, optional, sends a push's push_time_seconds in the
+	// same request as its data series, which the upstream then stores
+	// together or not at all (Prometheus commits a remote write whole),
+	// saving one upstream request per push. A request the upstream
+	// rejects (400: a concurrent push's newer push time makes the gauge
+	// out of order) is resent split, the data first, as without it. An
+	// upstream that stores part of a request it rejects (some Cortex-like
+	// stores do) may then keep a push time of a push whose data it refused.
+	PushTimeWithData bool
 	// Now is the clock of push times, TTLs and re-emitted samples.
 	Now func() time.Time
 	// Logger takes what a push or the job does not answer: a push time
@@ -138,8 +147,10 @@ type Push struct {
 // Push stores p as the Pushgateway does and writes its samples upstream,
 // with a staleness marker for every series it removed from the group. The
 // markers stay in the group until the upstream took them, so a failed write
-// loses none of them. Without a store, the data series are written, then
-// push_time_seconds in a request of its own (see writeData).
+// loses none of them. Without a store, the data series are written as
+// they are. Either way push_time_seconds follows the data in a request of
+// its own, or goes in the same request with Options.PushTimeWithData (see
+// writeData).
 //
 // Errors: *QuotaError, *StoreError, or the Writer's error for the data
 // series. Nothing is acknowledged the upstream did not take.
@@ -221,16 +232,23 @@ func (s *State) rollback(ctx context.Context, id string, prev, mine *groupstore.
 	}
 }
 
-// writeData writes wr's data series, then its last series,
-// push_time_seconds, in a request of its own. Concurrent pushes to one
-// group write that gauge at nearly the same millisecond, and Prometheus
-// rejects, and rolls back, a whole request with an out-of-order or
-// duplicate sample: alone, a rejected gauge only means a newer push time is
-// already stored, so that rejection is logged, not answered; any other
-// failure of it is answered, so that the sender retries. Both writes share
-// ctx's deadline.
+// writeData writes wr, whose last series is push_time_seconds: its data
+// series, then push_time_seconds in a request of its own. Concurrent pushes
+// to one group write that gauge at nearly the same millisecond, and
+// Prometheus rejects (400), and rolls back, a whole request with an
+// out-of-order or duplicate sample: alone, a rejected gauge only means a
+// newer push time is already stored, so that rejection is logged, not
+// answered; any other failure of it is answered, so that the sender
+// retries. With Options.PushTimeWithData the whole of wr goes in one
+// request first, and only a rejected one (400) is split as above. All
+// writes share ctx's deadline.
 func (s *State) writeData(ctx context.Context, tenant string, wr *wire.WriteRequest) error {
 	n := len(wr.Series)
+	if n > 1 && s.o.PushTimeWithData {
+		if err := s.o.Write(ctx, tenant, wr); err == nil || !rejected(err) {
+			return err
+		}
+	}
 	last := wr.Series[n-1]
 	meta := wr.Metadata
 	wr.Series = wr.Series[:n-1]

@@ -529,6 +529,64 @@ func TestStatelessPushWritesPushTimeAlone(t *testing.T) {
 	}
 }
 
+// TestPushTimeWithData: with PushTimeWithData a push is one request; a
+// rejected one is split as without it.
+func TestPushTimeWithData(t *testing.T) {
+	s, k, c := newState(t, nil, Options{PushTimeWithData: true})
+	ctx := context.Background()
+	if err := s.Push(ctx, pushOf(t, "a 1\n", key("job", "j"), Owner{}, true, c.t)); err != nil {
+		t.Fatal(err)
+	}
+	k.mu.Lock()
+	reqs := k.reqs[""]
+	k.mu.Unlock()
+	if len(reqs) != 1 || len(reqs[0]) != 2 || !strings.Contains(reqs[0][1], "push_time_seconds") {
+		t.Fatalf("requests = %v, want the data and push_time_seconds in one", reqs)
+	}
+	// An upstream that refuses the push time (out of order: a concurrent
+	// push's is newer) refuses the request holding it; the data go alone,
+	// then the push time alone, and its refusal is not the push's failure.
+	k.reset()
+	k.fail = pushTimeFails(&upstream.Error{Status: http.StatusBadRequest, Msg: "out of order"})
+	if err := s.Push(ctx, pushOf(t, "a 1\n", key("job", "j"), Owner{}, true, c.t)); err != nil {
+		t.Fatal(err)
+	}
+	k.mu.Lock()
+	reqs = k.reqs[""]
+	k.mu.Unlock()
+	if len(reqs) != 1 || len(reqs[0]) != 1 || strings.Contains(reqs[0][0], "push_time_seconds") {
+		t.Fatalf("requests taken = %v, want the data alone", reqs)
+	}
+	// A push of nothing but its push time: the refusal is logged too.
+	k.reset()
+	if err := s.Push(ctx, pushOf(t, "", key("job", "j"), Owner{}, true, c.t)); err != nil {
+		t.Fatal(err)
+	}
+	// Data the upstream refuses: the push fails, and no push time is sent
+	// after them.
+	k.reset()
+	var seen [][]string
+	k.fail = func(_ string, wr *wire.WriteRequest) error {
+		var r []string
+		for _, s := range wr.Series {
+			r = append(r, labelsString(s.Labels))
+		}
+		seen = append(seen, r)
+		return &upstream.Error{Status: http.StatusBadRequest, Msg: "out of bounds"}
+	}
+	if err := s.Push(ctx, pushOf(t, "a 1\nb 2\n", key("job", "j"), Owner{}, true, c.t)); err == nil {
+		t.Fatal("a push whose data the upstream refused succeeded")
+	}
+	if len(seen) != 2 || len(seen[0]) != 3 || len(seen[1]) != 2 || strings.Contains(strings.Join(seen[1], " "), "push_time_seconds") {
+		t.Fatalf("requests tried = %v, want the whole push, then its data alone", seen)
+	}
+	// Down: the sender must retry.
+	k.fail = pushTimeFails(&upstream.Error{Status: http.StatusBadGateway, Msg: "down"})
+	if err := s.Push(ctx, pushOf(t, "a 1\n", key("job", "j"), Owner{}, true, c.t)); err == nil {
+		t.Fatal("a push whose push time could not be written succeeded")
+	}
+}
+
 func TestStoreErrorsAreTransient(t *testing.T) {
 	s, _, c := newState(t, failingStore{}, Options{})
 	err := s.Push(context.Background(), pushOf(t, "a 1\n", key("job", "j"), Owner{}, true, c.t))
@@ -590,24 +648,28 @@ func TestRefusedPushLeavesTheGroup(t *testing.T) {
 	lacks(t, got, `{__name__="b"`, `{__name__="a", job="j"}=2`)
 
 	// push_time_seconds refused as out of order: the push stands.
-	k.fail = func(_ string, wr *wire.WriteRequest) error {
-		if strings.Contains(labelsString(wr.Series[0].Labels), "push_time_seconds") {
-			return &upstream.Error{Status: http.StatusBadRequest, Msg: "out of order sample"}
-		}
-		return nil
-	}
+	k.fail = pushTimeFails(&upstream.Error{Status: http.StatusBadRequest, Msg: "out of order sample"})
 	if err := s.Push(ctx, pushOf(t, "a 3\n", k1, Owner{}, true, c.t)); err != nil {
 		t.Fatalf("push with an out-of-order push time: %v", err)
 	}
 	// ... but down: the sender must retry.
-	k.fail = func(_ string, wr *wire.WriteRequest) error {
-		if strings.Contains(labelsString(wr.Series[0].Labels), "push_time_seconds") {
-			return &upstream.Error{Status: http.StatusBadGateway, Msg: "down"}
-		}
-		return nil
-	}
+	k.fail = pushTimeFails(&upstream.Error{Status: http.StatusBadGateway, Msg: "down"})
 	if err := s.Push(ctx, pushOf(t, "a 4\n", k1, Owner{}, true, c.t)); err == nil {
 		t.Fatal("a push whose push time could not be written succeeded")
+	}
+}
+
+// pushTimeFails is a sink failure that refuses, with err, every request
+// holding push_time_seconds, as an upstream that already has a newer push
+// time (or is down for it) would.
+func pushTimeFails(err error) func(string, *wire.WriteRequest) error {
+	return func(_ string, wr *wire.WriteRequest) error {
+		for _, s := range wr.Series {
+			if strings.Contains(labelsString(s.Labels), "push_time_seconds") {
+				return err
+			}
+		}
+		return nil
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -30,7 +29,7 @@ func (e *ParseError) Error() string {
 // (with the metric name, and le or quantile) toward lim.MaxLabels.
 func (e *Exposition) ParseText(b []byte, lim Limits) error {
 	e.Reset()
-	p := textParser{e: e, b: b, lim: lim, bud: newBudget(lim)}
+	p := textParser{e: e, b: b, lim: lim, bud: newBudget(lim), lastMetric: -1}
 	if err := p.run(); err != nil {
 		return err
 	}
@@ -48,6 +47,14 @@ type textParser struct {
 
 	fam            int32
 	isCount, isSum bool
+
+	// The last sample line's metric name and what family made of it,
+	// valid while lastOK: sample lines of one family come in runs.
+	lastName           string
+	lastFam            int32
+	lastCount, lastSum bool
+	lastOK             bool
+	lastMetric         int32 // the summary or histogram metric the last line went to; -1 for none
 }
 
 // textPoint is a quantile or bucket line of the text format, linked into
@@ -138,7 +145,8 @@ func (p *textParser) metricName() (string, error) {
 }
 
 func (p *textParser) comment() error {
-	p.i++ // '#'
+	p.i++            // '#'
+	p.lastOK = false // a TYPE line changes what a name resolves to
 	p.skipBlanks()
 	if p.eol() {
 		p.nextLine()
@@ -347,8 +355,10 @@ func parseFloat(b string) (float64, error) {
 		}
 	}
 slow:
-	if strings.ContainsAny(b, "pP_") {
-		return 0, fmt.Errorf("unsupported character in float")
+	for i := 0; i < len(b); i++ {
+		if c := b[i]; c == 'p' || c == 'P' || c == '_' {
+			return 0, fmt.Errorf("unsupported character in float")
+		}
 	}
 	return strconv.ParseFloat(b, 64)
 }
@@ -366,8 +376,13 @@ func (p *textParser) sample() error {
 	if name == "" {
 		return p.errorf("invalid metric name")
 	}
-	if err := p.family(name); err != nil {
-		return err
+	if p.lastOK && name == p.lastName {
+		p.fam, p.isCount, p.isSum = p.lastFam, p.lastCount, p.lastSum
+	} else {
+		if err := p.family(name); err != nil {
+			return err
+		}
+		p.lastName, p.lastFam, p.lastCount, p.lastSum, p.lastOK = name, p.fam, p.isCount, p.isSum, true
 	}
 	fam := p.fam
 	if f := &e.Families[fam]; !f.HasType {
@@ -510,16 +525,26 @@ func (p *textParser) attach(labelsStart int, bound, v float64) (*Metric, error) 
 		m.Value, m.HasValue = v, true
 		return m, nil
 	}
-	idx, sig := e.findGroup(fam, labels)
-	if idx < 0 {
-		idx = e.newMetric(fam)
-		e.Metrics[idx].Labels = labels
-		e.groups[sig] = idx
-		e.Families[fam].Metrics++
-	} else {
+	idx, created := p.lastMetric, false
+	if idx < 0 || e.Metrics[idx].Family != fam || !sameLabelSet(e.Metrics[idx].Labels, labels) {
+		// Not the metric of the line before (which is the one metric of
+		// this family with this label set when it matches).
+		var sig uint64
+		idx, sig = e.findGroup(fam, labels)
+		if idx < 0 {
+			idx = e.newMetric(fam)
+			e.Metrics[idx].Labels = labels
+			e.groups[sig] = idx
+			e.Families[fam].Metrics++
+			created = true
+		}
+	}
+	if !created {
+		// An existing metric: its line's labels are not needed.
 		clear(e.labels[labelsStart:])
 		e.labels = e.labels[:labelsStart]
 	}
+	p.lastMetric = idx
 	m := &e.Metrics[idx]
 	m.HasValue = true
 	switch {
