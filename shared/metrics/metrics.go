@@ -32,7 +32,7 @@ const (
 	KindExemplar  = "exemplar"
 )
 
-// Kinds lists the kind label values, in the order the registry
+// kinds lists the kind label values, in the order the registry
 // pre-initialises them.
 var kinds = [...]string{KindSample, KindHistogram, KindExemplar}
 
