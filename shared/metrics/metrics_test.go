@@ -466,7 +466,7 @@ func TestAppendSelfOverridesAndDropsEmpty(t *testing.T) {
 
 func TestOpenMetricsFloat(t *testing.T) {
 	for _, f := range []float64{0, 1, -1, 0.001, 0.25, 2.5, 10, 60, 1e6, 1e21, 1.5e-7, math.Inf(1), math.Inf(-1), math.NaN(), 123456789} {
-		if got, want := string(appendOpenMetricsFloat(nil, f)), labels.FormatOpenMetricsFloat(f); got != want {
+		if got, want := string(wire.AppendOpenMetricsFloat(nil, f)), labels.FormatOpenMetricsFloat(f); got != want {
 			t.Errorf("%v: %q, Prometheus %q", f, got, want)
 		}
 	}

@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -86,7 +85,7 @@ func (a *appender) family(f *dto.MetricFamily) error {
 		case dto.MetricType_SUMMARY:
 			s := mt.GetSummary()
 			for _, q := range s.GetQuantile() {
-				a.buf = appendOpenMetricsFloat(a.buf[:0], q.GetQuantile())
+				a.buf = wire.AppendOpenMetricsFloat(a.buf[:0], q.GetQuantile())
 				a.series(name, mt.GetLabel(), "quantile", a.wr.Intern(a.buf), q.GetValue(), ts)
 			}
 			a.series(name+"_sum", mt.GetLabel(), "", "", s.GetSampleSum(), ts)
@@ -107,7 +106,7 @@ func (a *appender) family(f *dto.MetricFamily) error {
 					c = b.GetCumulativeCountFloat()
 				}
 				inf = math.IsInf(b.GetUpperBound(), +1)
-				a.buf = appendOpenMetricsFloat(a.buf[:0], b.GetUpperBound())
+				a.buf = wire.AppendOpenMetricsFloat(a.buf[:0], b.GetUpperBound())
 				a.series(name+"_bucket", mt.GetLabel(), "le", a.wr.Intern(a.buf), c, ts)
 			}
 			if !inf {
@@ -141,27 +140,6 @@ func (a *appender) series(name string, ls []*dto.LabelPair, extra, extraValue st
 	}
 	wire.SortLabels(store[start:])
 	a.wr.AppendSample(a.wr.CommitLabels(store, start), wire.Sample{Value: v, Timestamp: ts})
-}
-
-// appendOpenMetricsFloat appends f as Prometheus normalises le and
-// quantile label values (model/labels.AppendOpenMetricsFloat): NaN, +Inf,
-// -Inf, else the shortest 'g' form with ".0" added when it has neither a
-// "." nor an "e".
-func appendOpenMetricsFloat(dst []byte, f float64) []byte {
-	switch {
-	case math.IsNaN(f):
-		return append(dst, "NaN"...)
-	case math.IsInf(f, +1):
-		return append(dst, "+Inf"...)
-	case math.IsInf(f, -1):
-		return append(dst, "-Inf"...)
-	}
-	start := len(dst)
-	dst = strconv.AppendFloat(dst, f, 'g', -1, 64)
-	if !bytes.ContainsAny(dst[start:], "e.") {
-		dst = append(dst, '.', '0')
-	}
-	return dst
 }
 
 // SelfWriter writes the relay's own metrics upstream every Interval, from

@@ -393,7 +393,7 @@ func (wr *WriteRequest) convertSeries(sc *classicScratch, s *Series, p Profile, 
 			le = sc.union[b]
 		}
 		start := len(wr.arena)
-		wr.arena = appendOpenMetricsFloat(wr.arena, le)
+		wr.arena = AppendOpenMetricsFloat(wr.arena, le)
 		leStr := bytesToString(wr.arena[start:len(wr.arena):len(wr.arena)])
 		ls, err := wr.classicLabels(s.Labels, bucketName, leStr, lim)
 		if err != nil {
@@ -788,11 +788,12 @@ func exponentialBound(idx, schema int32) float64 {
 	return math.Ldexp(frac, exp)
 }
 
-// appendOpenMetricsFloat appends f as Prometheus' labels.AppendOpenMetricsFloat
-// formats a le value: "1.0", "0.0", "-1.0", "NaN", "+Inf", "-Inf", or the
+// AppendOpenMetricsFloat appends f as Prometheus' labels.FormatOpenMetricsFloat
+// formats a le or quantile value (Prometheus 3's normalisation of classic
+// histograms and summaries): "1.0", "0.0", "-1.0", "NaN", "+Inf", "-Inf", or the
 // shortest 'g' representation with ".0" added when it has neither a "." nor
 // an "e".
-func appendOpenMetricsFloat(dst []byte, f float64) []byte {
+func AppendOpenMetricsFloat(dst []byte, f float64) []byte {
 	switch {
 	case f == 1:
 		return append(dst, "1.0"...)

@@ -295,13 +295,8 @@ func (e *V2Encoder) exemplarSize(ex *v2Exemplar) int {
 	if refs := e.refs[ex.refsStart:ex.refsEnd]; len(refs) > 0 {
 		n += lenField(packedRefsSize(refs))
 	}
-	if math.Float64bits(ex.value) != 0 {
-		n += 9
-	}
-	if ex.ts != 0 {
-		n += 1 + varintSize(uint64(ex.ts))
-	}
-	return n
+	// value = 2 and timestamp = 3 take what a Sample's two fields take.
+	return n + sampleSize(Sample{Value: ex.value, Timestamp: ex.ts})
 }
 
 func metadataV2Size(sr *v2SeriesRefs) int {
