@@ -26,6 +26,7 @@ import (
 	"github.com/promrelay/promrelay/shared/config"
 	"github.com/promrelay/promrelay/shared/groupstore"
 	"github.com/promrelay/promrelay/shared/inbound"
+	"github.com/promrelay/promrelay/shared/metrics"
 	"github.com/promrelay/promrelay/shared/otlp"
 	"github.com/promrelay/promrelay/shared/platform"
 	"github.com/promrelay/promrelay/shared/pushstate"
@@ -48,6 +49,12 @@ type App struct {
 	// Adapter serves platform events (Function Compute, Lambda, the
 	// custom runtime) with Handler and Scheduled.
 	Adapter *platform.Adapter
+	// Metrics are the relay's own metrics, served at GET /metrics.
+	Metrics *metrics.Metrics
+	// Self writes Metrics upstream every PROMRELAY_SELF_METRICS_INTERVAL
+	// (WriteSelf); nil for the read-only entry points, which have no
+	// write upstream.
+	Self *metrics.SelfWriter
 
 	budget *relay.Budget
 	jobs   singleflight.Group
@@ -133,7 +140,10 @@ func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 		debug.SetMemoryLimit(int64(float64(cfg.MemoryLimit) * config.GoMemLimitShare))
 	}
 	a := &App{Config: cfg, Logger: logger, budget: relay.NewBudget(int64(float64(cfg.MemoryLimit)*config.BudgetShare), config.BudgetWait)}
-	authn, err := authenticator(cfg, tenants, logger)
+	m := metrics.New(a.budget.InUse, a.budget.Size)
+	m.Logger = logger
+	a.Metrics = m
+	authn, err := authenticator(cfg, tenants, logger, m)
 	if err != nil {
 		return nil, err
 	}
@@ -150,13 +160,15 @@ func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 		Budget:              a.budget,
 		Logger:              logger,
 		Now:                 time.Now,
+		Metrics:             m,
+		OpenMetrics:         cfg.MetricsAuth == config.MetricsAuthNone,
 	}
 	if authn != nil {
 		o.Inbound = authn
 	}
 	if env.Enforcer != nil && readConfigured(cfg, tenants) {
 		var def *query.Upstream
-		if o.Read, def, err = readOptions(kind, cfg, tenants, env.Enforcer); err != nil {
+		if o.Read, def, err = readOptions(kind, cfg, tenants, env.Enforcer, m); err != nil {
 			return nil, err
 		}
 		if cfg.MirrorAPIKey != "" {
@@ -172,7 +184,7 @@ func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 		a.Adapter = &platform.Adapter{Handler: a.Handler, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger}
 		return a, nil
 	}
-	ups, provider, err := upstreams(cfg, tenants)
+	ups, def, provider, err := upstreams(cfg, tenants, m)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +196,7 @@ func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 			// one of its own (the invocation's or the default chain's
 			// credentials, or PROMRELAY_ALIYUN_ROLE_ARN's).
 			if provider == nil {
-				if provider, err = aliyunProvider(cfg); err != nil {
+				if provider, err = aliyunProvider(cfg, m); err != nil {
 					return nil, fmt.Errorf("PROMRELAY_STATE_URL: %w", err)
 				}
 			}
@@ -193,6 +205,7 @@ func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 		if store, err = groupstore.Open(context.Background(), cfg.StateURL, so); err != nil {
 			return nil, fmt.Errorf("PROMRELAY_STATE_URL: %w", err)
 		}
+		store = m.InstrumentStore(store)
 	}
 	if a.State, err = pushstate.New(pushstate.Options{
 		Store:              store,
@@ -221,7 +234,15 @@ func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 		logger.Warn("the largest requests the limits allow do not fit this instance's memory budget and will get 413: lower PROMRELAY_MAX_SAMPLES_PER_REQUEST, PROMRELAY_MAX_PUSH_DECODED_BYTES or PROMRELAY_MAX_DECODED_BYTES, or raise PROMRELAY_MEMORY_LIMIT",
 			"budget_bytes", a.budget.Size(), "largest_push_bytes", push, "largest_remote_write_bytes", rw)
 	}
-	a.Adapter = &platform.Adapter{Handler: a.Handler, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger, Scheduled: a.Scheduled}
+	a.Self = &metrics.SelfWriter{
+		Metrics:  m,
+		Instance: metrics.InstanceName(env.Getenv),
+		Interval: cfg.SelfMetricsInterval(kind != Server),
+		Write:    selfWrite(def, cfg.ExternalLabels),
+		Logger:   logger,
+	}
+	a.Adapter = &platform.Adapter{Handler: a.Handler, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger, Scheduled: a.Scheduled,
+		SelfWrite: a.WriteSelf}
 	return a, nil
 }
 
@@ -242,6 +263,12 @@ func (a *App) Scheduled(ctx context.Context) error {
 		ctx := groupstore.WithReservation(ctx, mem)
 		start := time.Now()
 		res, err := a.State.Reemit(ctx)
+		if m := a.Metrics; m != nil {
+			m.ReemitRuns.Inc()
+			m.ReemitGroups.Add(float64(res.Groups))
+			m.ReemitSamples.Add(float64(res.Samples))
+			m.TTLDeletions.Add(float64(res.Expired))
+		}
 		attrs := []slog.Attr{slog.Int("groups", res.Groups), slog.Int("samples", res.Samples), slog.Int("expired", res.Expired),
 			slog.Int("skipped", res.Skipped), slog.Bool("complete", res.Complete),
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000)}
@@ -255,12 +282,54 @@ func (a *App) Scheduled(ctx context.Context) error {
 	return err
 }
 
+// WriteSelf writes the relay's own metrics upstream when
+// PROMRELAY_SELF_METRICS_INTERVAL has passed since the last write
+// (metrics.SelfWriter.MaybeWrite), within config.SelfWriteTimeout and
+// ctx's deadline, and never fails: a failure is logged and counted. The
+// platform adapter calls it beside every invocation, the server's ticker
+// on its own.
+func (a *App) WriteSelf(ctx context.Context) {
+	if a.Self == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, config.SelfWriteTimeout)
+	defer cancel()
+	a.Self.MaybeWrite(ctx)
+}
+
+// selfWrite returns the SelfWriter's Write: the default upstream, with the
+// external labels on every series but job and instance, which name the
+// relay itself.
+func selfWrite(up relay.Upstream, external []wire.Label) func(context.Context, *wire.WriteRequest) error {
+	var labels []wire.Label
+	for _, l := range external {
+		if l.Name != "job" && l.Name != "instance" {
+			labels = append(labels, l)
+		}
+	}
+	return func(ctx context.Context, wr *wire.WriteRequest) error {
+		if len(labels) > 0 {
+			wr.ApplyLabels(labels)
+		}
+		_, err := up.Write(ctx, wr)
+		return err
+	}
+}
+
+// onFetch is the credential fetch counter of mode, nil without metrics.
+func onFetch(m *metrics.Metrics, mode string) func(error) {
+	if m == nil {
+		return nil
+	}
+	return m.CredentialFetch(mode)
+}
+
 // upstreams builds the default upstream client and one per tenant that
 // names its own upstream.
-func upstreams(cfg config.Config, tenants *inbound.Tenants) (relay.Upstreams, *auth.AliyunProvider, error) {
-	def, provider, err := newUpstream(cfg)
+func upstreams(cfg config.Config, tenants *inbound.Tenants, m *metrics.Metrics) (relay.Upstreams, relay.Upstream, *auth.AliyunProvider, error) {
+	def, provider, err := newUpstream(cfg, m)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	byTenant := map[string]relay.Upstream{}
 	if tenants != nil {
@@ -270,10 +339,10 @@ func upstreams(cfg config.Config, tenants *inbound.Tenants) (relay.Upstreams, *a
 			}
 			tc := tenantConfig(cfg, t)
 			if err := tc.Validate(); err != nil {
-				return nil, nil, fmt.Errorf("tenant %q upstream: %w", t.Name, err)
+				return nil, nil, nil, fmt.Errorf("tenant %q upstream: %w", t.Name, err)
 			}
-			if byTenant[t.Name], _, err = newUpstream(tc); err != nil {
-				return nil, nil, fmt.Errorf("tenant %q upstream: %w", t.Name, err)
+			if byTenant[t.Name], _, err = newUpstream(tc, m); err != nil {
+				return nil, nil, nil, fmt.Errorf("tenant %q upstream: %w", t.Name, err)
 			}
 		}
 	}
@@ -282,7 +351,7 @@ func upstreams(cfg config.Config, tenants *inbound.Tenants) (relay.Upstreams, *a
 			return up
 		}
 		return def
-	}, provider, nil
+	}, def, provider, nil
 }
 
 // tenantConfig is cfg with a tenant's own upstream settings (its
@@ -326,7 +395,7 @@ func readConfigured(cfg config.Config, tenants *inbound.Tenants) bool {
 // tenant with its own query_url or remote_read_url (signed with the
 // tenant's upstream: settings when it has them; a URL it does not name is
 // the relay's), and the platform's response limit.
-func readOptions(kind Kind, cfg config.Config, tenants *inbound.Tenants, enforcer relay.Enforcer) (*relay.ReadOptions, *query.Upstream, error) {
+func readOptions(kind Kind, cfg config.Config, tenants *inbound.Tenants, enforcer relay.Enforcer, m *metrics.Metrics) (*relay.ReadOptions, *query.Upstream, error) {
 	ro := &relay.ReadOptions{Enforcer: enforcer, CopyBufferBytes: config.QueryCopyBufferBytes, MaxQueries: config.MaxReadQueries,
 		Version: config.PrometheusAPIVersion, Revision: "promrelay-" + Version}
 	// The body's share of the platform's limit: the rest is the
@@ -337,7 +406,7 @@ func readOptions(kind Kind, cfg config.Config, tenants *inbound.Tenants, enforce
 	case kind == FunctionCompute && !cfg.FCCustomRuntime:
 		ro.ResponseLimit, ro.Platform = config.FCResponseBytes-config.ResponseEnvelopeBytes, "Function Compute"
 	}
-	def, err := readUpstream(cfg, cfg.QueryURL, cfg.RemoteReadURL)
+	def, err := readUpstream(cfg, cfg.QueryURL, cfg.RemoteReadURL, m)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -365,7 +434,7 @@ func readOptions(kind Kind, cfg config.Config, tenants *inbound.Tenants, enforce
 			if err := tc.ValidateRead(); err != nil {
 				return nil, nil, fmt.Errorf("tenant %q: %w", t.Name, err)
 			}
-			up, err := readUpstream(tc, tc.QueryURL, tc.RemoteReadURL)
+			up, err := readUpstream(tc, tc.QueryURL, tc.RemoteReadURL, m)
 			if err != nil {
 				return nil, nil, fmt.Errorf("tenant %q: %w", t.Name, err)
 			}
@@ -384,7 +453,7 @@ func readOptions(kind Kind, cfg config.Config, tenants *inbound.Tenants, enforce
 
 // readUpstream is the read upstream of queryURL and remoteReadURL, signed
 // as cfg's PROMRELAY_QUERY_AUTH says; nil when both are empty.
-func readUpstream(cfg config.Config, queryURL, remoteReadURL string) (*query.Upstream, error) {
+func readUpstream(cfg config.Config, queryURL, remoteReadURL string, m *metrics.Metrics) (*query.Upstream, error) {
 	if queryURL == "" && remoteReadURL == "" {
 		return nil, nil
 	}
@@ -392,7 +461,7 @@ func readUpstream(cfg config.Config, queryURL, remoteReadURL string) (*query.Ups
 	if signURL == "" {
 		signURL = remoteReadURL
 	}
-	signer, _, err := NewSigner(context.Background(), cfg.ReadConfig(signURL))
+	signer, _, err := NewSigner(context.Background(), cfg.ReadConfig(signURL), m)
 	if err != nil {
 		return nil, fmt.Errorf("PROMRELAY_QUERY_AUTH: %w", err)
 	}
@@ -402,8 +471,9 @@ func readUpstream(cfg config.Config, queryURL, remoteReadURL string) (*query.Ups
 
 // NewSigner returns the upstream signer for cfg's PROMRELAY_UPSTREAM_AUTH
 // mode, and for aliyun its credential provider (which the OSS group store
-// shares).
-func NewSigner(ctx context.Context, cfg config.Config) (auth.Signer, *auth.AliyunProvider, error) {
+// shares). Its credential fetches are counted in m
+// (promrelay_credential_fetches_total) unless m is nil.
+func NewSigner(ctx context.Context, cfg config.Config, m *metrics.Metrics) (auth.Signer, *auth.AliyunProvider, error) {
 	switch mode := cfg.AuthMode(); mode {
 	case config.AuthNone:
 		// Nothing, even when static credentials are set for another use
@@ -414,7 +484,7 @@ func NewSigner(ctx context.Context, cfg config.Config) (auth.Signer, *auth.Aliyu
 	case config.AuthBearer:
 		return &auth.Static{BearerToken: cfg.UpstreamBearerToken}, nil, nil
 	case config.AuthAliyun:
-		p, err := aliyunProvider(cfg)
+		p, err := aliyunProvider(cfg, m)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -431,6 +501,7 @@ func NewSigner(ctx context.Context, cfg config.Config) (auth.Signer, *auth.Aliyu
 			STSEndpoint:      cfg.SigV4STSEndpoint,
 			Window:           cfg.RefreshWindow,
 			MinForcedRefresh: cfg.MinForcedRefresh,
+			OnFetch:          onFetch(m, config.AuthSigV4),
 		})
 		return s, nil, err
 	default:
@@ -441,8 +512,9 @@ func NewSigner(ctx context.Context, cfg config.Config) (auth.Signer, *auth.Aliyu
 // aliyunProvider is the Alibaba Cloud credential provider of cfg: its role
 // (PROMRELAY_ALIYUN_ROLE_ARN, or a tenant's aliyun_role_arn) assumed on
 // top of the invocation's or the default chain's credentials.
-func aliyunProvider(cfg config.Config) (*auth.AliyunProvider, error) {
+func aliyunProvider(cfg config.Config, m *metrics.Metrics) (*auth.AliyunProvider, error) {
 	return auth.NewAliyunProvider(auth.AliyunProviderOptions{
+		OnFetch:     onFetch(m, config.AuthAliyun),
 		RoleARN:     cfg.AliyunRoleARN,
 		ExternalID:  cfg.AliyunExternalID,
 		SessionName: cfg.AliyunSessionName,
@@ -453,13 +525,13 @@ func aliyunProvider(cfg config.Config) (*auth.AliyunProvider, error) {
 }
 
 // newUpstream builds the upstream client and its signer for cfg.
-func newUpstream(cfg config.Config) (*upstream.Client, *auth.AliyunProvider, error) {
-	signer, provider, err := NewSigner(context.Background(), cfg)
+func newUpstream(cfg config.Config, m *metrics.Metrics) (*upstream.Client, *auth.AliyunProvider, error) {
+	signer, provider, err := NewSigner(context.Background(), cfg, m)
 	if err != nil {
 		return nil, nil, err
 	}
 	profile, maxBytes := UpstreamProfile(cfg)
-	c, err := upstream.New(upstream.Config{
+	uc := upstream.Config{
 		URL:             cfg.UpstreamURL,
 		Timeout:         cfg.UpstreamTimeout,
 		MaxRequestBytes: maxBytes,
@@ -469,7 +541,11 @@ func newUpstream(cfg config.Config) (*upstream.Client, *auth.AliyunProvider, err
 		Signer:          signer,
 		Profile:         profile,
 		V2:              cfg.UpstreamProtocol == config.ProtocolV2,
-	})
+	}
+	if m != nil {
+		uc.Observer = m
+	}
+	c, err := upstream.New(uc)
 	return c, provider, err
 }
 
@@ -492,12 +568,12 @@ func UpstreamProfile(cfg config.Config) (wire.Profile, int) {
 
 // authenticator builds inbound authentication from cfg; nil when
 // PROMRELAY_INBOUND_AUTH is empty or only "none" without a tenants file.
-func authenticator(cfg config.Config, tenants *inbound.Tenants, logger *slog.Logger) (*inbound.Authenticator, error) {
+func authenticator(cfg config.Config, tenants *inbound.Tenants, logger *slog.Logger, m *metrics.Metrics) (*inbound.Authenticator, error) {
 	if len(cfg.InboundAuth) == 0 || (len(cfg.InboundAuth) == 1 && cfg.InboundAuth[0] == inbound.ModeNone && tenants == nil) {
 		return nil, nil
 	}
 	o := inbound.Options{Modes: cfg.InboundAuth, Tokens: cfg.InboundTokens, ReadTokens: cfg.InboundReadTokens, Tenants: tenants, Logger: logger,
-		MaxConcurrentBcrypt: cfg.BasicMaxConcurrent}
+		MaxConcurrentBcrypt: cfg.BasicMaxConcurrent, OnFailure: m.InboundAuthFailure}
 	if cfg.InboundTokensFile != "" {
 		more, err := inbound.LoadTokens(cfg.InboundTokensFile)
 		if err != nil {

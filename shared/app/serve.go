@@ -59,6 +59,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		// Stand in for a timer trigger.
 		go a.tick(ctx, cfg.ReemitInterval)
 	}
+	if d := cfg.SelfMetricsInterval(false); d > 0 && a.Self != nil && !cfg.FCCustomRuntime {
+		// PROMRELAY_SELF_METRICS_INTERVAL on the server: a ticker of its
+		// own (the custom runtime writes beside its invocations).
+		go a.selfTick(ctx, d)
+	}
 	select {
 	case err := <-errc:
 		return err
@@ -84,6 +89,22 @@ func (a *App) tick(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 			rctx, cancel := context.WithTimeout(ctx, interval)
 			_ = a.Scheduled(rctx)
+			cancel()
+		}
+	}
+}
+
+// selfTick writes the relay's own metrics every interval until ctx ends.
+func (a *App) selfTick(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			wctx, cancel := context.WithTimeout(ctx, config.SelfWriteTimeout)
+			a.Self.WriteNow(wctx)
 			cancel()
 		}
 	}

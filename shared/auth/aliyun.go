@@ -44,6 +44,9 @@ type AliyunProviderOptions struct {
 	Window time.Duration
 	// Now replaces time.Now (tests).
 	Now func() time.Time
+	// OnFetch, when set, is told of every fetch of cached credentials
+	// (Cache.OnFetch); per-invocation credentials are not fetched.
+	OnFetch func(err error)
 }
 
 // AliyunProvider resolves Alibaba Cloud credentials for a request, from
@@ -88,7 +91,7 @@ func NewAliyunProvider(o AliyunProviderOptions) (*AliyunProvider, error) {
 		o.Now = time.Now
 	}
 	p := &AliyunProvider{o: o}
-	p.cache = &Cache{Fetch: p.fetch, Window: o.Window, Now: o.Now}
+	p.cache = &Cache{Fetch: p.fetch, Window: o.Window, Now: o.Now, OnFetch: o.OnFetch}
 	return p, nil
 }
 

@@ -41,6 +41,10 @@ type Cache struct {
 	Window  time.Duration    // refresh this long before expiry; 0 refreshes at expiry
 	Timeout time.Duration    // bound on one fetch; 0 leaves it to the FetchFunc's own bounds
 	Now     func() time.Time // nil means time.Now
+	// OnFetch, when set, is told of every completed fetch and its error
+	// (nil for success), for the relay's metrics; it runs on the
+	// refresh's goroutine and must be cheap.
+	OnFetch func(err error)
 
 	mu        sync.Mutex
 	cur       Credentials
@@ -123,6 +127,9 @@ func (c *Cache) startRefresh(ctx context.Context) chan struct{} {
 		}
 		c.inflight = nil
 		c.mu.Unlock()
+		if c.OnFetch != nil {
+			c.OnFetch(err)
+		}
 		close(ch)
 	}()
 	return ch

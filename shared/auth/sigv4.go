@@ -62,6 +62,28 @@ type SigV4Options struct {
 	MinForcedRefresh time.Duration
 	// ConfigOptions are passed to config.LoadDefaultConfig (tests).
 	ConfigOptions []func(*config.LoadOptions) error
+	// OnFetch, when set, is told of every fetch of credentials the
+	// signer's cache makes (a Retrieve of the chain or of the assumed
+	// role) and its error, for the relay's metrics.
+	OnFetch func(err error)
+}
+
+// observedProvider tells OnFetch of each Retrieve of a provider.
+type observedProvider struct {
+	p       aws.CredentialsProvider
+	onFetch func(error)
+}
+
+func (o observedProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	if cc, ok := o.p.(*aws.CredentialsCache); ok {
+		// The chain's own cache, below the signer's: the signer asks
+		// only when it needs new credentials (expiry, or a forced
+		// refresh), so this one must not answer from its cache.
+		cc.Invalidate()
+	}
+	c, err := o.p.Retrieve(ctx)
+	o.onFetch(err)
+	return c, err
 }
 
 // SigV4 signs requests for AMP with AWS Signature Version 4 (service "aps"),
@@ -132,11 +154,19 @@ func NewSigV4(ctx context.Context, upstreamURL string, o SigV4Options) (*SigV4, 
 	if cfg.Region == "" {
 		return nil, errors.New("no AWS region: set PROMRELAY_SIGV4_REGION or use an aps-workspaces.<region>.amazonaws.com URL")
 	}
+	observe := func(p aws.CredentialsProvider) aws.CredentialsProvider {
+		if o.OnFetch == nil {
+			return p
+		}
+		return observedProvider{p: p, onFetch: o.OnFetch}
+	}
 	var cache *aws.CredentialsCache
-	if cc, ok := cfg.Credentials.(*aws.CredentialsCache); ok {
+	if cc, ok := cfg.Credentials.(*aws.CredentialsCache); ok && o.OnFetch == nil {
 		cache = cc
 	} else if cfg.Credentials != nil {
-		cache = aws.NewCredentialsCache(cfg.Credentials, func(co *aws.CredentialsCacheOptions) { co.ExpiryWindow = o.Window })
+		// Observed, the chain's own cache sits below this one, and
+		// observedProvider makes each Retrieve that reaches it a fetch.
+		cache = aws.NewCredentialsCache(observe(cfg.Credentials), func(co *aws.CredentialsCacheOptions) { co.ExpiryWindow = o.Window })
 	}
 	if o.RoleARN != "" {
 		client := sts.NewFromConfig(cfg, func(so *sts.Options) {
@@ -153,7 +183,7 @@ func NewSigV4(ctx context.Context, upstreamURL string, o SigV4Options) (*SigV4, 
 				ao.Duration = o.Duration
 			}
 		})
-		cache = aws.NewCredentialsCache(provider, func(co *aws.CredentialsCacheOptions) { co.ExpiryWindow = o.Window })
+		cache = aws.NewCredentialsCache(observe(provider), func(co *aws.CredentialsCacheOptions) { co.ExpiryWindow = o.Window })
 	}
 	if cache == nil {
 		return nil, errors.New("no AWS credential provider")

@@ -67,6 +67,14 @@ type Config struct {
 	MirrorAllowedURLs     []string
 	MirrorAllowedRoleARNs []string
 
+	// MetricsAuth is who may GET /metrics: MetricsAuthRead (the read
+	// scope) or MetricsAuthNone (anyone, like the health endpoints).
+	MetricsAuth string
+	// SelfMetricsEvery is PROMRELAY_SELF_METRICS_INTERVAL, how often the
+	// relay writes its own metrics upstream; nil means the platform's
+	// default (SelfMetricsInterval), 0 never.
+	SelfMetricsEvery *time.Duration
+
 	RequestTimeout time.Duration // one relayed request, retries included
 	ExternalLabels []wire.Label  // sorted by name
 	PathPrefix     string        // e.g. "/prod" for a gateway stage
@@ -291,6 +299,20 @@ var Settings = []Setting{
 		}},
 	{Env: "PROMRELAY_OTLP_DELTA", Flag: "otlp.delta", Default: OTLPDeltaReject, Usage: "OTLP sums and histograms of delta temporality: reject (400 naming the metric; the request's other metrics are relayed) or ingest (stored as the raw deltas, as Prometheus' otlp-native-delta-ingestion does)",
 		set: oneOf(func(c *Config) *string { return &c.OTLPDelta }, OTLPDeltaReject, OTLPDeltaIngest)},
+	{Env: "PROMRELAY_METRICS_AUTH", Flag: "metrics.auth", Default: MetricsAuthRead, Usage: "who may GET /metrics, the relay's own metrics: read (callers with the read scope, or anyone without PROMRELAY_INBOUND_AUTH) or none (anyone, like /-/healthy)",
+		set: oneOf(func(c *Config) *string { return &c.MetricsAuth }, MetricsAuthRead, MetricsAuthNone)},
+	{Env: "PROMRELAY_SELF_METRICS_INTERVAL", Flag: "metrics.self-interval", Usage: "how often the relay writes its own metrics upstream (job=\"promrelay\", instance = the function instance), e.g. 60s; 0 never; default 60s on Function Compute and Lambda, never on the server",
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return err
+			}
+			if d < 0 {
+				return errors.New("must not be negative")
+			}
+			c.SelfMetricsEvery = &d
+			return nil
+		}},
 	{Env: "PROMRELAY_REQUEST_TIMEOUT", Flag: "request.timeout", Default: "30s", Usage: "time limit of one relayed request, retries included (a platform's invocation deadline, when earlier, wins)",
 		set: duration(func(c *Config) *time.Duration { return &c.RequestTimeout })},
 	{Env: "PROMRELAY_EXTERNAL_LABELS", Flag: "external-labels", Usage: "labels added to every series, overriding labels of the same name: k=v,k2=v2",
@@ -560,6 +582,33 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	return c, nil
 }
+
+// Values of PROMRELAY_METRICS_AUTH.
+const (
+	MetricsAuthRead = "read"
+	MetricsAuthNone = "none"
+)
+
+// SelfMetricsInterval returns PROMRELAY_SELF_METRICS_INTERVAL, or its
+// default where it is unset: DefaultSelfMetricsInterval on a function
+// (onFunction), 0 (never) on the server, which is scraped instead.
+func (c Config) SelfMetricsInterval(onFunction bool) time.Duration {
+	switch {
+	case c.SelfMetricsEvery != nil:
+		return *c.SelfMetricsEvery
+	case onFunction:
+		return DefaultSelfMetricsInterval
+	}
+	return 0
+}
+
+// DefaultSelfMetricsInterval is PROMRELAY_SELF_METRICS_INTERVAL's default
+// on Function Compute and Lambda: one write of the relay's metrics per
+// instance per minute, about 190 series.
+const DefaultSelfMetricsInterval = time.Minute
+
+// SelfWriteTimeout bounds one write of the relay's own metrics upstream.
+const SelfWriteTimeout = 10 * time.Second
 
 // DefaultMemoryLimit is PROMRELAY_MEMORY_LIMIT's default in bytes where no
 // platform announces the function's memory size.

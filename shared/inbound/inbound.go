@@ -46,6 +46,9 @@ type Identity struct {
 	Tenant  *Tenant      // nil when the caller has no tenant
 	Labels  []wire.Label // the tenant's labels, sorted by name: set last on every series written, forced onto every selector read
 	Scopes  Scope        // what the caller may do
+	// Scheme is how the caller authenticated: bearer (a static token),
+	// jwt, basic, none, or "" without inbound authentication.
+	Scheme string
 }
 
 // Scope is a set of permissions: ScopeWrite, ScopeRead, or both.
@@ -139,6 +142,11 @@ type Options struct {
 	// waits for a slot until its context ends, then gets a *BusyError.
 	// Required (≥ 1) with ModeBasic.
 	MaxConcurrentBcrypt int
+	// OnFailure, when set, is told of every refused request: the
+	// scheme the caller used (bearer, jwt, basic, or "" for none) and
+	// the reason, one of missing, invalid, forbidden, busy (the log
+	// line's categories), for the relay's metrics. It must be cheap.
+	OnFailure func(scheme, reason string)
 }
 
 // Authenticator checks the credentials of inbound requests. It is safe for
@@ -149,6 +157,7 @@ type Authenticator struct {
 	tokens              map[[32]byte]tokenGrant // sha256(token) → what it grants
 	tenants             *Tenants
 	logger              *slog.Logger
+	onFailure           func(scheme, reason string)
 	failures            atomic.Int64
 	passwords           *passwords // nil unless ModeBasic
 }
@@ -159,7 +168,7 @@ type Authenticator struct {
 // users, keys, MaxConcurrentBcrypt), a user's hash is not a bcrypt hash,
 // or a token or user maps to an unknown tenant.
 func New(o Options) (*Authenticator, error) {
-	a := &Authenticator{tokens: map[[32]byte]tokenGrant{}, tenants: o.Tenants, logger: o.Logger}
+	a := &Authenticator{tokens: map[[32]byte]tokenGrant{}, tenants: o.Tenants, logger: o.Logger, onFailure: o.OnFailure}
 	if a.logger == nil {
 		a.logger = slog.Default()
 	}
@@ -285,20 +294,25 @@ func (a *Authenticator) Authenticate(r *http.Request) (Identity, error) {
 		} else {
 			n = a.failures.Add(1)
 		}
-		reason := "invalid credentials"
+		reason, category := "invalid credentials", "invalid"
 		switch {
 		case busy != nil:
-			reason = "busy"
+			reason, category = "busy", "busy"
 		case errors.Is(err, ErrForbidden):
-			reason = "forbidden"
+			reason, category = "forbidden", "forbidden"
 		case err == ErrMissing:
-			reason = "missing credentials"
+			reason, category = "missing credentials", "missing"
 		}
 		a.logger.LogAttrs(r.Context(), slog.LevelWarn, "authentication failed", slog.String("reason", reason),
 			slog.String("scheme", scheme), slog.String("remote", r.RemoteAddr), slog.String("path", r.URL.Path),
 			slog.String("detail", detail(err)), slog.Int64("failures_total", n))
+		if a.onFailure != nil {
+			a.onFailure(scheme, category)
+		}
+		return id, err
 	}
-	return id, err
+	id.Scheme = scheme
+	return id, nil
 }
 
 // detail keeps the wrapped reason of an error for the log (never a secret).

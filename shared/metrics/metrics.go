@@ -114,6 +114,12 @@ type Metrics struct {
 	// Rejected counts series values that did not reach the upstream:
 	// promrelay_rejected_total{kind, reason} (the Reason* constants).
 	Rejected *prometheus.CounterVec
+	// RejectedRequests counts requests answered with a rejection, by
+	// route and reason (the Reason* constants), whether or not their
+	// values were decoded: promrelay_rejected_requests_total{route,
+	// reason}. A request refused before decoding (auth, limit, budget,
+	// too_large) has no values for Rejected to count; it counts here.
+	RejectedRequests *prometheus.CounterVec
 	// ProfileChanges counts what the upstream profile changed:
 	// promrelay_profile_changes_total{change} (the Change* constants).
 	ProfileChanges *prometheus.CounterVec
@@ -125,7 +131,8 @@ type Metrics struct {
 	// one (after a 429, a 5xx or a transport error):
 	// promrelay_upstream_retries_total.
 	UpstreamRetries prometheus.Counter
-	// UpstreamSplits counts bodies split in two after an upstream 413:
+	// UpstreamSplits counts bodies split in two, after an upstream 413 or
+	// because compressed they exceeded the upstream's request bound:
 	// promrelay_upstream_splits_total.
 	UpstreamSplits prometheus.Counter
 	// UpstreamDuration is the time of one upstream HTTP request, in
@@ -218,10 +225,11 @@ func New(budgetInUse, budgetSize func() int64) *Metrics {
 	m.Received = counterVec("received_total", "Series values decoded from writers, by kind (sample, histogram, exemplar).", "kind")
 	m.Relayed = counterVec("relayed_total", "Series values the upstream accepted, by kind (sample, histogram, exemplar).", "kind")
 	m.Rejected = counterVec("rejected_total", "Series values that did not reach the upstream, by kind and reason.", "kind", "reason")
+	m.RejectedRequests = counterVec("rejected_requests_total", "Requests answered with a rejection (4xx), by route and reason.", "route", "reason")
 	m.ProfileChanges = counterVec("profile_changes_total", "Changes the upstream profile made to relayed data, by change.", "change")
 	m.UpstreamRequests = counterVec("upstream_requests_total", "HTTP requests to the upstream, retries included, by status class of the answer (error: none).", "status_class")
 	m.UpstreamRetries = counter("upstream_retries_total", "Upstream requests that repeated an earlier one after a 429, a 5xx or a transport error.")
-	m.UpstreamSplits = counter("upstream_splits_total", "Request bodies split in two after an upstream 413.")
+	m.UpstreamSplits = counter("upstream_splits_total", "Request bodies split in two, after an upstream 413 or because they exceeded the upstream's request size bound.")
 	m.UpstreamDuration = histogramVec("upstream_request_duration_seconds", "Time of one upstream HTTP request, in seconds, by status class of the answer.", "status_class")
 	m.UpstreamFallbacks = counter("upstream_fallbacks_total", "Writes that fell back from remote write 2.0 to 1.0 because the upstream takes only 1.0.")
 	m.CredentialFetches = counterVec("credential_fetches_total", "Fetches of upstream credentials, by signing mode and result (ok, error).", "mode", "result")

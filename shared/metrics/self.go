@@ -169,9 +169,21 @@ type SelfWriter struct {
 // MaybeWrite writes the metrics if Interval has passed since the start of
 // the last write (or none was made yet) and no write is in progress, and
 // reports whether it tried. It blocks for the write, bounded by ctx: call
-// it after the request's answer is sent, with a context of its own
+// it beside the request, or after its answer, with a context of its own
 // deadline.
 func (s *SelfWriter) MaybeWrite(ctx context.Context) (wrote bool) {
+	return s.write(ctx, false)
+}
+
+// WriteNow writes the metrics unless a write is in progress or Interval
+// is ≤ 0, whenever the last one was: for a ticker of period Interval,
+// whose ticks MaybeWrite could find a little early. It reports whether it
+// tried.
+func (s *SelfWriter) WriteNow(ctx context.Context) (wrote bool) {
+	return s.write(ctx, true)
+}
+
+func (s *SelfWriter) write(ctx context.Context, force bool) bool {
 	if s.Interval <= 0 || s.Metrics == nil || s.Write == nil {
 		return false
 	}
@@ -184,7 +196,7 @@ func (s *SelfWriter) MaybeWrite(ctx context.Context) (wrote bool) {
 		now = s.Now
 	}
 	t := now()
-	if !s.last.IsZero() && t.Sub(s.last) < s.Interval {
+	if !force && !s.last.IsZero() && t.Sub(s.last) < s.Interval {
 		return false
 	}
 	s.last = t

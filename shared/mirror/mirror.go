@@ -196,7 +196,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			h.log.Error("mirror panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
+			h.log.ErrorContext(r.Context(), "mirror panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
 			writeJSON(w, http.StatusInternalServerError, remoteMirrorError{Type: "RemoteMirrorError",
 				Summary: summaryInternal, Details: map[string]string{"message": "internal error"}})
 		}
@@ -236,14 +236,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, status, verr := readBody(w, r, h.maxBody)
 	if verr != nil {
-		h.log.Info("mirror request refused", "path", path, "status", status, "reason", verr.Detail[0].Msg)
+		h.log.InfoContext(r.Context(), "mirror request refused", "path", path, "status", status, "reason", verr.Detail[0].Msg)
 		writeJSON(w, status, validationErrors(verr))
 		return
 	}
 	start := h.now()
 	status, answer := post(r.Context(), body)
 	if status >= 400 {
-		h.log.Info("mirror request failed", "path", path, "status", status, "answer", logSummary(answer),
+		h.log.InfoContext(r.Context(), "mirror request failed", "path", path, "status", status, "answer", logSummary(answer),
 			"seconds", h.now().Sub(start).Seconds())
 	}
 	writeJSON(w, status, answer)

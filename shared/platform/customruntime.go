@@ -61,6 +61,7 @@ func (a *Adapter) CustomRuntime(h http.Handler, secret string) http.Handler {
 		}
 		r = r.WithContext(ctx)
 		if r.URL.Path != InvokePath {
+			a.selfWriteBeside(ctx)
 			h.ServeHTTP(w, r)
 			return
 		}

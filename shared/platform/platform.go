@@ -34,6 +34,21 @@ type Adapter struct {
 	MaxBodyBytes int           // largest request body, after the event's base64; required
 	Scheduled    ScheduledFunc // nil: timer events only log that no job is configured
 	Logger       *slog.Logger  // nil means slog.Default()
+	// SelfWrite, when set, writes the relay's own metrics upstream if
+	// they are due (app.App.WriteSelf); it bounds itself and never
+	// fails. An HTTP event starts it beside the request, on a context
+	// without the event's cancellation, and does not wait for it, so
+	// that no answer is delayed; a timer event runs it after the job and
+	// waits.
+	SelfWrite func(ctx context.Context)
+}
+
+// selfWriteBeside starts SelfWrite beside an HTTP event with ctx's values
+// (Function Compute's per-invocation credentials) but not its end.
+func (a *Adapter) selfWriteBeside(ctx context.Context) {
+	if a.SelfWrite != nil {
+		go a.SelfWrite(context.WithoutCancel(ctx))
+	}
 }
 
 func (a *Adapter) logger() *slog.Logger {
@@ -68,6 +83,7 @@ func (a *Adapter) serveEvent(ctx context.Context, ev httpEvent) response {
 	if ev.requestID != "" {
 		ctx = requestid.With(ctx, ev.requestID)
 	}
+	a.selfWriteBeside(ctx)
 	var body []byte
 	if ev.base64 {
 		if n := base64.StdEncoding.DecodedLen(len(ev.body)); n > a.maxBody()+3 {
@@ -157,6 +173,9 @@ func headerFromMap(m map[string]string) http.Header {
 
 // runScheduled runs the scheduled job for a timer event.
 func (a *Adapter) runScheduled(ctx context.Context, source string) error {
+	if a.SelfWrite != nil {
+		defer a.SelfWrite(ctx)
+	}
 	if a.Scheduled == nil {
 		a.logger().InfoContext(ctx, "no scheduled job configured", "trigger", source)
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -16,9 +17,10 @@ import (
 // waits up to Wait, then gets 429 with Retry-After; one that could never
 // fit gets 413. It is safe for concurrent use.
 type Budget struct {
-	sem  *semaphore.Weighted
-	size int64
-	wait time.Duration
+	sem   *semaphore.Weighted
+	size  int64
+	wait  time.Duration
+	inUse atomic.Int64 // bytes reserved now
 }
 
 // NewBudget returns a budget of size bytes whose requests wait up to wait
@@ -29,6 +31,10 @@ func NewBudget(size int64, wait time.Duration) *Budget {
 
 // Size returns the budget in bytes.
 func (b *Budget) Size() int64 { return b.size }
+
+// InUse returns the bytes reserved by requests (and scheduled runs) in
+// flight now, for the promrelay_memory_budget_in_use_bytes gauge.
+func (b *Budget) InUse() int64 { return b.inUse.Load() }
 
 // BudgetError is a request the budget could not take: Need bytes more,
 // with Held already reserved, out of Size.
@@ -78,6 +84,7 @@ func (c *Reservation) Grow(ctx context.Context, n int64) error {
 			return &BudgetError{Need: n, Held: held, Size: c.b.size}
 		}
 	}
+	c.b.inUse.Add(n)
 	c.mu.Lock()
 	c.held += n
 	c.mu.Unlock()
@@ -91,6 +98,7 @@ func (c *Reservation) Release() {
 	c.held = 0
 	c.mu.Unlock()
 	if held > 0 {
+		c.b.inUse.Add(-held)
 		c.b.sem.Release(held)
 	}
 }

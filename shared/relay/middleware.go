@@ -10,6 +10,7 @@ import (
 
 	"github.com/promrelay/promrelay/shared/groupstore"
 	"github.com/promrelay/promrelay/shared/inbound"
+	"github.com/promrelay/promrelay/shared/metrics"
 	"github.com/promrelay/promrelay/shared/pushstate"
 	"github.com/promrelay/promrelay/shared/upstream"
 	"github.com/promrelay/promrelay/shared/wire"
@@ -30,6 +31,9 @@ type reply struct {
 	// What an OTLP success reports as partial success.
 	otlpRejected int64
 	otlpMessage  string
+	// reason is why the request's values were not relayed
+	// (metrics.Reason*); respond derives it from status when empty.
+	reason string
 }
 
 // routeFunc serves an authenticated request within ctx's deadline.
@@ -101,6 +105,9 @@ func (h *Handler) serveAs(w http.ResponseWriter, r *http.Request, id inbound.Ide
 	st.identity = id
 	st.mu.Unlock()
 	if !id.Scopes.Has(scope) {
+		if h.o.Metrics != nil {
+			h.o.Metrics.InboundAuthFailure(id.Scheme, "forbidden")
+		}
 		w.Header().Set("Connection", "close")
 		h.respond(w, st, reply{status: http.StatusForbidden, msg: fmt.Sprintf("forbidden: these credentials lack the %s scope", scope)})
 		return
@@ -134,8 +141,19 @@ func (h *Handler) respond(w http.ResponseWriter, st *stats, rep reply) {
 	if rep.status == 0 {
 		rep.status = http.StatusOK
 	}
+	reason := rep.reason
+	if reason == "" {
+		switch rep.status {
+		case http.StatusBadRequest, http.StatusUnsupportedMediaType:
+			reason = metrics.ReasonInvalid
+		case http.StatusUnauthorized, http.StatusForbidden:
+			reason = metrics.ReasonAuth
+		case http.StatusRequestEntityTooLarge:
+			reason = metrics.ReasonTooLarge
+		}
+	}
 	st.mu.Lock()
-	st.msg, st.detail = rep.msg, rep.detail
+	st.msg, st.detail, st.reason = rep.msg, rep.detail, reason
 	st.mu.Unlock()
 	if rep.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((rep.retryAfter+time.Second-1)/time.Second)))
@@ -194,19 +212,26 @@ func errorReply(err error) reply {
 	)
 	switch {
 	case errors.As(err, &ue):
-		return reply{status: ue.Status, msg: ue.Msg, detail: ue.Detail, retryAfter: ue.RetryAfter}
+		rep := reply{status: ue.Status, msg: ue.Msg, detail: ue.Detail, retryAfter: ue.RetryAfter}
+		switch {
+		case ue.Partial:
+			rep.reason = metrics.ReasonProfile
+		case ue.Status == http.StatusBadRequest:
+			rep.reason = metrics.ReasonUpstream4xx
+		}
+		return rep
 	case errors.As(err, &tl):
 		return reply{status: http.StatusRequestEntityTooLarge, msg: tl.Error() + " (" + sizeSetting(tl.What) + ")"}
 	case errors.As(err, &be):
 		if be.TooLarge() {
-			return reply{status: http.StatusRequestEntityTooLarge, msg: be.Error()}
+			return reply{status: http.StatusRequestEntityTooLarge, msg: be.Error(), reason: metrics.ReasonBudget}
 		}
-		return reply{status: http.StatusTooManyRequests, msg: be.Error(), retryAfter: time.Second}
+		return reply{status: http.StatusTooManyRequests, msg: be.Error(), retryAfter: time.Second, reason: metrics.ReasonBudget}
 	case errors.As(err, &le):
 		if le.What == pushstate.LimitSeriesPerGroup {
-			return reply{status: http.StatusRequestEntityTooLarge, msg: le.Error() + " (PROMRELAY_MAX_SERIES_PER_GROUP)"}
+			return reply{status: http.StatusRequestEntityTooLarge, msg: le.Error() + " (PROMRELAY_MAX_SERIES_PER_GROUP)", reason: metrics.ReasonLimit}
 		}
-		return reply{status: http.StatusTooManyRequests, msg: le.Error() + " (PROMRELAY_MAX_GROUPS_PER_TENANT); delete groups, or wait for PROMRELAY_GROUP_TTL", retryAfter: time.Minute}
+		return reply{status: http.StatusTooManyRequests, msg: le.Error() + " (PROMRELAY_MAX_GROUPS_PER_TENANT); delete groups, or wait for PROMRELAY_GROUP_TTL", retryAfter: time.Minute, reason: metrics.ReasonLimit}
 	case errors.As(err, &se):
 		return reply{status: http.StatusServiceUnavailable, msg: "group store unavailable; retry later", detail: se.Error(), retryAfter: time.Second}
 	case errors.Is(err, context.DeadlineExceeded):
@@ -242,5 +267,5 @@ func decodeReply(err error) reply {
 		wire.LimitLabels:     "PROMRELAY_MAX_LABELS",
 		wire.LimitLabelBytes: "PROMRELAY_MAX_LABEL_BYTES",
 	}[le.Kind]
-	return reply{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("%v (the limit of %s); send smaller requests", le, setting)}
+	return reply{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("%v (the limit of %s); send smaller requests", le, setting), reason: metrics.ReasonLimit}
 }

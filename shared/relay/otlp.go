@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/promrelay/promrelay/shared/inbound"
+	"github.com/promrelay/promrelay/shared/metrics"
 	"github.com/promrelay/promrelay/shared/otlp"
 	"github.com/promrelay/promrelay/shared/wire"
 )
@@ -130,7 +131,8 @@ func (h *Handler) relayOTLP(ctx context.Context, st *requestState, c *Reservatio
 		}
 	}
 	if stats.DeltaPoints > 0 {
-		return reply{status: http.StatusBadRequest, msg: fmt.Sprintf(
+		addIn(ctx, counts{kindSample: stats.DeltaPoints})
+		return reply{status: http.StatusBadRequest, reason: metrics.ReasonDelta, msg: fmt.Sprintf(
 			"%d data points of delta temporality not stored, first of metric %q (the request's other points were relayed); export cumulative temporality (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative) or set PROMRELAY_OTLP_DELTA=ingest",
 			stats.DeltaPoints, stats.DeltaMetric)}
 	}

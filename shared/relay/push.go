@@ -77,7 +77,7 @@ func (h *Handler) decodePush(ctx context.Context, r *http.Request, st *requestSt
 		return decodeReply(err)
 	}
 	n := st.exp.NumSamples()
-	addSamplesIn(ctx, n)
+	addIn(ctx, counts{kindSample: n})
 	if err := c.Grow(ctx, int64(n)*pushBytesPerSample); err != nil {
 		return errorReply(err)
 	}

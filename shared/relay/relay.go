@@ -16,10 +16,12 @@
 //	         query_exemplars; GET label/<name>/values,     (Options.Read)
 //	         metadata, status/buildinfo
 //	POST /api/v1/read                                      remote read, relayed (Options.Read)
+//	GET  /metrics                                          the relay's own metrics (Options.Metrics)
 //	GET  /-/healthy, /-/ready                              health, unauthenticated
 //
-// Writing needs the write scope, reading the read scope
-// (inbound.Identity.Scopes); a caller without it gets 403.
+// Writing needs the write scope, reading (and GET /metrics, unless
+// Options.OpenMetrics) the read scope (inbound.Identity.Scopes); a caller
+// without it gets 403.
 package relay
 
 import (
@@ -34,6 +36,7 @@ import (
 	"time"
 
 	"github.com/promrelay/promrelay/shared/inbound"
+	"github.com/promrelay/promrelay/shared/metrics"
 	"github.com/promrelay/promrelay/shared/otlp"
 	"github.com/promrelay/promrelay/shared/pushstate"
 	"github.com/promrelay/promrelay/shared/requestid"
@@ -99,6 +102,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock of push times (time.Now).
 	Now func() time.Time
+	// Metrics, when set, counts every request (shared/metrics) and is
+	// served at GET /metrics; optional.
+	Metrics *metrics.Metrics
+	// OpenMetrics serves GET /metrics to anyone, like the health
+	// endpoints (PROMRELAY_METRICS_AUTH=none); else it needs the read
+	// scope.
+	OpenMetrics bool
 }
 
 // Handler serves the relay's routes. It is safe for concurrent use.
@@ -139,6 +149,16 @@ func New(o Options) (*Handler, error) {
 		}
 		if err := h.registerMirror(); err != nil {
 			return nil, err
+		}
+	}
+	if o.Metrics != nil {
+		serve := o.Metrics.Handler().ServeHTTP
+		if o.OpenMetrics {
+			h.route("GET /metrics", "metrics", serve)
+		} else {
+			h.route("GET /metrics", "metrics", h.authorized(inbound.ScopeRead, func(w http.ResponseWriter, r *http.Request, _ inbound.Identity) {
+				serve(w, r)
+			}))
 		}
 	}
 	h.route("GET /-/healthy", "health", health("promrelay is Healthy.\n"))
@@ -341,8 +361,8 @@ func (h *Handler) log(ctx context.Context, r *http.Request, status int, st *stat
 		slog.String("method", r.Method),
 		slog.String("route", st.route),
 		slog.Int("status", status),
-		slog.Int("samples_in", st.samplesIn),
-		slog.Int("samples_out", st.samplesOut),
+		slog.Int("samples_in", st.in[kindSample]+st.in[kindHistogram]),
+		slog.Int("samples_out", st.out[kindSample]+st.out[kindHistogram]),
 		slog.Int("bytes_in", st.bytesIn),
 		slog.Int("bytes_out", st.up.BytesSent),
 		slog.Int64("bytes_returned", st.bytesOut),
@@ -376,6 +396,54 @@ func (h *Handler) log(ctx context.Context, r *http.Request, status int, st *stat
 		attrs = append(attrs, slog.String("detail", st.detail))
 	}
 	h.o.Logger.LogAttrs(ctx, level, "request", attrs...)
+	if h.o.Metrics != nil {
+		h.observe(status, st, d)
+	}
+}
+
+// readRoutes are the route names of the read path, which
+// promrelay_query_requests_total counts as well.
+var readRoutes = map[string]bool{"query": true, "query_range": true, "series": true, "labels": true, "label_values": true,
+	"query_exemplars": true, "metadata": true, "buildinfo": true, "remote_read": true, "mirror": true}
+
+// observe counts a request in the relay's metrics. st.mu is held.
+func (h *Handler) observe(status int, st *stats, d time.Duration) {
+	m := h.o.Metrics
+	code := metrics.Code(status)
+	m.Requests.WithLabelValues(st.route, code).Inc()
+	m.RequestDuration.WithLabelValues(st.route).Observe(d.Seconds())
+	if readRoutes[st.route] {
+		m.QueryRequests.WithLabelValues(st.route, code).Inc()
+		m.QueryDuration.WithLabelValues(st.route).Observe(d.Seconds())
+	}
+	for k, n := range st.in {
+		if n > 0 {
+			m.Received.WithLabelValues(kindNames[k]).Add(float64(n))
+		}
+		if o := st.out[k]; o > 0 {
+			m.Relayed.WithLabelValues(kindNames[k]).Add(float64(o))
+		}
+		if st.reason != "" && n > st.out[k] {
+			m.Rejected.WithLabelValues(kindNames[k], st.reason).Add(float64(n - st.out[k]))
+		}
+	}
+	if st.reason != "" {
+		m.RejectedRequests.WithLabelValues(st.route, st.reason).Inc()
+	}
+	if st.reason == metrics.ReasonBudget {
+		m.BudgetRefused.Inc()
+	}
+	if p := st.up.Profile; p != (wire.ProfileCounts{}) {
+		if p.HelpRewritten > 0 {
+			m.ProfileChanges.WithLabelValues(metrics.ChangeHelpRewritten).Add(float64(p.HelpRewritten))
+		}
+		if p.HistogramsConverted > 0 {
+			m.ProfileChanges.WithLabelValues(metrics.ChangeHistogramConverted).Add(float64(p.HistogramsConverted))
+		}
+		if p.ExemplarsDropped > 0 {
+			m.ProfileChanges.WithLabelValues(metrics.ChangeExemplarDropped).Add(float64(p.ExemplarsDropped))
+		}
+	}
 }
 
 // stats is what a request did, for its log line. The upstream writer adds
@@ -383,14 +451,14 @@ func (h *Handler) log(ctx context.Context, r *http.Request, status int, st *stat
 type stats struct {
 	mu         sync.Mutex
 	route      string
-	samplesIn  int
-	samplesOut int
+	in, out    counts // series values decoded, and taken by the upstream
 	bytesIn    int
 	bytesOut   int64 // bytes of a read answer passed to the reader
 	up         upstream.Result
 	identity   inbound.Identity
 	msg        string // the error answered
 	detail     string // what only the log gets (an upstream's full answer)
+	reason     string // why values were rejected (metrics.Reason*), "" for none
 }
 
 type statsKey struct{}
@@ -409,14 +477,14 @@ func statsFrom(ctx context.Context) *stats {
 func Writer(ups Upstreams) pushstate.Writer {
 	return func(ctx context.Context, tenant string, wr *wire.WriteRequest) error {
 		res, err := ups(tenant).Write(ctx, wr)
-		record(ctx, res, err, len(wr.Series))
+		record(ctx, res, err, countOf(wr))
 		return err
 	}
 }
 
-// record adds an upstream result, for a request of samples samples, to the
+// record adds an upstream result, for a request of c series values, to the
 // request's log line.
-func record(ctx context.Context, res upstream.Result, err error, samples int) {
+func record(ctx context.Context, res upstream.Result, err error, c counts) {
 	st := statsFrom(ctx)
 	if st == nil {
 		return
@@ -436,6 +504,8 @@ func record(ctx context.Context, res upstream.Result, err error, samples int) {
 		st.up.UpstreamStatus = res.UpstreamStatus
 	}
 	if err == nil {
-		st.samplesOut += samples
+		for k := range c {
+			st.out[k] += c[k]
+		}
 	}
 }

@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/promrelay/promrelay/shared/inbound"
+	"github.com/promrelay/promrelay/shared/metrics"
 	"github.com/promrelay/promrelay/shared/pushstate"
 	"github.com/promrelay/promrelay/shared/relay"
 	"github.com/promrelay/promrelay/shared/requestid"
@@ -395,4 +398,25 @@ func (u *funcUpstream) Write(ctx context.Context, _ *wire.WriteRequest) (upstrea
 
 func (u *funcUpstream) WriteEncoded(ctx context.Context, _ []byte) (upstream.Result, error) {
 	return upstream.Result{Requests: 1}, u.write(ctx)
+}
+
+// TestBudgetRefusalsAreCounted: a request the memory budget cannot take
+// counts in promrelay_memory_budget_refused_total and as a rejection for
+// the budget, and the in-use gauge is back at zero after it.
+func TestBudgetRefusalsAreCounted(t *testing.T) {
+	budget := relay.NewBudget(1000, time.Millisecond)
+	m := metrics.New(budget.InUse, budget.Size)
+	h := newHandler(&recordingUpstream{}, func(o *relay.Options) { o.Budget, o.Metrics = budget, m })
+	if rec := serve(h, "PUT", "/metrics/job/j", []byte("a 1\n")); rec.Code != 413 {
+		t.Fatalf("a push over the budget: %d %s", rec.Code, rec.Body)
+	}
+	if got := testutil.ToFloat64(m.BudgetRefused); got != 1 {
+		t.Errorf("memory_budget_refused_total = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.RejectedRequests.WithLabelValues("push", "budget")); got != 1 {
+		t.Errorf("rejected_requests_total{route=push,reason=budget} = %v, want 1", got)
+	}
+	if budget.InUse() != 0 {
+		t.Errorf("budget in use after the request: %d bytes", budget.InUse())
+	}
 }

@@ -162,10 +162,10 @@ func (h *Handler) relayRemoteWrite(ctx context.Context, st *requestState, src []
 		}
 		return reply{status: http.StatusBadRequest, msg: "cannot decode remote-write request: " + err.Error()}
 	}
-	addSamplesIn(ctx, st.rw.FloatSamplesIn+st.rw.HistogramSamplesIn)
+	addIn(ctx, counts{st.rw.FloatSamplesIn, st.rw.HistogramSamplesIn, st.rw.Exemplars})
 	if len(st.out) > 0 {
 		res, err := h.o.Upstreams(ownerOf(id).Tenant).WriteEncoded(ctx, st.out)
-		record(ctx, res, err, st.rw.FloatSamples+st.rw.HistogramSamples)
+		record(ctx, res, err, counts{st.rw.FloatSamples, st.rw.HistogramSamples, st.rw.Exemplars})
 		st.res = res
 		if err != nil {
 			if ue := (*upstream.Error)(nil); errors.As(err, &ue) && ue.Partial {

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 
+	"github.com/promrelay/promrelay/shared/metrics"
 	"github.com/promrelay/promrelay/shared/otlp"
 	"github.com/promrelay/promrelay/shared/push"
 	"github.com/promrelay/promrelay/shared/upstream"
@@ -61,10 +62,38 @@ func addBytesIn(ctx context.Context, n int) {
 	}
 }
 
-func addSamplesIn(ctx context.Context, n int) {
+// counts are series values by kind: float samples, histogram samples,
+// exemplars (the kind label of promrelay_received_total and friends).
+type counts [3]int
+
+const (
+	kindSample = iota
+	kindHistogram
+	kindExemplar
+)
+
+// kindNames are the kind label values of counts' indexes.
+var kindNames = [...]string{kindSample: metrics.KindSample, kindHistogram: metrics.KindHistogram, kindExemplar: metrics.KindExemplar}
+
+// countOf counts wr's series values by kind.
+func countOf(wr *wire.WriteRequest) counts {
+	var c counts
+	for i := range wr.Series {
+		s := &wr.Series[i]
+		c[kindSample] += len(s.Samples)
+		c[kindHistogram] += len(s.Histograms)
+		c[kindExemplar] += len(s.Exemplars)
+	}
+	return c
+}
+
+// addIn adds c to the request's decoded series values.
+func addIn(ctx context.Context, c counts) {
 	if st := statsFrom(ctx); st != nil {
 		st.mu.Lock()
-		st.samplesIn += n
+		for k := range c {
+			st.in[k] += c[k]
+		}
 		st.mu.Unlock()
 	}
 }

@@ -64,6 +64,9 @@ func (c *Client) sendPart(ctx context.Context, part []byte, mayHalve bool, bufs 
 			// passed.
 			c.v1Since.Store(time.Now().UnixNano())
 			res.FellBack, res.FallbackReason = true, nv.reason
+			if c.observer != nil {
+				c.observer.UpstreamFallback()
+			}
 			continue
 		}
 		if v2 && err == nil {

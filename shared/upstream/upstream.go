@@ -108,6 +108,23 @@ type Config struct {
 	// 1.0 receiver, which skips 2.0's fields and stores nothing), makes the
 	// client resend that request as 1.0 and send 1.0 from then on.
 	V2 bool
+	// Observer is told of every attempt, split and fallback, for the
+	// relay's metrics (shared/metrics implements it); optional.
+	Observer Observer
+}
+
+// Observer is told what a Client does. Its methods must be cheap and safe
+// for concurrent use.
+type Observer interface {
+	// UpstreamAttempt is one HTTP request: the status of its answer (0
+	// for none: a transport error, a timeout, a credentials failure),
+	// how long it took, and whether it repeated an earlier one.
+	UpstreamAttempt(status int, d time.Duration, retry bool)
+	// UpstreamSplit is a body split in two after a 413.
+	UpstreamSplit()
+	// UpstreamFallback is a write resent as remote write 1.0 because
+	// the upstream takes only 1.0.
+	UpstreamFallback()
 }
 
 // Client sends remote-write requests to one upstream. It never follows a
@@ -126,6 +143,7 @@ type Client struct {
 	profile    wire.Profile
 	v2         bool
 	v1Since    atomic.Int64 // when a V2 client's upstream turned out to take only 1.0 (Unix ns), 0 if not
+	observer   Observer     // nil: none
 }
 
 type buffers struct {
@@ -172,6 +190,7 @@ func New(cfg Config) (*Client, error) {
 		maxBackoff: cfg.MaxBackoff,
 		profile:    cfg.Profile,
 		v2:         cfg.V2,
+		observer:   cfg.Observer,
 	}
 	// What the redacted URL leaves out must not come back through an
 	// upstream's error body either.
@@ -398,6 +417,9 @@ func (c *Client) writePart(ctx context.Context, raw []byte, series, md []wire.Sp
 		return &Error{Status: http.StatusBadRequest, UpstreamStatus: http.StatusRequestEntityTooLarge,
 			Msg: fmt.Sprintf("series %s is too large for the upstream on its own", name)}
 	}
+	if c.observer != nil {
+		c.observer.UpstreamSplit()
+	}
 	half := len(series) / 2
 	if err := c.writePart(ctx, raw, series[:half], md, bufs, res); err != nil {
 		return err
@@ -418,7 +440,11 @@ func (c *Client) send(ctx context.Context, body []byte, v2 bool, res *Result) er
 	res.BytesSent += len(body)
 	deadline, hasDeadline := ctx.Deadline()
 	for attempt := 0; ; attempt++ {
+		start := time.Now()
 		a := c.attempt(ctx, body, v2)
+		if c.observer != nil {
+			c.observer.UpstreamAttempt(a.status, time.Since(start), attempt > 0)
+		}
 		res.Requests++
 		res.UpstreamStatus = a.status
 		if v2 && a.err == nil && a.status == http.StatusUnsupportedMediaType {
