@@ -101,6 +101,12 @@ func TestTerraformParses(t *testing.T) {
 				t.Errorf("%s: no output %q", dir, o)
 			}
 		}
+		// The optional dashboard (README "Observing the relay").
+		for _, b := range []string{"resource.grafana_dashboard.promrelay", "variable.grafana_url", "variable.grafana_auth"} {
+			if !found[b] {
+				t.Errorf("%s: no %s", dir, b)
+			}
+		}
 	}
 }
 
@@ -255,5 +261,26 @@ func TestServerlessDevsPreview(t *testing.T) {
 				t.Errorf("s preview -t %s: output lacks %q:\n%s", file, want, out)
 			}
 		}
+	}
+}
+
+// TestGrafanaDashboardIsOptional: the dashboard resource is created only
+// when grafana_url is set, from the dashboard file the README names
+// (whose expressions shared/metrics' TestDashboard checks).
+func TestGrafanaDashboardIsOptional(t *testing.T) {
+	for _, dir := range []string{"aws", "alicloud"} {
+		b, err := os.ReadFile(filepath.Join(dir, "grafana.tf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tf := string(b)
+		for _, want := range []string{`count       = var.grafana_url != "" ? 1 : 0`, `file("${path.module}/../grafana/promrelay.json")`, `default     = ""`} {
+			if !strings.Contains(tf, want) {
+				t.Errorf("%s/grafana.tf lacks %s", dir, want)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join("grafana", "promrelay.json")); err != nil {
+		t.Fatal(err)
 	}
 }
