@@ -17,7 +17,6 @@ import (
 
 	"github.com/promrelay/promrelay/shared/app"
 	"github.com/promrelay/promrelay/shared/query/enforce"
-	"github.com/promrelay/promrelay/shared/wire"
 )
 
 // syncBuffer is a log destination safe for the server's goroutines.
@@ -42,25 +41,10 @@ func env(vars map[string]string, log io.Writer) app.Env {
 	return app.Env{Getenv: func(k string) string { return vars[k] }, Log: log}
 }
 
-// sink is an upstream that counts the samples it accepts.
+// sink is an upstream that counts the series it accepts.
 func sink(t *testing.T) (*httptest.Server, *atomic.Int64) {
-	var samples atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		raw, err := wire.DecodeSnappy(nil, body, 64<<20)
-		var wr wire.WriteRequest
-		if err == nil {
-			err = wr.Unmarshal(raw, wire.Limits{})
-		}
-		if err != nil {
-			http.Error(w, err.Error(), 400)
-			return
-		}
-		samples.Add(int64(len(wr.Series)))
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(srv.Close)
-	return srv, &samples
+	u := newFaultyUpstream(t)
+	return u.srv, &u.series
 }
 
 func TestStartUpErrorsNameTheSetting(t *testing.T) {

@@ -80,22 +80,24 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 // tick runs the scheduled job every interval until ctx ends; each run is
 // bounded by the interval.
 func (a *App) tick(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			rctx, cancel := context.WithTimeout(ctx, interval)
-			_ = a.Scheduled(rctx)
-			cancel()
-		}
-	}
+	every(ctx, interval, func() {
+		rctx, cancel := context.WithTimeout(ctx, interval)
+		_ = a.Scheduled(rctx)
+		cancel()
+	})
 }
 
 // selfTick writes the relay's own metrics every interval until ctx ends.
 func (a *App) selfTick(ctx context.Context, interval time.Duration) {
+	every(ctx, interval, func() {
+		wctx, cancel := context.WithTimeout(ctx, config.SelfWriteTimeout)
+		a.Self.WriteNow(wctx)
+		cancel()
+	})
+}
+
+// every runs fn every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -103,9 +105,7 @@ func (a *App) selfTick(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			wctx, cancel := context.WithTimeout(ctx, config.SelfWriteTimeout)
-			a.Self.WriteNow(wctx)
-			cancel()
+			fn()
 		}
 	}
 }

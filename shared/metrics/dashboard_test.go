@@ -3,6 +3,8 @@ package metrics_test
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -134,4 +136,84 @@ func TestDashboard(t *testing.T) {
 		}
 	}
 	t.Logf("%d panels, %d expressions", len(dash.Panels), exprs)
+}
+
+// observingSection returns the README's "Observing the relay" section.
+func observingSection(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(raw)
+	start := strings.Index(s, "\n## Observing the relay\n")
+	if start < 0 {
+		t.Fatal(`README has no "Observing the relay" section`)
+	}
+	end := strings.Index(s[start+1:], "\n## ")
+	return s[start : start+1+end]
+}
+
+// TestReadmeNamesOnlyExportedMetrics: every promrelay_ name the README's
+// section mentions is exported, and every exported one is in its table.
+func TestReadmeNamesOnlyExportedMetrics(t *testing.T) {
+	sec := observingSection(t)
+	exported := exportedNames(t, metrics.New(func() int64 { return 0 }, func() int64 { return 1 }))
+	for _, name := range regexp.MustCompile(`promrelay_[a-z_]+[a-z]`).FindAllString(sec, -1) {
+		if !exported[name] {
+			t.Errorf("the README names %s, which the relay does not export", name)
+		}
+	}
+	for name := range exported {
+		if strings.HasPrefix(name, metrics.Namespace+"_") && !strings.HasSuffix(name, "_sum") && !strings.HasSuffix(name, "_count") &&
+			!strings.HasSuffix(name, "_bucket") && !strings.Contains(sec, "`"+name+"`") {
+			t.Errorf("the README's table lacks %s", name)
+		}
+	}
+}
+
+// TestAlertRules checks the README's alert examples with promtool check
+// rules, and their expressions against the exported names.
+func TestAlertRules(t *testing.T) {
+	sec := observingSection(t)
+	start := strings.Index(sec, "```yaml\ngroups:")
+	if start < 0 {
+		t.Fatal("no alert rules in the README")
+	}
+	rules := sec[start+len("```yaml\n"):]
+	rules = rules[:strings.Index(rules, "```")]
+	exported := exportedNames(t, metrics.New(func() int64 { return 0 }, func() int64 { return 1 }))
+	n := 0
+	for _, m := range regexp.MustCompile(`(?s)expr: (\|\n(.*?)\n\s+for:|([^\n]+))`).FindAllStringSubmatch(rules, -1) {
+		expr := m[2] + m[3]
+		e, err := parser.NewParser(parser.Options{}).ParseExpr(expr)
+		if err != nil {
+			t.Errorf("%q: %v", expr, err)
+			continue
+		}
+		n++
+		parser.Inspect(e, func(node parser.Node, _ []parser.Node) error {
+			if vs, ok := node.(*parser.VectorSelector); ok && !exported[vs.Name] {
+				t.Errorf("alert uses %s, which the relay does not export", vs.Name)
+			}
+			return nil
+		})
+	}
+	if n != 3 {
+		t.Errorf("%d alert expressions parsed, want 3", n)
+	}
+	if testing.Short() {
+		return
+	}
+	path, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatal("promtool not found: make deps installs it")
+	}
+	f := filepath.Join(t.TempDir(), "rules.yml")
+	if err := os.WriteFile(f, []byte(rules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(path, "check", "rules", f).CombinedOutput(); err != nil {
+		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	}
 }

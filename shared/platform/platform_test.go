@@ -191,3 +191,38 @@ func TestCustomRuntime(t *testing.T) {
 		}
 	}
 }
+
+// TestSelfWrite: an HTTP event starts SelfWrite beside itself, with the
+// event's values but not its cancellation, and answers without waiting
+// for it; a timer event runs it after the job and waits.
+func TestSelfWrite(t *testing.T) {
+	started := make(chan context.Context, 1)
+	release := make(chan struct{})
+	a := &platform.Adapter{Handler: echo, MaxBodyBytes: 1 << 20, Scheduled: func(context.Context) error { return nil },
+		SelfWrite: func(ctx context.Context) { started <- ctx; <-release }}
+	ctx, cancel := context.WithCancel(requestid.With(context.Background(), "req-7"))
+	m := "GET"
+	ev := events.HTTPTriggerEvent{RawPath: new(string)}
+	*ev.RawPath = "/x"
+	ev.TriggerContext.Http.Method = &m
+	payload, _ := json.Marshal(ev)
+	// The write is still blocked when the event is answered.
+	if _, err := a.FC(ctx, payload); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	wctx := <-started
+	if wctx.Err() != nil || requestid.From(wctx) != "req-7" {
+		t.Errorf("self-write context: err %v, request id %q; want live, with the event's values", wctx.Err(), requestid.From(wctx))
+	}
+	close(release)
+
+	wrote := 0
+	a.SelfWrite = func(context.Context) { wrote++ }
+	if _, err := a.FC(context.Background(), []byte(`{"triggerTime":"2026-12-03T00:00:00Z","triggerName":"t","payload":""}`)); err != nil {
+		t.Fatal(err)
+	}
+	if wrote != 1 {
+		t.Errorf("a timer event returned after %d self-writes, want 1 (waited for)", wrote)
+	}
+}

@@ -449,16 +449,16 @@ func (h *Handler) observe(status int, st *stats, d time.Duration) {
 // stats is what a request did, for its log line. The upstream writer adds
 // to it from whatever goroutine writes, hence the lock.
 type stats struct {
-	mu         sync.Mutex
-	route      string
-	in, out    counts // series values decoded, and taken by the upstream
-	bytesIn    int
-	bytesOut   int64 // bytes of a read answer passed to the reader
-	up         upstream.Result
-	identity   inbound.Identity
-	msg        string // the error answered
-	detail     string // what only the log gets (an upstream's full answer)
-	reason     string // why values were rejected (metrics.Reason*), "" for none
+	mu       sync.Mutex
+	route    string
+	in, out  counts // series values decoded, and taken by the upstream
+	bytesIn  int
+	bytesOut int64 // bytes of a read answer passed to the reader
+	up       upstream.Result
+	identity inbound.Identity
+	msg      string // the error answered
+	detail   string // what only the log gets (an upstream's full answer)
+	reason   string // why values were rejected (metrics.Reason*), "" for none
 }
 
 type statsKey struct{}
