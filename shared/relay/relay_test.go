@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/promrelay/promrelay/shared/inbound"
 	"github.com/promrelay/promrelay/shared/metrics"
@@ -418,5 +420,39 @@ func TestBudgetRefusalsAreCounted(t *testing.T) {
 	}
 	if budget.InUse() != 0 {
 		t.Errorf("budget in use after the request: %d bytes", budget.InUse())
+	}
+}
+
+// TestValuesCountedByKind: a remote write's float samples, native
+// histogram samples and exemplars count under their own kind, received
+// and relayed.
+func TestValuesCountedByKind(t *testing.T) {
+	var hist, ex []byte
+	hist = protowire.AppendTag(hist, 1, protowire.VarintType) // count_int
+	hist = protowire.AppendVarint(hist, 3)
+	hist = protowire.AppendTag(hist, 3, protowire.Fixed64Type) // sum
+	hist = protowire.AppendFixed64(hist, math.Float64bits(1.5))
+	hist = protowire.AppendTag(hist, 15, protowire.VarintType) // timestamp
+	hist = protowire.AppendVarint(hist, 1000)
+	ex = protowire.AppendTag(ex, 2, protowire.Fixed64Type) // value
+	ex = protowire.AppendFixed64(ex, math.Float64bits(0.5))
+	ex = protowire.AppendTag(ex, 3, protowire.VarintType) // timestamp
+	ex = protowire.AppendVarint(ex, 1000)
+	series := []wire.Series{
+		{Labels: []wire.Label{{Name: "__name__", Value: "f"}}, Samples: []wire.Sample{{Value: 1, Timestamp: 1000}, {Value: 2, Timestamp: 2000}}, Exemplars: [][]byte{ex}},
+		{Labels: []wire.Label{{Name: "__name__", Value: "h"}}, Histograms: [][]byte{hist}},
+	}
+	m := metrics.New(nil, nil)
+	h := newHandler(&recordingUpstream{}, func(o *relay.Options) { o.Metrics = m })
+	if rec := serve(h, "POST", "/api/v1/write", wire.EncodeSnappy(nil, wire.AppendWriteRequest(nil, series, nil))); rec.Code != 204 {
+		t.Fatalf("remote write: %d %s", rec.Code, rec.Body)
+	}
+	for kind, want := range map[string]float64{metrics.KindSample: 2, metrics.KindHistogram: 1, metrics.KindExemplar: 1} {
+		if got := testutil.ToFloat64(m.Received.WithLabelValues(kind)); got != want {
+			t.Errorf("received_total{kind=%s} = %v, want %v", kind, got, want)
+		}
+		if got := testutil.ToFloat64(m.Relayed.WithLabelValues(kind)); got != want {
+			t.Errorf("relayed_total{kind=%s} = %v, want %v", kind, got, want)
+		}
 	}
 }
