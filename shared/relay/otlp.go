@@ -136,6 +136,13 @@ func (h *Handler) relayOTLP(ctx context.Context, st *requestState, c *Reservatio
 			"%d data points of delta temporality not stored, first of metric %q (the request's other points were relayed); export cumulative temporality (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative) or set PROMRELAY_OTLP_DELTA=ingest",
 			stats.DeltaPoints, stats.DeltaMetric)}
 	}
+	if rejected > 0 {
+		if st := statsFrom(ctx); st != nil {
+			st.mu.Lock()
+			st.partial += rejected
+			st.mu.Unlock()
+		}
+	}
 	return reply{status: http.StatusOK, otlpRejected: int64(rejected), otlpMessage: msg}
 }
 

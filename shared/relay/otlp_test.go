@@ -15,7 +15,10 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/promrelay/promrelay/shared/inbound"
+	"github.com/promrelay/promrelay/shared/metrics"
 	"github.com/promrelay/promrelay/shared/relay"
 	"github.com/promrelay/promrelay/shared/upstream"
 	"github.com/promrelay/promrelay/shared/wire"
@@ -231,5 +234,29 @@ func TestOTLPTenantLabels(t *testing.T) {
 	h = newHandler(up, func(o *relay.Options) { o.Inbound = asTenant{id} })
 	if rec := serve(h, "POST", "/v1/metrics", body, "Content-Type", "application/x-protobuf"); rec.Code != 403 {
 		t.Errorf("a reader: %d", rec.Code)
+	}
+}
+
+// TestOTLPPartialSuccessIsCounted: points the translation refuses in a
+// request answered 200 (partial_success) count as rejected for invalid,
+// and a refused delta metric for delta.
+func TestOTLPPartialSuccessIsCounted(t *testing.T) {
+	m := metrics.New(nil, nil)
+	h := newHandler(&recordingUpstream{}, func(o *relay.Options) { o.MaxBodyBytes, o.MaxDecodedBytes, o.Metrics = 1<<20, 1<<20, m })
+	body := marshal(t, otlpExport(gaugeMetric("ok", 1), sumMetric("no_temporality", metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_UNSPECIFIED)))
+	rec := serve(h, "POST", "/v1/metrics", body, "Content-Type", "application/x-protobuf")
+	var resp colmetricspb.ExportMetricsServiceResponse
+	if err := proto.Unmarshal(rec.Body.Bytes(), &resp); rec.Code != 200 || err != nil || resp.GetPartialSuccess().GetRejectedDataPoints() != 1 {
+		t.Fatalf("%d %v %v", rec.Code, resp.GetPartialSuccess(), err)
+	}
+	if got := testutil.ToFloat64(m.Rejected.WithLabelValues(metrics.KindSample, metrics.ReasonInvalid)); got != 1 {
+		t.Errorf("rejected_total{kind=sample,reason=invalid} = %v, want 1", got)
+	}
+	body = marshal(t, otlpExport(gaugeMetric("ok", 1), sumMetric("delta", metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA)))
+	if rec := serve(h, "POST", "/v1/metrics", body, "Content-Type", "application/x-protobuf"); rec.Code != 400 {
+		t.Fatalf("delta: %d", rec.Code)
+	}
+	if got := testutil.ToFloat64(m.Rejected.WithLabelValues(metrics.KindSample, metrics.ReasonDelta)); got != 1 {
+		t.Errorf("rejected_total{kind=sample,reason=delta} = %v, want 1", got)
 	}
 }

@@ -429,6 +429,8 @@ func (h *Handler) observe(status int, st *stats, d time.Duration) {
 	}
 	if st.reason != "" {
 		m.RejectedRequests.WithLabelValues(st.route, st.reason).Inc()
+	} else if st.partial > 0 {
+		m.Rejected.WithLabelValues(metrics.KindSample, metrics.ReasonInvalid).Add(float64(st.partial))
 	}
 	if st.reason == metrics.ReasonBudget {
 		m.BudgetRefused.Inc()
@@ -459,6 +461,9 @@ type stats struct {
 	msg      string // the error answered
 	detail   string // what only the log gets (an upstream's full answer)
 	reason   string // why values were rejected (metrics.Reason*), "" for none
+	// partial counts values refused within a request answered 2xx (an
+	// OTLP partial success), for the invalid reason.
+	partial int
 }
 
 type statsKey struct{}
