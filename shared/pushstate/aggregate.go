@@ -3,6 +3,7 @@ package pushstate
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -162,7 +163,9 @@ func AggregateGroupID(key push.GroupingKey, owner Owner) string {
 // With p.IdempotencyKey set and already applied to the group, nothing is
 // added, and the current totals are written again at the timestamp they
 // were first written with: a sender that retries after a failure (the
-// upstream's, the store's, or a lost answer) counts once.
+// upstream's, the store's, or a lost answer) counts once. Without one,
+// the push gets a random key of its own, so that the store's retries
+// within the request count it once; the sender's retries count again.
 //
 // A store conflict is retried until ctx ends. Errors: ErrNoStore,
 // *aggregate.IncrementError (nothing stored), *IdempotencyError,
@@ -178,10 +181,18 @@ func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 	}
 	fams, key := s.families(Push{Key: p.Key, Owner: p.Owner, Request: wr, Families: p.Families})
 	id := AggregateGroupID(p.Key, p.Owner)
-	var idem, fp []byte
+	// Without a key of the sender's, a random one of this request's: the
+	// store's own retry of a write whose answer was lost (an S3 PUT that
+	// succeeded, retried, then refused by If-Match) runs fn again on the
+	// group that already holds this push, and must not add it twice.
+	fp := fingerprint(fams)
+	var idem []byte
 	if p.IdempotencyKey != "" {
 		h := sha256.Sum256(appendString([]byte("promrelay idempotency key v1\x00"), p.IdempotencyKey))
-		idem, fp = h[:16], fingerprint(fams)
+		idem = h[:16]
+	} else {
+		idem = make([]byte, 16)
+		rand.Read(idem)
 	}
 	now := p.Time.UnixMilli()
 	var (
@@ -197,16 +208,14 @@ func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 		}
 		st, totals := loadState(old)
 		st.prune(now)
-		if idem != nil {
-			if got, ok := st.find(idem); ok {
-				if !bytes.Equal(got, fp) {
-					return nil, &IdempotencyError{}
-				}
-				if old != nil && !old.Deleted {
-					sent, ts = totalsOf(old), st.LastMs
-				}
-				return nil, groupstore.ErrKeep
+		if got, ok := st.find(idem); ok {
+			if !bytes.Equal(got, fp) {
+				return nil, &IdempotencyError{}
 			}
+			if old != nil && !old.Deleted {
+				sent, ts = totalsOf(old), st.LastMs
+			}
+			return nil, groupstore.ErrKeep
 		}
 		live := old != nil && !old.Deleted
 		if !live {
@@ -229,11 +238,11 @@ func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 		if err := s.checkSeries(g); err != nil {
 			return nil, err
 		}
-		ts = max(now, st.LastMs+1)
+		// The clock at the update, not at the request's start: a push
+		// that waited for the store still writes a current sample.
+		ts = max(s.o.Now().UnixMilli(), st.LastMs+1)
 		st.LastMs = ts
-		if idem != nil {
-			st.add(idem, fp, now)
-		}
+		st.add(idem, fp, now)
 		storeState(g, st)
 		sent = totalsOf(g)
 		return g, nil

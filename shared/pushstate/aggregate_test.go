@@ -428,3 +428,28 @@ func BenchmarkAggregateFileStore(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "pushes/s")
 }
+
+// rerunStore commits an update and then runs fn again on what it stored,
+// as the object store does when its PUT succeeded, its answer was lost,
+// and the SDK's retry of the PUT was refused by If-Match (a conflict).
+type rerunStore struct{ groupstore.Store }
+
+func (s rerunStore) Update(ctx context.Context, id string, fn func(*groupstore.Group) (*groupstore.Group, error)) error {
+	if err := s.Store.Update(ctx, id, fn); err != nil {
+		return err
+	}
+	return s.Store.Update(ctx, id, fn)
+}
+
+func TestAggregateStoreRetryWithinTheRequestCountsOnce(t *testing.T) {
+	fs, _ := fileStore(t)
+	s, w, c := newAggState(t, rerunStore{fs})
+	for i := 0; i < 3; i++ {
+		if err := s.Aggregate(context.Background(), aggOf(t, invocation(1, 1), key("job", "agg"), "", c.t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, _ := w.sample(t, counter); v != "3" {
+		t.Fatalf("counter %s after 3 pushes whose store writes ran twice, want 3", v)
+	}
+}
