@@ -386,3 +386,33 @@ func (s *State) DeleteAggregate(ctx context.Context, key push.GroupingKey, owner
 	s.settle(ctx, sent, "aggregated group deleted upstream but not in the store; the scheduled job finishes it")
 	return nil
 }
+
+// claimAggregate is what the scheduled job must do for an aggregated group
+// instead of re-emitting the copy its listing read (see Reemit; not wired
+// in yet): a store update that reads the group's current totals and
+// assigns them a timestamp after every earlier write of the group,
+// max(now, last + 1 ms) (Unix ms), recorded as the last one. A push that
+// committed after the listing read the group then cannot be overwritten
+// by the listing's older totals at a later timestamp (a counter that goes
+// down: a reset to rate() and increase()), and a push after the claim gets
+// a later timestamp still. It returns nil for a group gone or deleted
+// meanwhile. Errors: the store's.
+func (s *State) claimAggregate(ctx context.Context, id string, now int64) (*groupstore.Group, int64, error) {
+	var (
+		sent *groupstore.Group
+		ts   int64
+	)
+	err := s.o.Store.Update(ctx, id, func(cur *groupstore.Group) (*groupstore.Group, error) {
+		sent = nil
+		if cur == nil || cur.Deleted || !IsAggregate(cur) {
+			return nil, groupstore.ErrKeep
+		}
+		st, _ := loadState(cur)
+		ts = max(now, st.LastMs+1)
+		st.LastMs = ts
+		storeState(cur, st)
+		sent = totalsOf(cur)
+		return cur, nil
+	})
+	return sent, ts, err
+}
