@@ -97,12 +97,12 @@ type IncrementError struct {
 }
 
 func (e *IncrementError) Error() string {
-	what := "negative"
+	what := "negative, and its total never decreases"
 	if math.IsNaN(e.Value) || math.IsInf(e.Value, 0) {
-		what = "not finite"
+		what = "not finite, and would stay in its total"
 	}
-	return fmt.Sprintf("series %s: increment %v is %s; an aggregated push carries what one invocation counted (its value is %s to the group's total), never a total that went down",
-		e.Series, e.Value, what, e.Rule)
+	return fmt.Sprintf("series %s: increment %v is %s; an aggregated push carries what one invocation counted (push from a fresh registry), not a running total",
+		e.Series, e.Value, what)
 }
 
 // maxFormatted bounds the series name in an IncrementError, in bytes.
