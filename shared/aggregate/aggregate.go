@@ -49,6 +49,7 @@ const (
 	AddNonNegative
 )
 
+// String names the rule as the package doc's table does.
 func (r Rule) String() string {
 	switch r {
 	case Add:
