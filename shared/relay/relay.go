@@ -10,6 +10,7 @@
 //
 //	PUT|POST|DELETE /metrics/job/<job>{/<label>/<value>}   Pushgateway push
 //	PUT|POST|DELETE /metrics/job@base64/<job>{/…}          the same, job in base64url
+//	PUT|POST|DELETE /aggregate/metrics/job/<job>{/…}       aggregated push: values add up (and job@base64)
 //	POST /api/v1/write                                     remote write 1.0 or 2.0 (by Content-Type)
 //	POST /v1/metrics, /api/v1/otlp/v1/metrics              OTLP/HTTP metrics (protobuf or JSON)
 //	GET|POST /api/v1/query, query_range, series, labels,   the PromQL HTTP API, relayed
@@ -173,6 +174,12 @@ func New(o Options) (*Handler, error) {
 				route = "delete"
 			}
 			h.route(verb+" "+base+"{rest...}", route, h.authenticated(h.servePush))
+		}
+	}
+	// Aggregated pushes (issue 18): the same paths below /aggregate.
+	for _, base := range []string{AggregatePrefix + "/metrics/job/", AggregatePrefix + "/metrics/job@base64/"} {
+		for _, verb := range []string{http.MethodPut, http.MethodPost, http.MethodDelete} {
+			h.route(verb+" "+base+"{rest...}", "aggregate", h.authenticated(h.serveAggregate))
 		}
 	}
 	h.route("POST /api/v1/write", "remote_write", h.authenticated(h.serveRemoteWrite))

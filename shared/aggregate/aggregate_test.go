@@ -1,0 +1,275 @@
+package aggregate
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/promrelay/promrelay/shared/groupstore"
+	"github.com/promrelay/promrelay/shared/wire"
+)
+
+func series(name string, v float64, kv ...string) groupstore.Series {
+	ls := []wire.Label{{Name: wire.MetricNameLabel, Value: name}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		ls = append(ls, wire.Label{Name: kv[i], Value: kv[i+1]})
+	}
+	return groupstore.Series{Labels: ls, Value: math.Float64bits(v)}
+}
+
+// push is what one invocation pushes: a counter, a histogram with two
+// buckets, a summary with one quantile and a gauge.
+func push(obs float64, gauge float64) map[string]*groupstore.Family {
+	le1 := 0.0
+	if obs <= 1 {
+		le1 = 1
+	}
+	return map[string]*groupstore.Family{
+		"jobs_total": {Type: wire.MetadataCounter, Help: "jobs", Series: []groupstore.Series{series("jobs_total", 1)}},
+		"latency_seconds": {Type: wire.MetadataHistogram, Series: []groupstore.Series{
+			series("latency_seconds_bucket", le1, "le", "1"), series("latency_seconds_bucket", 1, "le", "+Inf"),
+			series("latency_seconds_sum", obs), series("latency_seconds_count", 1)}},
+		"size_bytes": {Type: wire.MetadataSummary, Series: []groupstore.Series{
+			series("size_bytes", obs, "quantile", "0.5"), series("size_bytes_sum", obs), series("size_bytes_count", 1)}},
+		"last_run": {Type: wire.MetadataGauge, Series: []groupstore.Series{series("last_run", gauge)}},
+	}
+}
+
+func value(t *testing.T, fams map[string]*groupstore.Family, fam, name string, kv ...string) float64 {
+	t.Helper()
+	want := series(name, 0, kv...)
+	f := fams[fam]
+	if f == nil {
+		t.Fatalf("no family %s", fam)
+	}
+	for _, s := range f.Series {
+		if string(wire.AppendLabelsKey(nil, s.Labels)) == string(wire.AppendLabelsKey(nil, want.Labels)) {
+			return s.Float()
+		}
+	}
+	t.Fatalf("no series %s %v in %s", name, kv, fam)
+	return 0
+}
+
+func TestMergeRules(t *testing.T) {
+	var totals map[string]*groupstore.Family
+	obs := []float64{0.5, 2, 0.25}
+	for i, o := range obs {
+		next, err := Merge(totals, push(o, float64(i+10)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		totals = next
+	}
+	for _, c := range []struct {
+		fam, name string
+		kv        []string
+		want      float64
+	}{
+		{"jobs_total", "jobs_total", nil, 3},
+		{"latency_seconds", "latency_seconds_bucket", []string{"le", "1"}, 2},
+		{"latency_seconds", "latency_seconds_bucket", []string{"le", "+Inf"}, 3},
+		{"latency_seconds", "latency_seconds_sum", nil, 2.75},
+		{"latency_seconds", "latency_seconds_count", nil, 3},
+		{"size_bytes", "size_bytes", []string{"quantile", "0.5"}, 0.25}, // last
+		{"size_bytes", "size_bytes_sum", nil, 2.75},
+		{"size_bytes", "size_bytes_count", nil, 3},
+		{"last_run", "last_run", nil, 12}, // last
+	} {
+		if got := value(t, totals, c.fam, c.name, c.kv...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.kv, got, c.want)
+		}
+	}
+}
+
+func TestMergeKeepsAndStarts(t *testing.T) {
+	totals, err := Merge(nil, map[string]*groupstore.Family{
+		"a_total": {Type: wire.MetadataCounter, Series: []groupstore.Series{series("a_total", 5, "w", "1")}},
+		"b":       {Type: wire.MetadataGauge, Series: []groupstore.Series{series("b", 7)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := totals["a_total"].Series[0].Value
+	next, err := Merge(totals, map[string]*groupstore.Family{
+		"a_total": {Type: wire.MetadataCounter, Help: "new help", Series: []groupstore.Series{series("a_total", 2, "w", "2")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if totals["a_total"].Series[0].Value != before || len(totals["a_total"].Series) != 1 {
+		t.Fatal("Merge modified its input")
+	}
+	if got := value(t, next, "a_total", "a_total", "w", "1"); got != 5 {
+		t.Errorf("series the push does not carry: %v, want 5 kept", got)
+	}
+	if got := value(t, next, "a_total", "a_total", "w", "2"); got != 2 {
+		t.Errorf("new series: %v, want its first increment 2", got)
+	}
+	if got := value(t, next, "b", "b"); got != 7 {
+		t.Errorf("family the push does not carry: %v, want 7 kept", got)
+	}
+	if next["a_total"].Help != "new help" {
+		t.Errorf("HELP %q, want the push's", next["a_total"].Help)
+	}
+	// A family that changes type starts again.
+	next, err = Merge(next, map[string]*groupstore.Family{
+		"a_total": {Type: wire.MetadataGauge, Series: []groupstore.Series{series("a_total", 1, "w", "2")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := next["a_total"]; len(f.Series) != 1 || f.Series[0].Float() != 1 || f.Type != wire.MetadataGauge {
+		t.Errorf("after a type change: %+v, want only the pushed gauge", f)
+	}
+}
+
+func TestMergeRefuses(t *testing.T) {
+	totals, _ := Merge(nil, push(1, 1))
+	for _, c := range []struct {
+		fam  *groupstore.Family
+		name string
+	}{
+		{&groupstore.Family{Type: wire.MetadataCounter, Series: []groupstore.Series{series("jobs_total", -1)}}, "jobs_total"},
+		{&groupstore.Family{Type: wire.MetadataCounter, Series: []groupstore.Series{series("jobs_total", math.NaN())}}, "jobs_total"},
+		{&groupstore.Family{Type: wire.MetadataHistogram, Series: []groupstore.Series{series("latency_seconds_bucket", -1, "le", "1")}}, "latency_seconds"},
+		{&groupstore.Family{Type: wire.MetadataHistogram, Series: []groupstore.Series{series("latency_seconds_count", -2)}}, "latency_seconds"},
+		{&groupstore.Family{Type: wire.MetadataHistogram, Series: []groupstore.Series{series("latency_seconds_sum", math.Inf(1))}}, "latency_seconds"},
+		{&groupstore.Family{Type: wire.MetadataSummary, Series: []groupstore.Series{series("size_bytes_count", -1)}}, "size_bytes"},
+	} {
+		_, err := Merge(totals, map[string]*groupstore.Family{c.name: c.fam})
+		var ie *IncrementError
+		if !errors.As(err, &ie) || !strings.Contains(err.Error(), metricName(c.fam.Series[0].Labels)) {
+			t.Errorf("%s %v: %v, want an IncrementError naming the series", c.name, c.fam.Series[0].Float(), err)
+		}
+	}
+	// Negative is fine where the rule allows it.
+	for _, f := range []*groupstore.Family{
+		{Type: wire.MetadataHistogram, Series: []groupstore.Series{series("latency_seconds_sum", -3)}},
+		{Type: wire.MetadataGauge, Series: []groupstore.Series{series("latency_seconds_sum", -3)}},
+		{Type: wire.MetadataSummary, Series: []groupstore.Series{series("latency_seconds", math.NaN(), "quantile", "0.9")}},
+	} {
+		if _, err := Merge(totals, map[string]*groupstore.Family{"latency_seconds": f}); err != nil {
+			t.Errorf("%+v: %v", f, err)
+		}
+	}
+}
+
+func TestRuleOf(t *testing.T) {
+	for _, c := range []struct {
+		typ       wire.MetadataType
+		fam, name string
+		want      Rule
+	}{
+		{wire.MetadataCounter, "x_total", "x_total", AddNonNegative},
+		{wire.MetadataGauge, "x", "x", Last},
+		{wire.MetadataUnknown, "x", "x", Last},
+		{wire.MetadataHistogram, "x", "x_bucket", AddNonNegative},
+		{wire.MetadataHistogram, "x", "x_count", AddNonNegative},
+		{wire.MetadataHistogram, "x", "x_sum", Add},
+		{wire.MetadataGaugeHistogram, "x", "x_bucket", Last},
+		{wire.MetadataSummary, "x", "x", Last},
+		{wire.MetadataSummary, "x", "x_sum", Add},
+		{wire.MetadataSummary, "x", "x_count", AddNonNegative},
+		{wire.MetadataSummary, "x", "y_count", Last},
+	} {
+		if got := RuleOf(c.typ, c.fam, c.name); got != c.want {
+			t.Errorf("RuleOf(%v, %s, %s) = %v, want %v", c.typ, c.fam, c.name, got, c.want)
+		}
+	}
+}
+
+// FuzzMerge pushes a sequence of increments decoded from the input and
+// checks the totals against a plain sum kept beside: added series equal
+// the sum of their increments, last-value series the last increment, a
+// refused push changes nothing, and a never-negative total never
+// decreases.
+func FuzzMerge(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7})
+	f.Add([]byte{1, 255, 2, 128, 3, 3, 0, 0, 9})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 4096 {
+			return
+		}
+		type want struct {
+			rule Rule
+			v    float64
+		}
+		names := []struct {
+			typ       wire.MetadataType
+			fam, name string
+			kv        []string
+		}{
+			{wire.MetadataCounter, "c_total", "c_total", nil},
+			{wire.MetadataCounter, "c_total", "c_total", []string{"w", "1"}},
+			{wire.MetadataHistogram, "h", "h_bucket", []string{"le", "1"}},
+			{wire.MetadataHistogram, "h", "h_sum", nil},
+			{wire.MetadataGauge, "g", "g", nil},
+			{wire.MetadataSummary, "s", "s", []string{"quantile", "0.5"}},
+		}
+		expect := map[int]want{}
+		var totals map[string]*groupstore.Family
+		for len(data) >= 2 {
+			n := int(data[0]) % 3
+			data = data[1:]
+			inc := map[string]*groupstore.Family{}
+			pushed := map[int]float64{}
+			for j := 0; j < n && len(data) >= 2; j++ {
+				which, raw := int(data[0])%len(names), int8(data[1])
+				data = data[2:]
+				if _, dup := pushed[which]; dup {
+					continue
+				}
+				nm := names[which]
+				v := float64(raw) / 4
+				pushed[which] = v
+				fam := inc[nm.fam]
+				if fam == nil {
+					fam = &groupstore.Family{Type: nm.typ}
+					inc[nm.fam] = fam
+				}
+				fam.Series = append(fam.Series, series(nm.name, v, nm.kv...))
+			}
+			next, err := Merge(totals, inc)
+			refused := false
+			for w, v := range pushed {
+				if RuleOf(names[w].typ, names[w].fam, names[w].name) == AddNonNegative && v < 0 {
+					refused = true
+				}
+			}
+			if refused != (err != nil) {
+				t.Fatalf("push %v: error %v, want refused=%v", pushed, err, refused)
+			}
+			if err != nil {
+				continue
+			}
+			for w, v := range pushed {
+				e := expect[w]
+				e.rule = RuleOf(names[w].typ, names[w].fam, names[w].name)
+				if e.rule == Last {
+					e.v = v
+				} else {
+					e.v += v
+				}
+				expect[w] = e
+			}
+			for w, e := range expect {
+				got := value(t, next, names[w].fam, names[w].name, names[w].kv...)
+				if got != e.v {
+					t.Fatalf("%s%v = %v, want %v", names[w].name, names[w].kv, got, e.v)
+				}
+				if e.rule == AddNonNegative && totals != nil {
+					if f := totals[names[w].fam]; f != nil {
+						for _, s := range f.Series {
+							if string(wire.AppendLabelsKey(nil, s.Labels)) == string(wire.AppendLabelsKey(nil, series(names[w].name, 0, names[w].kv...).Labels)) && s.Float() > got {
+								t.Fatalf("%s decreased from %v to %v", names[w].name, s.Float(), got)
+							}
+						}
+					}
+				}
+			}
+			totals = next
+		}
+	})
+}
