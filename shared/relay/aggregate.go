@@ -8,9 +8,7 @@ import (
 
 	"github.com/promrelay/promrelay/shared/aggregate"
 	"github.com/promrelay/promrelay/shared/inbound"
-	"github.com/promrelay/promrelay/shared/push"
 	"github.com/promrelay/promrelay/shared/pushstate"
-	"github.com/promrelay/promrelay/shared/wire"
 )
 
 // AggregatePrefix is the path below which pushes are aggregated (issue
@@ -38,17 +36,9 @@ func (h *Handler) serveAggregate(ctx context.Context, r *http.Request, id inboun
 	if !h.o.State.Stateful() {
 		return reply{status: http.StatusNotImplemented, msg: "aggregating pushes needs a group store: set PROMRELAY_STATE_URL"}
 	}
-	groupPath := strings.TrimPrefix(r.URL.EscapedPath(), AggregatePrefix+"/metrics/")
-	if strings.HasSuffix(groupPath, "/") && strings.Count(groupPath, "/") == 1 {
-		// As for /metrics/job/: the Pushgateway's redirect.
-		if strings.HasPrefix(groupPath, push.JobLabel+"/") {
-			return reply{status: http.StatusTemporaryRedirect, location: AggregatePrefix + "/metrics/job"}
-		}
-		return reply{status: http.StatusNotFound, msg: "404 page not found"}
-	}
-	key, err := push.ParseGroupingKey(groupPath, h.o.Limits.MaxLabels)
-	if err != nil {
-		return reply{status: http.StatusBadRequest, msg: err.Error()}
+	key, rep := h.groupingKey(r, AggregatePrefix)
+	if rep.status != 0 {
+		return rep
 	}
 	owner := ownerOf(id)
 	if r.Method == http.MethodDelete {
@@ -58,38 +48,14 @@ func (h *Handler) serveAggregate(ctx context.Context, r *http.Request, id inboun
 		return reply{status: http.StatusAccepted}
 	}
 	return h.withBody(ctx, r, func(st *requestState, c *Reservation) reply {
-		body, rep := h.inflate(ctx, r, st, c)
-		if rep.status != 0 {
+		if rep := h.decodeExposition(ctx, r, st, c); rep.status != 0 {
 			return rep
 		}
-		if isDelimited(r.Header.Get("Content-Type")) {
-			err = st.exp.ParseDelimited(body, h.o.Limits)
-		} else {
-			err = st.exp.ParseText(body, h.o.Limits)
-		}
-		if err != nil {
-			return decodeReply(err)
-		}
-		n := st.exp.NumSamples()
-		addSamplesIn(ctx, n)
-		if err := c.Grow(ctx, int64(n)*pushBytesPerSample); err != nil {
-			return errorReply(err)
-		}
 		now := h.o.Now()
-		// As convert, without recording a failure time: an aggregated
-		// group's push_failure_time_seconds is never set.
-		err = st.conv.Convert(&st.wr, &st.exp, key, now, h.o.Limits)
-		if le := (*wire.LimitError)(nil); errors.As(err, &le) {
-			return decodeReply(err)
+		if rep := h.convert(ctx, st, key, owner, id, now, false); rep.status != 0 {
+			return rep
 		}
-		for i := 0; err == nil && i < len(st.wr.Series); i++ {
-			err = wire.ValidateSeries(&st.wr.Series[i], h.o.Limits)
-		}
-		if err != nil {
-			return reply{status: http.StatusBadRequest, msg: "pushed metrics are invalid: " + err.Error()}
-		}
-		h.applyLabels(st, id)
-		err = h.o.State.Aggregate(ctx, pushstate.AggregatePush{Key: key, Owner: owner, Request: &st.wr,
+		err := h.o.State.Aggregate(ctx, pushstate.AggregatePush{Key: key, Owner: owner, Request: &st.wr,
 			Families: st.conv.SeriesFamily, Time: now, IdempotencyKey: idempotencyKey(r)})
 		if err != nil {
 			return aggregateReply(err)

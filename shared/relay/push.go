@@ -19,19 +19,9 @@ import (
 // does: 400 for a bad grouping key or body, 200 once the upstream has
 // accepted the push, 202 for a DELETE.
 func (h *Handler) servePush(ctx context.Context, r *http.Request, id inbound.Identity) reply {
-	groupPath := strings.TrimPrefix(r.URL.EscapedPath(), "/metrics/")
-	if strings.HasSuffix(groupPath, "/") && strings.Count(groupPath, "/") == 1 {
-		// /metrics/job/ (nothing after the job segment): the Pushgateway
-		// redirects it to /metrics/job, which is not a route.
-		// The log wrapper puts the path prefix back on the Location.
-		if strings.HasPrefix(groupPath, push.JobLabel+"/") {
-			return reply{status: http.StatusTemporaryRedirect, location: "/metrics/job"}
-		}
-		return reply{status: http.StatusNotFound, msg: "404 page not found"}
-	}
-	key, err := push.ParseGroupingKey(groupPath, h.o.Limits.MaxLabels)
-	if err != nil {
-		return reply{status: http.StatusBadRequest, msg: err.Error()}
+	key, rep := h.groupingKey(r, "")
+	if rep.status != 0 {
+		return rep
 	}
 	owner := ownerOf(id)
 	if r.Method == http.MethodDelete {
@@ -41,6 +31,26 @@ func (h *Handler) servePush(ctx context.Context, r *http.Request, id inbound.Ide
 		return reply{status: http.StatusAccepted}
 	}
 	return h.pushBody(ctx, r, key, owner, id)
+}
+
+// groupingKey parses the grouping key of a push below base+"/metrics/"
+// (base "" for the Pushgateway's routes, AggregatePrefix): 400 for a bad
+// key, and for /metrics/job/ (nothing after the job segment) the
+// Pushgateway's redirect to /metrics/job, which is not a route (the log
+// wrapper puts the path prefix back on the Location).
+func (h *Handler) groupingKey(r *http.Request, base string) (push.GroupingKey, reply) {
+	groupPath := strings.TrimPrefix(r.URL.EscapedPath(), base+"/metrics/")
+	if strings.HasSuffix(groupPath, "/") && strings.Count(groupPath, "/") == 1 {
+		if strings.HasPrefix(groupPath, push.JobLabel+"/") {
+			return nil, reply{status: http.StatusTemporaryRedirect, location: base + "/metrics/job"}
+		}
+		return nil, reply{status: http.StatusNotFound, msg: "404 page not found"}
+	}
+	key, err := push.ParseGroupingKey(groupPath, h.o.Limits.MaxLabels)
+	if err != nil {
+		return nil, reply{status: http.StatusBadRequest, msg: err.Error()}
+	}
+	return key, reply{}
 }
 
 // ownerOf is the pushstate owner of a writer.
@@ -61,6 +71,27 @@ func (h *Handler) pushBody(ctx context.Context, r *http.Request, key push.Groupi
 
 // decodePush decodes, converts and applies a push whose body st holds.
 func (h *Handler) decodePush(ctx context.Context, r *http.Request, st *requestState, c *Reservation, key push.GroupingKey, owner pushstate.Owner, id inbound.Identity) reply {
+	if rep := h.decodeExposition(ctx, r, st, c); rep.status != 0 {
+		return rep
+	}
+	now := h.o.Now()
+	if rep := h.convert(ctx, st, key, owner, id, now, true); rep.status != 0 {
+		return rep
+	}
+	err := h.o.State.Push(ctx, pushstate.Push{Key: key, Owner: owner, Replace: r.Method == http.MethodPut,
+		Request: &st.wr, Families: st.conv.SeriesFamily, Time: now})
+	if err != nil {
+		return errorReply(err)
+	}
+	return reply{status: http.StatusOK}
+}
+
+// decodeExposition inflates and parses the exposition st's body holds
+// (protobuf-delimited by Content-Type, else text 0.0.4, which is also the
+// Pushgateway's fallback for a missing or unknown Content-Type) into
+// st.exp, with its samples counted and their memory reserved; a reply
+// with a status when it cannot.
+func (h *Handler) decodeExposition(ctx context.Context, r *http.Request, st *requestState, c *Reservation) reply {
 	body, rep := h.inflate(ctx, r, st, c)
 	if rep.status != 0 {
 		return rep
@@ -69,8 +100,6 @@ func (h *Handler) decodePush(ctx context.Context, r *http.Request, st *requestSt
 	if isDelimited(r.Header.Get("Content-Type")) {
 		err = st.exp.ParseDelimited(body, h.o.Limits)
 	} else {
-		// Text 0.0.4 is also the fallback for a missing or unknown
-		// Content-Type, as on the Pushgateway.
 		err = st.exp.ParseText(body, h.o.Limits)
 	}
 	if err != nil {
@@ -81,16 +110,7 @@ func (h *Handler) decodePush(ctx context.Context, r *http.Request, st *requestSt
 	if err := c.Grow(ctx, int64(n)*pushBytesPerSample); err != nil {
 		return errorReply(err)
 	}
-	now := h.o.Now()
-	if rep := h.convert(ctx, st, key, owner, id, now); rep.status != 0 {
-		return rep
-	}
-	err = h.o.State.Push(ctx, pushstate.Push{Key: key, Owner: owner, Replace: r.Method == http.MethodPut,
-		Request: &st.wr, Families: st.conv.SeriesFamily, Time: now})
-	if err != nil {
-		return errorReply(err)
-	}
-	return reply{status: http.StatusOK}
+	return reply{}
 }
 
 // inflate returns the push body as text, gunzipped when it came gzipped,
@@ -125,8 +145,9 @@ func (h *Handler) inflate(ctx context.Context, r *http.Request, st *requestState
 
 // convert turns the parsed push into write-request series with every
 // label applied, as the Pushgateway would expose them. An invalid push is
-// 400, and its failure time is recorded as the Pushgateway records it.
-func (h *Handler) convert(ctx context.Context, st *requestState, key push.GroupingKey, owner pushstate.Owner, id inbound.Identity, now time.Time) reply {
+// 400, and with recordFailure its failure time is recorded as the
+// Pushgateway records it (an aggregated group has none).
+func (h *Handler) convert(ctx context.Context, st *requestState, key push.GroupingKey, owner pushstate.Owner, id inbound.Identity, now time.Time, recordFailure bool) reply {
 	err := st.conv.Convert(&st.wr, &st.exp, key, now, h.o.Limits)
 	if le := (*wire.LimitError)(nil); errors.As(err, &le) {
 		return decodeReply(err)
@@ -140,7 +161,7 @@ func (h *Handler) convert(ctx context.Context, st *requestState, key push.Groupi
 		}
 	}
 	if err != nil {
-		if inv := (*push.InvalidError)(nil); errors.As(err, &inv) {
+		if inv := (*push.InvalidError)(nil); recordFailure && errors.As(err, &inv) {
 			st.wr.Reset()
 			st.conv.FailureSeries(&st.wr, key, now)
 			h.applyLabels(st, id)
