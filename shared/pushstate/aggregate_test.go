@@ -511,15 +511,14 @@ func TestReemitOfAStaleListing(t *testing.T) {
 		t.Fatalf("push after the claim wrote %s@%d, want 3 after %d", v, at, ts)
 	}
 
-	// Reemit as it is writes the listing's total, 1, at its now: later
-	// than the push's 2. Remove this part once Reemit claims.
+	// Reemit, whose listing still holds the total 1, writes the current
+	// total, 3, after the last push's timestamp.
+	_, last := w.sample(t, counter)
 	w.reqs = nil
 	if _, err := s.Reemit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if v, at := w.sample(t, counter); v == "1" && at > pushed {
-		t.Logf("known: Reemit wrote the stale total %s at %d, after the newer total's %d (needs claimAggregate in Reemit)", v, at, pushed)
-	} else {
-		t.Logf("Reemit wrote %s at %d", v, at)
+	if v, at := w.sample(t, counter); v != "3" || at <= last {
+		t.Fatalf("Reemit of a stale listing wrote %s@%d, want the current total 3 after %d", v, at, last)
 	}
 }

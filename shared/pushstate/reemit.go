@@ -26,6 +26,9 @@ type ReemitResult struct {
 type batch struct {
 	wr     wire.WriteRequest
 	groups []*groupstore.Group
+	// ts[i] is the timestamp claimed for groups[i] when it is an
+	// aggregated group (claimAggregate), 0 for any other.
+	ts []int64
 }
 
 // Reemit is the scheduled job: it writes every stored group's current
@@ -100,8 +103,27 @@ func (s *State) Reemit(ctx context.Context) (ReemitResult, error) {
 				b = &batch{}
 				batches[g.Tenant] = b
 			}
-			appendGroup(&b.wr, g, now.UnixMilli())
+			var ts int64
+			if IsAggregate(g) && !g.Deleted {
+				// Totals go out at a timestamp claimed in the
+				// store, after every push's and with the totals
+				// as they are now: the listing's may be older
+				// than a push that committed since.
+				fresh, claimed, err := s.claimAggregate(ctx, g.ID, now.UnixMilli())
+				if err != nil {
+					errs = append(errs, &StoreError{Err: fmt.Errorf("claim aggregated group %s: %w", g.ID, err)})
+					continue
+				}
+				if fresh == nil {
+					continue // deleted since it was read
+				}
+				g, ts = fresh, claimed
+				appendTotals(&b.wr, g, ts, nil)
+			} else {
+				appendGroup(&b.wr, g, now.UnixMilli())
+			}
 			b.groups = append(b.groups, g)
+			b.ts = append(b.ts, ts)
 			res.Groups++
 			if len(b.wr.Series) >= s.o.BatchSeries {
 				s.flush(ctx, g.Tenant, b, &res, failed)
@@ -161,6 +183,7 @@ func (s *State) flush(ctx context.Context, tenant string, b *batch, res *ReemitR
 	defer func() {
 		b.wr.Reset()
 		b.groups = b.groups[:0]
+		b.ts = b.ts[:0]
 	}()
 	if len(b.wr.Series) == 0 || failed[tenant] != nil {
 		return
@@ -178,9 +201,13 @@ func (s *State) flush(ctx context.Context, tenant string, b *batch, res *ReemitR
 		return
 	}
 	now := s.o.Now().UnixMilli()
-	for _, g := range b.groups {
+	for i, g := range b.groups {
 		var one wire.WriteRequest
-		appendGroup(&one, g, now)
+		if b.ts[i] != 0 {
+			appendTotals(&one, g, b.ts[i], nil)
+		} else {
+			appendGroup(&one, g, now)
+		}
 		if len(one.Series) == 0 {
 			continue
 		}
