@@ -4,7 +4,7 @@
 // no clock, no upstream; shared/pushstate applies it inside a group store
 // update.
 //
-// The rules (issue 18; the Pushgateway itself never adds, see
+// The rules (the Pushgateway itself never adds, see
 // https://github.com/prometheus/pushgateway#about-the-job-and-instance-labels):
 //
 //	family type       series                          rule

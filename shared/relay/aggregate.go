@@ -11,8 +11,8 @@ import (
 	"github.com/promrelay/promrelay/shared/pushstate"
 )
 
-// AggregatePrefix is the path below which pushes are aggregated (issue
-// 18): a Pushgateway client whose base URL ends in /aggregate pushes to
+// AggregatePrefix is the path below which pushes are aggregated: a
+// Pushgateway client whose base URL ends in /aggregate pushes to
 // PUT|POST /aggregate/metrics/job/<job>{/<label>/<value>} (or
 // job@base64), and DELETE on the same path removes the group.
 const AggregatePrefix = "/aggregate"

@@ -176,7 +176,7 @@ func New(o Options) (*Handler, error) {
 			h.route(verb+" "+base+"{rest...}", route, h.authenticated(h.servePush))
 		}
 	}
-	// Aggregated pushes (issue 18): the same paths below /aggregate.
+	// Aggregated pushes: the same paths below /aggregate.
 	for _, base := range []string{AggregatePrefix + "/metrics/job/", AggregatePrefix + "/metrics/job@base64/"} {
 		for _, verb := range []string{http.MethodPut, http.MethodPost, http.MethodDelete} {
 			h.route(verb+" "+base+"{rest...}", "aggregate", h.authenticated(h.serveAggregate))
