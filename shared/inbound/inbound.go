@@ -143,7 +143,8 @@ type Options struct {
 	// Required (≥ 1) with ModeBasic.
 	MaxConcurrentBcrypt int
 	// OnFailure, when set, is told of every refused request: the
-	// scheme the caller used (bearer, jwt, basic, or "" for none) and
+	// scheme the caller used (bearer, jwt, basic, "" for none, other for
+	// any other Authorization scheme) and
 	// the reason, one of missing, invalid, forbidden, busy (the log
 	// line's categories), for the relay's metrics. It must be cheap.
 	OnFailure func(scheme, reason string)
@@ -304,15 +305,26 @@ func (a *Authenticator) Authenticate(r *http.Request) (Identity, error) {
 			reason, category = "missing credentials", "missing"
 		}
 		a.logger.LogAttrs(r.Context(), slog.LevelWarn, "authentication failed", slog.String("reason", reason),
-			slog.String("scheme", scheme), slog.String("remote", r.RemoteAddr), slog.String("path", r.URL.Path),
+			slog.String("scheme", schemeLabel(scheme)), slog.String("remote", r.RemoteAddr), slog.String("path", r.URL.Path),
 			slog.String("detail", detail(err)), slog.Int64("failures_total", n))
 		if a.onFailure != nil {
-			a.onFailure(scheme, category)
+			a.onFailure(schemeLabel(scheme), category)
 		}
 		return id, err
 	}
 	id.Scheme = scheme
 	return id, nil
+}
+
+// schemeLabel maps the scheme a caller used to a closed set — bearer,
+// jwt, basic, none, "" (no credentials) or other — so that what a caller
+// writes in its Authorization header cannot make metric series.
+func schemeLabel(scheme string) string {
+	switch scheme {
+	case "", "bearer", "jwt", "basic", "none":
+		return scheme
+	}
+	return "other"
 }
 
 // detail keeps the wrapped reason of an error for the log (never a secret).

@@ -451,3 +451,32 @@ func TestLoadFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestFailureSchemeIsClosed: whatever scheme a refused caller writes, the
+// failure is reported (metrics, log) under one of a closed set, and a
+// credential sent without a scheme never reaches the log.
+func TestFailureSchemeIsClosed(t *testing.T) {
+	var log bytes.Buffer
+	var schemes []string
+	a, err := inbound.New(inbound.Options{Modes: []string{inbound.ModeBearer}, Tokens: []string{"t0123456789abcdef"},
+		Logger: slog.New(slog.NewJSONHandler(&log, nil)), OnFailure: func(scheme, reason string) { schemes = append(schemes, scheme+"/"+reason) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"", "Bearer nope", "Basic Zm9vOmJhcg==", "secretTokenWithoutScheme", "X-Custom-1 abc", "X-Custom-2 abc"} {
+		r := httptest.NewRequest("GET", "/", nil)
+		if h != "" {
+			r.Header.Set("Authorization", h)
+		}
+		if _, err := a.Authenticate(r); err == nil {
+			t.Fatalf("%q authenticated", h)
+		}
+	}
+	want := []string{"/missing", "bearer/invalid", "basic/invalid", "other/invalid", "other/invalid", "other/invalid"}
+	if strings.Join(schemes, " ") != strings.Join(want, " ") {
+		t.Errorf("failures %q, want %q", schemes, want)
+	}
+	if strings.Contains(strings.ToLower(log.String()), "secrettokenwithoutscheme") {
+		t.Errorf("the log holds a credential sent without a scheme:\n%s", log.String())
+	}
+}

@@ -214,9 +214,15 @@ func errorReply(err error) reply {
 	case errors.As(err, &ue):
 		rep := reply{status: ue.Status, msg: ue.Msg, detail: ue.Detail, retryAfter: ue.RetryAfter}
 		switch {
-		case ue.Partial:
+		case ue.Partial || ue.Dropped != [3]int{}:
 			rep.reason = metrics.ReasonProfile
-		case ue.Status == http.StatusBadRequest:
+		case ue.Status != http.StatusBadRequest:
+			// 429, 5xx: the sender retries; not a rejection.
+		case ue.UpstreamStatus == http.StatusRequestEntityTooLarge:
+			rep.reason = metrics.ReasonTooLarge // a series too large on its own
+		case ue.UpstreamStatus == 0:
+			rep.reason = metrics.ReasonInvalid // a request the relay could not read or split
+		default:
 			rep.reason = metrics.ReasonUpstream4xx
 		}
 		return rep

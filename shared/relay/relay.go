@@ -519,5 +519,12 @@ func record(ctx context.Context, res upstream.Result, err error, c counts) {
 		for k := range c {
 			st.out[k] += c[k]
 		}
+		return
+	}
+	if ue := (*upstream.Error)(nil); errors.As(err, &ue) && ue.Partial {
+		// The profile dropped some series; the upstream took the rest.
+		for k := range c {
+			st.out[k] += max(0, c[k]-ue.Dropped[k])
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -454,5 +455,52 @@ func TestValuesCountedByKind(t *testing.T) {
 		if got := testutil.ToFloat64(m.Relayed.WithLabelValues(kind)); got != want {
 			t.Errorf("relayed_total{kind=%s} = %v, want %v", kind, got, want)
 		}
+	}
+}
+
+// TestRejectionReasons: an upstream error's reason and what counts as
+// relayed — the series a profile dropped are rejected for profile and the
+// rest relayed; a series too large on its own is too_large; a data
+// rejection upstream_4xx; a 5xx no rejection.
+func TestRejectionReasons(t *testing.T) {
+	series := make([]wire.Series, 3)
+	for i := range series {
+		series[i] = wire.Series{Labels: []wire.Label{{Name: "__name__", Value: "m"}, {Name: "i", Value: strconv.Itoa(i)}},
+			Samples: []wire.Sample{{Value: 1, Timestamp: 1000}}}
+	}
+	body := wire.EncodeSnappy(nil, wire.AppendWriteRequest(nil, series, nil))
+	for _, c := range []struct {
+		name            string
+		err             *upstream.Error
+		reason          string
+		relayed, reject float64
+	}{
+		{"profile dropped one", &upstream.Error{Status: 400, Partial: true, Dropped: [3]int{1, 0, 0}}, metrics.ReasonProfile, 2, 1},
+		{"profile dropped all", &upstream.Error{Status: 400, Dropped: [3]int{3, 0, 0}}, metrics.ReasonProfile, 0, 3},
+		{"series too large alone", &upstream.Error{Status: 400, UpstreamStatus: 413}, metrics.ReasonTooLarge, 0, 3},
+		{"upstream refuses", &upstream.Error{Status: 400, UpstreamStatus: 400}, metrics.ReasonUpstream4xx, 0, 3},
+		{"upstream down", &upstream.Error{Status: 503, UpstreamStatus: 503}, "", 0, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := metrics.New(nil, nil)
+			h := newHandler(&recordingUpstream{err: c.err}, func(o *relay.Options) { o.Metrics = m })
+			if rec := serve(h, "POST", "/api/v1/write", body); rec.Code != c.err.Status {
+				t.Fatalf("%d %s", rec.Code, rec.Body)
+			}
+			if got := testutil.ToFloat64(m.Relayed.WithLabelValues(metrics.KindSample)); got != c.relayed {
+				t.Errorf("relayed_total{kind=sample} = %v, want %v", got, c.relayed)
+			}
+			var rejected float64
+			for _, r := range []string{metrics.ReasonProfile, metrics.ReasonTooLarge, metrics.ReasonUpstream4xx, metrics.ReasonInvalid} {
+				got := testutil.ToFloat64(m.Rejected.WithLabelValues(metrics.KindSample, r))
+				if r != c.reason && got != 0 {
+					t.Errorf("rejected_total{reason=%s} = %v, want 0", r, got)
+				}
+				rejected += got
+			}
+			if rejected != c.reject {
+				t.Errorf("rejected_total{reason=%q} = %v, want %v", c.reason, rejected, c.reject)
+			}
+		})
 	}
 }

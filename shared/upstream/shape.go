@@ -109,6 +109,7 @@ type shaper struct {
 	res      *Result
 	sent     bool   // some of the request went upstream
 	rejected int    // series the profile cannot convert, dropped
+	dropped  [3]int // their float samples, histogram samples, exemplars
 	first    string // why the first was dropped
 }
 
@@ -155,7 +156,7 @@ func (c *Client) writeShaped(ctx context.Context, raw []byte, bufs *buffers, res
 		return err
 	}
 	if sh.rejected > 0 {
-		return &Error{Status: http.StatusBadRequest, Partial: sh.sent,
+		return &Error{Status: http.StatusBadRequest, Partial: sh.sent, Dropped: sh.dropped,
 			Msg: fmt.Sprintf("%d series cannot be converted for the upstream's profile and were dropped (the others were relayed); first: %s", sh.rejected, sh.first)}
 	}
 	return nil
@@ -266,6 +267,9 @@ func (sh *shaper) convert(one *wire.WriteRequest) error {
 					sh.first = fmt.Sprintf("%s: %v", wire.FormatLabels(s.Labels, 256), strings.TrimPrefix(err.Error(), "timeseries 0: "))
 				}
 				sh.rejected++
+				sh.dropped[0] += len(s.Samples)
+				sh.dropped[1] += len(s.Histograms)
+				sh.dropped[2] += len(s.Exemplars)
 				continue
 			}
 			sh.count(n)

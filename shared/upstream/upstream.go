@@ -292,6 +292,9 @@ type Error struct {
 	// Partial is set on a 400 when the request's other series were
 	// written (a series a profile cannot convert was dropped).
 	Partial bool
+	// Dropped counts the values of the series the profile dropped (float
+	// samples, histogram samples, exemplars); zero for other errors.
+	Dropped [3]int
 	// Detail is what the log needs beyond Msg, or "": the upstream's
 	// error body (cut to MaxErrorBodyBytes) when Msg leaves it out, or the
 	// reason credentials could not be obtained (auth.CredentialsError's
