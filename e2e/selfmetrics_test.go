@@ -16,7 +16,7 @@ import (
 func TestSelfMetricsServer(t *testing.T) {
 	needsPeers(t)
 	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{})
-	s := startServer(t, map[string]string{"PROMRELAY_UPSTREAM_URL": prom.RemoteWriteURL(), "PROMRELAY_SELF_METRICS_INTERVAL": "500ms"})
+	s := startServer(t, map[string]string{"PROMRELAY_UPSTREAM_URL": prom.RemoteWriteURL(), "PROMRELAY_SELF_METRICS_INTERVAL": "1s"})
 	for i := 0; i < 3; i++ {
 		if code, body, _ := do(t, "PUT", s.URL+"/metrics/job/selfmetrics", "", []byte("m 1\n")); code != 200 {
 			t.Fatalf("push: %d %s", code, body)

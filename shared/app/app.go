@@ -292,7 +292,8 @@ func (a *App) WriteSelf(ctx context.Context) {
 	if a.Self == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, config.SelfWriteTimeout)
+	// A request id of its own: the write is no request's doing.
+	ctx, cancel := context.WithTimeout(requestid.With(ctx, requestid.New()), config.SelfWriteTimeout)
 	defer cancel()
 	a.Self.MaybeWrite(ctx)
 }

@@ -130,8 +130,8 @@ func TestMetricsMoveAsDocumented(t *testing.T) {
 		}
 	}
 
-	// A push: two samples received; relayed are those two and
-	// push_time_seconds; two upstream requests; store updates.
+	// A push: two samples received and relayed (push_time_seconds, the
+	// relay's own, does not count); two upstream requests; store updates.
 	var code int
 	relayed := delta(m.Relayed.WithLabelValues("sample"), func() {
 		want("received_total{kind=sample}", delta(m.Received.WithLabelValues("sample"), func() {
@@ -147,7 +147,7 @@ func TestMetricsMoveAsDocumented(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("push: %d", code)
 	}
-	want("relayed_total{kind=sample} for a push", relayed, 3)
+	want("relayed_total{kind=sample} for a push", relayed, 2)
 
 	// A remote write of three series.
 	want("relayed_total{kind=sample} for a remote write", delta(m.Relayed.WithLabelValues("sample"), func() {
@@ -207,7 +207,16 @@ func TestMetricsMoveAsDocumented(t *testing.T) {
 		t.Fatalf("push with a read token: %d", code)
 	}
 
-	// Invalid input and limits.
+	// Invalid input and limits. An invalid push's value is rejected,
+	// though its push_failure_time_seconds goes upstream.
+	want("rejected_total{kind=sample,reason=invalid}", delta(m.Rejected.WithLabelValues("sample", "invalid"), func() {
+		want("relayed_total{kind=sample}", delta(m.Relayed.WithLabelValues("sample"), func() {
+			code = do(h, "PUT", "/metrics/job/batch", writeToken, []byte("a 1 1000\n")).Code
+		}), 0)
+	}), 1)
+	if code != 400 {
+		t.Fatalf("push with a timestamp: %d", code)
+	}
 	want("rejected_requests_total{route=push,reason=invalid}", delta(m.RejectedRequests.WithLabelValues("push", "invalid"), func() {
 		code = do(h, "PUT", "/metrics/job/batch", writeToken, []byte("a{ 1\n")).Code
 	}), 1)
@@ -308,6 +317,27 @@ func assertRequestIDs(t *testing.T, log string) {
 	}
 	if shared < 3 {
 		t.Errorf("%d requests logged more than one line under one id, want the 3 auth failures at least", shared)
+	}
+}
+
+// TestSelfWriteIsNotUserTraffic: the self-write's own upstream request
+// counts in promrelay_self_writes_total, not in the upstream metrics.
+func TestSelfWriteIsNotUserTraffic(t *testing.T) {
+	up := newFaultyUpstream(t)
+	a, err := app.FromEnv(app.Server, env(map[string]string{"PROMRELAY_UPSTREAM_URL": up.srv.URL, "PROMRELAY_SELF_METRICS_INTERVAL": "1m"}, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := a.Metrics
+	if d := delta(m.UpstreamRequests.WithLabelValues("2xx"), func() {
+		if d := delta(m.SelfWrites.WithLabelValues("ok"), func() { a.WriteSelf(context.Background()) }); d != 1 {
+			t.Errorf("self_writes_total{result=ok} moved by %v, want 1", d)
+		}
+	}); d != 0 {
+		t.Errorf("upstream_requests_total{status_class=2xx} moved by %v for a self-write, want 0", d)
+	}
+	if up.series.Load() == 0 {
+		t.Error("the self-write reached no upstream")
 	}
 }
 

@@ -307,8 +307,8 @@ var Settings = []Setting{
 			if err != nil {
 				return err
 			}
-			if d < 0 {
-				return errors.New("must not be negative")
+			if d < 0 || (d > 0 && d < MinSelfMetricsInterval) {
+				return fmt.Errorf("must be 0 (never) or at least %v", MinSelfMetricsInterval)
 			}
 			c.SelfMetricsEvery = &d
 			return nil
@@ -606,6 +606,10 @@ func (c Config) SelfMetricsInterval(onFunction bool) time.Duration {
 // on Function Compute and Lambda: one write of the relay's metrics per
 // instance per minute, about 190 series.
 const DefaultSelfMetricsInterval = time.Minute
+
+// MinSelfMetricsInterval is the shortest PROMRELAY_SELF_METRICS_INTERVAL:
+// each write is one upstream request of about 250 series.
+const MinSelfMetricsInterval = time.Second
 
 // SelfWriteTimeout bounds one write of the relay's own metrics upstream.
 const SelfWriteTimeout = 10 * time.Second

@@ -49,6 +49,10 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		{"PROMRELAY_PATH_PREFIX=prod", "must start with /"},
 		{"PROMRELAY_LOG_LEVEL=loud", "PROMRELAY_LOG_LEVEL"},
 		{"PROMRELAY_UPSTREAM_PASSWORD=", ""},
+		{"PROMRELAY_SELF_METRICS_INTERVAL=1ms", "at least 1s"},
+		{"PROMRELAY_SELF_METRICS_INTERVAL=-1s", "PROMRELAY_SELF_METRICS_INTERVAL"},
+		{"PROMRELAY_SELF_METRICS_INTERVAL=0", ""},
+		{"PROMRELAY_METRICS_AUTH=open", "PROMRELAY_METRICS_AUTH"},
 	} {
 		k, v, _ := strings.Cut(tc.env, "=")
 		_, err := config.Load(func(name string) string {
@@ -65,6 +69,29 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %q", tc.env, err, tc.want)
+		}
+	}
+}
+
+// TestSelfMetricsInterval: 60s on the functions and off on the server
+// unless set; 0 is never.
+func TestSelfMetricsInterval(t *testing.T) {
+	for _, c := range []struct {
+		v          string
+		onFunction bool
+		want       time.Duration
+	}{{"", true, time.Minute}, {"", false, 0}, {"0", true, 0}, {"5s", false, 5 * time.Second}} {
+		cfg, err := config.Load(func(name string) string {
+			if name == "PROMRELAY_SELF_METRICS_INTERVAL" {
+				return c.v
+			}
+			return ""
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.SelfMetricsInterval(c.onFunction); got != c.want {
+			t.Errorf("%q on a function %v: %v, want %v", c.v, c.onFunction, got, c.want)
 		}
 	}
 }

@@ -9,11 +9,13 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/promql/parser"
 
+	"github.com/promrelay/promrelay/shared/config"
 	"github.com/promrelay/promrelay/shared/metrics"
 )
 
@@ -82,6 +84,7 @@ func TestDashboard(t *testing.T) {
 		}
 		Panels []struct {
 			Title, Type string
+			Interval    string
 			Datasource  struct{ UID string }
 			Targets     []struct{ Expr string }
 		}
@@ -107,6 +110,12 @@ func TestDashboard(t *testing.T) {
 		}
 		if p.Datasource.UID != "${datasource}" {
 			t.Errorf("panel %q: datasource %q, want ${datasource}", p.Title, p.Datasource.UID)
+		}
+		// Self-written series have a sample per interval: a rate's
+		// window ($__rate_interval, at least the panel's interval)
+		// must hold two.
+		if iv, err := time.ParseDuration(p.Interval); err != nil || iv < 2*config.DefaultSelfMetricsInterval {
+			t.Errorf("panel %q: interval %q, want at least %v", p.Title, p.Interval, 2*config.DefaultSelfMetricsInterval)
 		}
 		if len(p.Targets) == 0 {
 			t.Errorf("panel %q has no query", p.Title)

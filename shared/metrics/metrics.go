@@ -49,6 +49,17 @@ const (
 	ReasonProfile     = "profile"      // dropped by the upstream profile's conversion
 )
 
+// writeRoutes are the route names of the write path, whose rejections
+// start at zero.
+var writeRoutes = [...]string{"push", "delete", "aggregate", "remote_write", "otlp"}
+
+// schemes and authReasons are the label values of InboundAuthFailures
+// (inbound.Options.OnFailure).
+var (
+	schemes     = [...]string{"", "bearer", "jwt", "basic", "other"}
+	authReasons = [...]string{"missing", "invalid", "forbidden", "busy"}
+)
+
 var reasons = [...]string{ReasonLimit, ReasonInvalid, ReasonUpstream4xx, ReasonTooLarge, ReasonBudget, ReasonAuth, ReasonDelta, ReasonProfile}
 
 // Label values of ProfileChanges' change label: the upstream profile's
@@ -259,11 +270,25 @@ func New(budgetInUse, budgetSize func() int64) *Metrics {
 		m.Received.WithLabelValues(k)
 		m.Relayed.WithLabelValues(k)
 		for _, r := range reasons {
-			m.Rejected.WithLabelValues(k, r)
+			if r != ReasonAuth { // refused before any value is decoded
+				m.Rejected.WithLabelValues(k, r)
+			}
 		}
 	}
 	for _, c := range changes {
 		m.ProfileChanges.WithLabelValues(c)
+	}
+	// Counters a short-lived instance may move once: seen from zero, so
+	// that increase() over a new instance's series counts that once.
+	for _, route := range writeRoutes {
+		for _, r := range reasons {
+			m.RejectedRequests.WithLabelValues(route, r)
+		}
+	}
+	for _, scheme := range schemes {
+		for _, r := range authReasons {
+			m.InboundAuthFailures.WithLabelValues(scheme, r)
+		}
 	}
 	for _, c := range statusClasses {
 		m.UpstreamRequests.WithLabelValues(c)

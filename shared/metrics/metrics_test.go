@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/prometheus/model/labels"
@@ -75,6 +76,7 @@ var wantNames = []string{
 	"promrelay_reemit_runs_total",
 	"promrelay_reemitted_groups_total",
 	"promrelay_reemitted_samples_total",
+	"promrelay_rejected_requests_total",
 	"promrelay_rejected_total",
 	"promrelay_relayed_total",
 	"promrelay_request_duration_seconds",
@@ -146,12 +148,14 @@ func TestPreinitialised(t *testing.T) {
 		count[f.GetName()] = len(f.GetMetric())
 	}
 	for name, want := range map[string]int{
-		"promrelay_received_total":          3,
-		"promrelay_relayed_total":           3,
-		"promrelay_rejected_total":          3 * 8,
-		"promrelay_profile_changes_total":   3,
-		"promrelay_upstream_requests_total": 5,
-		"promrelay_self_writes_total":       2,
+		"promrelay_received_total":              3,
+		"promrelay_relayed_total":               3,
+		"promrelay_rejected_total":              3 * 7, // auth: no values decoded
+		"promrelay_rejected_requests_total":     5 * 8,
+		"promrelay_inbound_auth_failures_total": 5 * 4,
+		"promrelay_profile_changes_total":       3,
+		"promrelay_upstream_requests_total":     5,
+		"promrelay_self_writes_total":           2,
 	} {
 		if count[name] != want {
 			t.Errorf("%s: %d series at start, want %d", name, count[name], want)
@@ -487,8 +491,9 @@ func TestInstanceName(t *testing.T) {
 	}
 }
 
-// TestSelfWriterInterval checks writes happen at most once per Interval,
-// and a failure is counted and not retried before the next Interval.
+// TestSelfWriterInterval checks writes happen at most once per Interval
+// (less a tenth, for a timer of that period that fires early), and a
+// failure is counted and due again 10 s later, not at once.
 func TestSelfWriterInterval(t *testing.T) {
 	m := New(nil, nil)
 	now := time.Unix(1000, 0)
@@ -500,6 +505,9 @@ func TestSelfWriterInterval(t *testing.T) {
 			calls++
 			if len(wr.Series) == 0 {
 				t.Error("empty write")
+			}
+			if !IsSelfWrite(ctx) {
+				t.Error("the write's context is not marked as a self-write")
 			}
 			if fail {
 				return errors.New("upstream said no")
@@ -515,12 +523,14 @@ func TestSelfWriterInterval(t *testing.T) {
 	}
 	step(0, true) // the first call writes
 	step(time.Second, false)
-	step(58*time.Second, false)
-	step(time.Second, true) // 60 s after the first
+	step(52*time.Second, false) // 53 s after the first
+	step(time.Second, true)     // 54 s: a timer tick 6 s early still writes
 	fail = true
 	step(time.Minute, true)
-	step(time.Second, false) // a failure is not retried at once
-	step(time.Minute, true)
+	step(9*time.Second, false) // a failure is not retried at once
+	step(time.Second, true)    // but 10 s later
+	fail = false
+	step(time.Second, false)
 	if calls != 4 {
 		t.Errorf("%d writes, want 4", calls)
 	}
@@ -705,4 +715,25 @@ var constDesc = prometheus.NewDesc("test_const", "A gauge with job and instance 
 func (constCollector) Describe(ch chan<- *prometheus.Desc) { ch <- constDesc }
 func (constCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.NewMetricWithTimestamp(time.UnixMilli(42), prometheus.MustNewConstMetric(constDesc, prometheus.GaugeValue, 1, "other", "other-job", "a"))
+}
+
+// TestSelfWriterWritesWhatWasGathered: a failing collector is logged, and
+// the other metrics are written all the same, as GET /metrics serves them
+// (promhttp.ContinueOnError).
+func TestSelfWriterWritesWhatWasGathered(t *testing.T) {
+	m := New(nil, nil)
+	m.Registry().MustRegister(failing{})
+	var logged bytes.Buffer
+	var series int
+	s := &SelfWriter{Metrics: m, Instance: "a", Interval: time.Minute, Logger: newTextLogger(&logged),
+		Write: func(ctx context.Context, wr *wire.WriteRequest) error { series = len(wr.Series); return nil }}
+	if !s.MaybeWrite(context.Background()) || series == 0 {
+		t.Fatalf("wrote %d series", series)
+	}
+	if !strings.Contains(logged.String(), "collector failed") {
+		t.Errorf("the collector's failure is not logged: %q", logged.String())
+	}
+	if ok := testutil.ToFloat64(m.SelfWrites.WithLabelValues(ResultOK)); ok != 1 {
+		t.Errorf("self_writes_total{result=ok} = %v, want 1", ok)
+	}
 }

@@ -10,9 +10,13 @@ import (
 
 // UpstreamAttempt counts one HTTP request to the upstream: status is its
 // answer (0 for none: a transport error, a timeout, a credentials
-// failure), d how long it took, retry whether it repeated an earlier one.
-// It implements upstream.Observer.
-func (m *Metrics) UpstreamAttempt(status int, d time.Duration, retry bool) {
+// failure), d how long it took, retry whether it repeated an earlier one;
+// a self-write's (IsSelfWrite) are left out. It implements
+// upstream.Observer.
+func (m *Metrics) UpstreamAttempt(ctx context.Context, status int, d time.Duration, retry bool) {
+	if IsSelfWrite(ctx) {
+		return
+	}
 	class := StatusClass(status)
 	m.UpstreamRequests.WithLabelValues(class).Inc()
 	m.UpstreamDuration.WithLabelValues(class).Observe(d.Seconds())
@@ -23,15 +27,23 @@ func (m *Metrics) UpstreamAttempt(status int, d time.Duration, retry bool) {
 
 // UpstreamSplit counts a body split in two after an upstream 413
 // (upstream.Observer).
-func (m *Metrics) UpstreamSplit() { m.UpstreamSplits.Inc() }
+func (m *Metrics) UpstreamSplit(ctx context.Context) {
+	if !IsSelfWrite(ctx) {
+		m.UpstreamSplits.Inc()
+	}
+}
 
 // UpstreamFallback counts a write that fell back from remote write 2.0 to
 // 1.0 (upstream.Observer).
-func (m *Metrics) UpstreamFallback() { m.UpstreamFallbacks.Inc() }
+func (m *Metrics) UpstreamFallback(ctx context.Context) {
+	if !IsSelfWrite(ctx) {
+		m.UpstreamFallbacks.Inc()
+	}
+}
 
 // CredentialFetch returns the func that counts each completed fetch of
-// upstream credentials of mode (PROMRELAY_UPSTREAM_AUTH, or "oss" for the
-// group store's own), with its result: auth.Cache.OnFetch and
+// upstream credentials of mode (PROMRELAY_UPSTREAM_AUTH: sigv4 or aliyun;
+// the OSS group store shares the aliyun provider), with its result: auth.Cache.OnFetch and
 // auth.SigV4Options.OnFetch.
 func (m *Metrics) CredentialFetch(mode string) func(err error) {
 	ok := m.CredentialFetches.WithLabelValues(mode, ResultOK)
@@ -46,8 +58,8 @@ func (m *Metrics) CredentialFetch(mode string) func(err error) {
 }
 
 // InboundAuthFailure counts a request whose credentials were refused:
-// scheme is the scheme the caller used (bearer, jwt, basic, or "" for
-// none), reason one of missing, invalid, forbidden, busy
+// scheme is the scheme the caller used (bearer, jwt, basic, "" for none,
+// other), reason one of missing, invalid, forbidden, busy
 // (inbound.Options.OnFailure).
 func (m *Metrics) InboundAuthFailure(scheme, reason string) {
 	m.InboundAuthFailures.WithLabelValues(scheme, reason).Inc()
@@ -70,6 +82,11 @@ const (
 // result. An Update whose function refused the change (its error, or
 // groupstore.ErrKeep) counts as ok: the store worked.
 func (m *Metrics) InstrumentStore(s groupstore.Store) groupstore.Store {
+	for _, op := range []string{OpUpdate, OpList, OpCount, OpLoadCursor, OpSaveCursor} {
+		// From zero, as New's counters, now that there is a store.
+		m.StoreOperations.WithLabelValues(op, ResultOK)
+		m.StoreOperations.WithLabelValues(op, ResultError)
+	}
 	is := &instrumentedStore{s: s, m: m}
 	if c, ok := s.(groupstore.Cursors); ok {
 		return &instrumentedCursors{instrumentedStore: is, c: c}

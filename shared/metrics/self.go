@@ -166,9 +166,10 @@ type SelfWriter struct {
 	wr   wire.WriteRequest
 }
 
-// MaybeWrite writes the metrics if Interval has passed since the start of
-// the last write (or none was made yet) and no write is in progress, and
-// reports whether it tried. It blocks for the write, bounded by ctx: call
+// MaybeWrite writes the metrics if Interval (less a tenth, for a timer of
+// that period that fires a little early) has passed since the start of
+// the last write (or none was made yet; or 10 s since a failed one) and no
+// write is in progress, and reports whether it tried. It blocks for the write, bounded by ctx: call
 // it beside the request, or after its answer, with a context of its own
 // deadline.
 func (s *SelfWriter) MaybeWrite(ctx context.Context) (wrote bool) {
@@ -196,17 +197,27 @@ func (s *SelfWriter) write(ctx context.Context, force bool) bool {
 		now = s.Now
 	}
 	t := now()
-	if !force && !s.last.IsZero() && t.Sub(s.last) < s.Interval {
+	if !force && !s.last.IsZero() && t.Sub(s.last) < s.Interval-s.Interval/10 {
 		return false
 	}
 	s.last = t
-	err := s.Metrics.AppendSelf(&s.wr, s.Instance, t)
-	if err == nil {
+	ctx = context.WithValue(ctx, selfKey{}, true)
+	gatherErr := s.Metrics.AppendSelf(&s.wr, s.Instance, t)
+	var err error
+	if len(s.wr.Series) > 0 {
+		// What was gathered is written even when a collector failed.
 		err = s.Write(ctx, &s.wr)
+	}
+	if s.Logger != nil && gatherErr != nil {
+		s.Logger.LogAttrs(ctx, slog.LevelWarn, "gathering the relay's own metrics", slog.String("error", gatherErr.Error()),
+			slog.Int("series", len(s.wr.Series)))
 	}
 	result := ResultOK
 	if err != nil {
 		result = ResultError
+		// Due again soon, not an interval later: a write the
+		// platform froze mid-flight fails when the instance thaws.
+		s.last = t.Add(-(s.Interval - s.Interval/10) + min(s.Interval, selfRetry))
 		if s.Logger != nil {
 			s.Logger.LogAttrs(ctx, slog.LevelWarn, "writing the relay's own metrics", slog.String("error", err.Error()),
 				slog.Int("series", len(s.wr.Series)))
@@ -216,6 +227,19 @@ func (s *SelfWriter) write(ctx context.Context, force bool) bool {
 	// Drop the references into the gathered families.
 	s.wr.Reset()
 	return true
+}
+
+// selfRetry is how soon a failed self-write is due again.
+const selfRetry = 10 * time.Second
+
+type selfKey struct{}
+
+// IsSelfWrite reports whether ctx is a SelfWriter's write: its upstream
+// requests are not the users' traffic, and the upstream metrics leave
+// them out (promrelay_self_writes_total counts them).
+func IsSelfWrite(ctx context.Context) bool {
+	v, _ := ctx.Value(selfKey{}).(bool)
+	return v
 }
 
 // InstanceName returns the instance label value of this process: on AWS

@@ -10,6 +10,8 @@ import (
 
 	"github.com/aliyun/fc-runtime-go-sdk/events"
 	"github.com/aliyun/fc-runtime-go-sdk/fccontext"
+
+	"github.com/promrelay/promrelay/shared/requestid"
 )
 
 // fcProbe holds the fields that tell Function Compute's event kinds apart.
@@ -37,6 +39,10 @@ func (a *Adapter) FC(ctx context.Context, payload json.RawMessage) (any, error) 
 	requestID := ""
 	if fcc, ok := fccontext.FromContext(ctx); ok {
 		requestID = fcc.RequestID
+	}
+	if requestID != "" {
+		// Every line the invocation logs carries it, timer runs too.
+		ctx = requestid.With(ctx, requestID)
 	}
 	switch {
 	case probe.RequestContext.HTTP.Method != "":

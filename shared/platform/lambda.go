@@ -12,6 +12,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/promrelay/promrelay/shared/requestid"
 )
 
 // lambdaProbe holds the fields that tell Lambda's event kinds apart.
@@ -52,6 +54,10 @@ func (a *Adapter) Lambda(ctx context.Context, payload json.RawMessage) (any, err
 	requestID := ""
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		requestID = lc.AwsRequestID
+	}
+	if requestID != "" {
+		// Every line the invocation logs carries it, timer runs too.
+		ctx = requestid.With(ctx, requestID)
 	}
 	switch {
 	case probe.RequestContext.ELB != nil:

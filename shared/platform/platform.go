@@ -173,6 +173,9 @@ func headerFromMap(m map[string]string) http.Header {
 
 // runScheduled runs the scheduled job for a timer event.
 func (a *Adapter) runScheduled(ctx context.Context, source string) error {
+	if requestid.From(ctx) == "" {
+		ctx = requestid.With(ctx, requestid.New())
+	}
 	if a.SelfWrite != nil {
 		defer a.SelfWrite(ctx)
 	}

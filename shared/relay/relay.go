@@ -29,6 +29,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"path"
@@ -39,6 +40,7 @@ import (
 	"github.com/promrelay/promrelay/shared/inbound"
 	"github.com/promrelay/promrelay/shared/metrics"
 	"github.com/promrelay/promrelay/shared/otlp"
+	"github.com/promrelay/promrelay/shared/push"
 	"github.com/promrelay/promrelay/shared/pushstate"
 	"github.com/promrelay/promrelay/shared/requestid"
 	"github.com/promrelay/promrelay/shared/upstream"
@@ -484,12 +486,43 @@ func statsFrom(ctx context.Context) *stats {
 	return st
 }
 
+// countData counts the series values of a push's write request that came
+// from the writer: not the push_time_seconds and push_failure_time_seconds
+// the relay adds, nor its staleness markers.
+func countData(wr *wire.WriteRequest) counts {
+	var c counts
+	for i := range wr.Series {
+		s := &wr.Series[i]
+		if name := seriesName(s.Labels); name == push.PushTimeMetric || name == push.PushFailureTimeMetric {
+			continue
+		}
+		for _, smp := range s.Samples {
+			if math.Float64bits(smp.Value) != pushstate.StaleNaN {
+				c[kindSample]++
+			}
+		}
+		c[kindHistogram] += len(s.Histograms)
+		c[kindExemplar] += len(s.Exemplars)
+	}
+	return c
+}
+
+// seriesName is the __name__ of a label set sorted by name.
+func seriesName(ls []wire.Label) string {
+	for _, l := range ls {
+		if l.Name == "__name__" {
+			return l.Value
+		}
+	}
+	return ""
+}
+
 // Writer returns the pushstate.Writer that sends to each tenant's upstream
 // and adds what it did to the request's log line.
 func Writer(ups Upstreams) pushstate.Writer {
 	return func(ctx context.Context, tenant string, wr *wire.WriteRequest) error {
 		res, err := ups(tenant).Write(ctx, wr)
-		record(ctx, res, err, countOf(wr))
+		record(ctx, res, err, countData(wr))
 		return err
 	}
 }

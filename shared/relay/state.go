@@ -75,18 +75,6 @@ const (
 // kindNames are the kind label values of counts' indexes.
 var kindNames = [...]string{kindSample: metrics.KindSample, kindHistogram: metrics.KindHistogram, kindExemplar: metrics.KindExemplar}
 
-// countOf counts wr's series values by kind.
-func countOf(wr *wire.WriteRequest) counts {
-	var c counts
-	for i := range wr.Series {
-		s := &wr.Series[i]
-		c[kindSample] += len(s.Samples)
-		c[kindHistogram] += len(s.Histograms)
-		c[kindExemplar] += len(s.Exemplars)
-	}
-	return c
-}
-
 // addIn adds c to the request's decoded series values.
 func addIn(ctx context.Context, c counts) {
 	if st := statsFrom(ctx); st != nil {

@@ -65,7 +65,7 @@ func (c *Client) sendPart(ctx context.Context, part []byte, mayHalve bool, bufs 
 			c.v1Since.Store(time.Now().UnixNano())
 			res.FellBack, res.FallbackReason = true, nv.reason
 			if c.observer != nil {
-				c.observer.UpstreamFallback()
+				c.observer.UpstreamFallback(ctx)
 			}
 			continue
 		}

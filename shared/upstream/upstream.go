@@ -119,12 +119,14 @@ type Observer interface {
 	// UpstreamAttempt is one HTTP request: the status of its answer (0
 	// for none: a transport error, a timeout, a credentials failure),
 	// how long it took, and whether it repeated an earlier one.
-	UpstreamAttempt(status int, d time.Duration, retry bool)
-	// UpstreamSplit is a body split in two after a 413.
-	UpstreamSplit()
+	// ctx is the write's.
+	UpstreamAttempt(ctx context.Context, status int, d time.Duration, retry bool)
+	// UpstreamSplit is a body split in two after a 413 or over the
+	// request size bound.
+	UpstreamSplit(ctx context.Context)
 	// UpstreamFallback is a write resent as remote write 1.0 because
 	// the upstream takes only 1.0.
-	UpstreamFallback()
+	UpstreamFallback(ctx context.Context)
 }
 
 // Client sends remote-write requests to one upstream. It never follows a
@@ -421,7 +423,7 @@ func (c *Client) writePart(ctx context.Context, raw []byte, series, md []wire.Sp
 			Msg: fmt.Sprintf("series %s is too large for the upstream on its own", name)}
 	}
 	if c.observer != nil {
-		c.observer.UpstreamSplit()
+		c.observer.UpstreamSplit(ctx)
 	}
 	half := len(series) / 2
 	if err := c.writePart(ctx, raw, series[:half], md, bufs, res); err != nil {
@@ -446,7 +448,7 @@ func (c *Client) send(ctx context.Context, body []byte, v2 bool, res *Result) er
 		start := time.Now()
 		a := c.attempt(ctx, body, v2)
 		if c.observer != nil {
-			c.observer.UpstreamAttempt(a.status, time.Since(start), attempt > 0)
+			c.observer.UpstreamAttempt(ctx, a.status, time.Since(start), attempt > 0)
 		}
 		res.Requests++
 		res.UpstreamStatus = a.status
