@@ -181,7 +181,7 @@ func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 		if a.Handler, err = relay.New(o); err != nil {
 			return nil, err
 		}
-		a.Adapter = &platform.Adapter{Handler: a.Handler, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger}
+		a.Adapter = &platform.Adapter{Handler: a.Handler, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger, Refused: a.Handler.LogRefused}
 		return a, nil
 	}
 	ups, def, provider, err := upstreams(cfg, tenants, m)
@@ -242,7 +242,7 @@ func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 		Logger:   logger,
 	}
 	a.Adapter = &platform.Adapter{Handler: a.Handler, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger, Scheduled: a.Scheduled,
-		SelfWrite: a.WriteSelf}
+		SelfWrite: a.WriteSelf, Refused: a.Handler.LogRefused}
 	return a, nil
 }
 

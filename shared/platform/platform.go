@@ -41,6 +41,19 @@ type Adapter struct {
 	// that no answer is delayed; a timer event runs it after the job and
 	// waits.
 	SelfWrite func(ctx context.Context)
+	// Refused, when set, is told of every event the adapter answered
+	// itself because it could not become a request (413 for an
+	// oversized body, 400 for a malformed one or a bad path), so that it
+	// is logged and counted as requests are (relay.Handler.LogRefused).
+	Refused func(ctx context.Context, method string, status int, msg string)
+}
+
+// refuse answers an event that cannot become a request, and reports it.
+func (a *Adapter) refuse(ctx context.Context, method string, status int, msg string) response {
+	if a.Refused != nil {
+		a.Refused(ctx, method, status, msg)
+	}
+	return textResponse(status, msg)
 }
 
 // selfWriteBeside starts SelfWrite beside an HTTP event with ctx's values
@@ -87,17 +100,17 @@ func (a *Adapter) serveEvent(ctx context.Context, ev httpEvent) response {
 	var body []byte
 	if ev.base64 {
 		if n := base64.StdEncoding.DecodedLen(len(ev.body)); n > a.maxBody()+3 {
-			return textResponse(http.StatusRequestEntityTooLarge, (&wire.TooLargeError{What: "request body", Size: n, Limit: a.maxBody()}).Error())
+			return a.refuse(ctx, ev.method, http.StatusRequestEntityTooLarge, (&wire.TooLargeError{What: "request body", Size: n, Limit: a.maxBody()}).Error())
 		}
 		var err error
 		if body, err = base64.StdEncoding.DecodeString(ev.body); err != nil {
-			return textResponse(http.StatusBadRequest, "cannot decode the event's base64 body: "+err.Error())
+			return a.refuse(ctx, ev.method, http.StatusBadRequest, "cannot decode the event's base64 body: "+err.Error())
 		}
 	} else {
 		body = []byte(ev.body)
 	}
 	if len(body) > a.maxBody() {
-		return textResponse(http.StatusRequestEntityTooLarge, (&wire.TooLargeError{What: "request body", Size: len(body), Limit: a.maxBody()}).Error())
+		return a.refuse(ctx, ev.method, http.StatusRequestEntityTooLarge, (&wire.TooLargeError{What: "request body", Size: len(body), Limit: a.maxBody()}).Error())
 	}
 	if ev.method == "" {
 		ev.method = http.MethodGet
@@ -109,12 +122,12 @@ func (a *Adapter) serveEvent(ctx context.Context, ev httpEvent) response {
 	u := &url.URL{Scheme: "https", Host: host, RawQuery: ev.rawQuery}
 	p, err := url.PathUnescape(ev.path)
 	if err != nil || !strings.HasPrefix(ev.path, "/") {
-		return textResponse(http.StatusBadRequest, fmt.Sprintf("invalid request path %q", ev.path))
+		return a.refuse(ctx, ev.method, http.StatusBadRequest, fmt.Sprintf("invalid request path %q", ev.path))
 	}
 	u.Path, u.RawPath = p, ev.path
 	req, err := http.NewRequestWithContext(ctx, ev.method, u.String(), bytes.NewReader(body))
 	if err != nil {
-		return textResponse(http.StatusBadRequest, "invalid request: "+err.Error())
+		return a.refuse(ctx, ev.method, http.StatusBadRequest, "invalid request: "+err.Error())
 	}
 	req.RequestURI = u.RequestURI()
 	if ev.header != nil {

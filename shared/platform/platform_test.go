@@ -226,3 +226,25 @@ func TestSelfWrite(t *testing.T) {
 		t.Errorf("a timer event returned after %d self-writes, want 1 (waited for)", wrote)
 	}
 }
+
+// TestRefusedEventsAreReported: an event the adapter answers itself (an
+// oversized body) is reported to Refused with its status, so that it is
+// logged and counted.
+func TestRefusedEventsAreReported(t *testing.T) {
+	var got []string
+	a := &platform.Adapter{Handler: echo, MaxBodyBytes: 10,
+		Refused: func(ctx context.Context, method string, status int, msg string) {
+			got = append(got, fmt.Sprintf("%s %d %s", method, status, requestid.From(ctx)))
+		}}
+	ev := map[string]any{"rawPath": "/metrics/job/a", "body": strings.Repeat("x", 11),
+		"requestContext": map[string]any{"http": map[string]any{"method": "PUT"}}}
+	payload, _ := json.Marshal(ev)
+	ctx := fccontext.NewContext(context.Background(), &fccontext.FcContext{RequestID: "req-9"})
+	out, err := a.FC(ctx, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := out.(events.HTTPTriggerResponse); r.StatusCode != 413 || len(got) != 1 || got[0] != "PUT 413 req-9" {
+		t.Fatalf("answer %d, reported %q", r.StatusCode, got)
+	}
+}

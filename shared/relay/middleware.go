@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/promrelay/promrelay/shared/inbound"
 	"github.com/promrelay/promrelay/shared/metrics"
 	"github.com/promrelay/promrelay/shared/pushstate"
+	"github.com/promrelay/promrelay/shared/requestid"
 	"github.com/promrelay/promrelay/shared/upstream"
 	"github.com/promrelay/promrelay/shared/wire"
 )
@@ -137,23 +139,42 @@ func reservationFrom(ctx context.Context) *Reservation {
 	return c
 }
 
+// reasonOf is why rep rejects a request's values (metrics.Reason*): its
+// own reason, else one its status implies, else "" (not a rejection).
+func reasonOf(rep reply) string {
+	if rep.reason != "" {
+		return rep.reason
+	}
+	switch rep.status {
+	case http.StatusBadRequest, http.StatusUnsupportedMediaType:
+		return metrics.ReasonInvalid
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return metrics.ReasonAuth
+	case http.StatusRequestEntityTooLarge:
+		return metrics.ReasonTooLarge
+	}
+	return ""
+}
+
+// LogRefused logs and counts, as route "event", a request a platform
+// adapter answered itself because the invocation event could not become
+// one (an oversized or malformed body, a bad path): status and msg are
+// its answer. It implements platform.Adapter.Refused.
+func (h *Handler) LogRefused(ctx context.Context, method string, status int, msg string) {
+	if requestid.From(ctx) == "" {
+		ctx = requestid.With(ctx, requestid.New())
+	}
+	rep := reply{status: status, msg: msg}
+	st := &stats{route: "event", msg: msg, reason: reasonOf(rep)}
+	h.log(ctx, &http.Request{Method: method, URL: &url.URL{}}, status, st, 0)
+}
+
 func (h *Handler) respond(w http.ResponseWriter, st *stats, rep reply) {
 	if rep.status == 0 {
 		rep.status = http.StatusOK
 	}
-	reason := rep.reason
-	if reason == "" {
-		switch rep.status {
-		case http.StatusBadRequest, http.StatusUnsupportedMediaType:
-			reason = metrics.ReasonInvalid
-		case http.StatusUnauthorized, http.StatusForbidden:
-			reason = metrics.ReasonAuth
-		case http.StatusRequestEntityTooLarge:
-			reason = metrics.ReasonTooLarge
-		}
-	}
 	st.mu.Lock()
-	st.msg, st.detail, st.reason = rep.msg, rep.detail, reason
+	st.msg, st.detail, st.reason = rep.msg, rep.detail, reasonOf(rep)
 	st.mu.Unlock()
 	if rep.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((rep.retryAfter+time.Second-1)/time.Second)))

@@ -504,3 +504,20 @@ func TestRejectionReasons(t *testing.T) {
 		})
 	}
 }
+
+// TestLogRefused: an event the platform adapter refused is one request
+// line and counts as a request of route "event", rejected for its reason.
+func TestLogRefused(t *testing.T) {
+	m := metrics.New(nil, nil)
+	h, log := newHandlerLog(&recordingUpstream{}, func(o *relay.Options) { o.Metrics = m })
+	h.(*relay.Handler).LogRefused(context.Background(), "PUT", 413, "request body of 11 bytes exceeds the limit of 10")
+	if got := testutil.ToFloat64(m.Requests.WithLabelValues("event", "413")); got != 1 {
+		t.Errorf("requests_total{route=event,code=413} = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.RejectedRequests.WithLabelValues("event", metrics.ReasonTooLarge)); got != 1 {
+		t.Errorf("rejected_requests_total{route=event,reason=too_large} = %v, want 1", got)
+	}
+	if l := log.String(); !strings.Contains(l, `"route":"event","status":413`) || !strings.Contains(l, `"request_id"`) || !strings.Contains(l, "exceeds the limit") {
+		t.Errorf("log line: %s", l)
+	}
+}
