@@ -95,11 +95,17 @@ type IncrementError struct {
 	Series string  // the series, formatted as name{labels}
 	Value  float64 // the pushed increment
 	Rule   Rule
+	// Overflow is set when the increment is finite but the total it
+	// makes is not (beyond ±1.8e308).
+	Overflow bool
 }
 
 func (e *IncrementError) Error() string {
 	what := "negative, and its total never decreases"
-	if math.IsNaN(e.Value) || math.IsInf(e.Value, 0) {
+	switch {
+	case e.Overflow:
+		what = "too large: the total would overflow to infinity and stay there"
+	case math.IsNaN(e.Value) || math.IsInf(e.Value, 0):
 		what = "not finite, and would stay in its total"
 	}
 	return fmt.Sprintf("series %s: increment %v is %s; an aggregated push carries what one invocation counted (push from a fresh registry), not a running total",
@@ -157,7 +163,11 @@ func Merge(totals, increments map[string]*groupstore.Family) (map[string]*groups
 				continue
 			}
 			if rule != Last {
+				inc := v
 				v += f.Series[i].Float()
+				if math.IsInf(v, 0) {
+					return nil, &IncrementError{Series: wire.FormatLabels(s.Labels, maxFormatted), Value: inc, Rule: rule, Overflow: true}
+				}
 			}
 			f.Series[i].Value = math.Float64bits(v)
 		}

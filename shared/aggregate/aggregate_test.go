@@ -144,6 +144,16 @@ func TestMergeRefuses(t *testing.T) {
 			t.Errorf("%s %v: %v, want an IncrementError naming the series", c.name, c.fam.Series[0].Float(), err)
 		}
 	}
+	// Finite increments whose total is not: refused, naming the series.
+	big := map[string]*groupstore.Family{"jobs_total": {Type: wire.MetadataCounter, Series: []groupstore.Series{series("jobs_total", 1e308)}}}
+	once, err := Merge(nil, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ie *IncrementError
+	if _, err := Merge(once, big); !errors.As(err, &ie) || !ie.Overflow || !strings.Contains(err.Error(), "overflow") {
+		t.Errorf("1e308 + 1e308: %v, want an overflow IncrementError", err)
+	}
 	// Negative is fine where the rule allows it.
 	for _, f := range []*groupstore.Family{
 		{Type: wire.MetadataHistogram, Series: []groupstore.Series{series("latency_seconds_sum", -3)}},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -174,10 +175,18 @@ func (s *ObjectStore) Update(ctx context.Context, id string, fn func(*Group) (*G
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("group store: %w: %w", ErrConflict, ctx.Err())
-		case <-time.After(time.Duration(attempt+1) * 10 * time.Millisecond):
+		case <-time.After(conflictBackoff(attempt)):
 		}
 	}
 	return fmt.Errorf("group store: %w after 20 attempts", ErrConflict)
+}
+
+// conflictBackoff is the wait before the attempt after a lost conditional
+// write: exponential from 10 ms up to 640 ms, with full jitter over its
+// upper half, so that writers that collided do not collide again in step.
+func conflictBackoff(attempt int) time.Duration {
+	d := 10 * time.Millisecond << min(attempt, 6)
+	return d/2 + rand.N(d/2+1)
 }
 
 // List implements Store.

@@ -42,6 +42,33 @@ func (e *IdempotencyError) Error() string {
 	return "the Idempotency-Key was already used for a different push to this group; use a new key for each push"
 }
 
+// KindError is a push to a grouping key whose group exists as the other
+// kind: a plain push (PUT|POST /metrics/…) to the key of an aggregated
+// group, or an aggregated one to a plain group's. Both would write
+// push_time_seconds (and any metric of the same name) under the same
+// labels upstream, and the upstream would refuse one of them as out of
+// order. Answered 409.
+type KindError struct {
+	Aggregated bool // the existing group is aggregated
+}
+
+func (e *KindError) Error() string {
+	if e.Aggregated {
+		return "this grouping key belongs to an aggregated group (/aggregate/metrics/…): push to another grouping key, or DELETE the aggregated group first"
+	}
+	return "this grouping key belongs to a pushed group (/metrics/…): aggregate under another grouping key (add a label), or DELETE the pushed group first"
+}
+
+// live reports whether group id exists and is not deleted.
+func (s *State) live(ctx context.Context, id string) (bool, error) {
+	found := false
+	err := s.o.Store.Update(ctx, id, func(cur *groupstore.Group) (*groupstore.Group, error) {
+		found = cur != nil && !cur.Deleted
+		return nil, groupstore.ErrKeep
+	})
+	return found, err
+}
+
 // AggregatePush is one converted push (push.Converter.Convert, external
 // and writer labels applied) whose values are increments to add to the
 // group's totals (shared/aggregate's rules).
@@ -73,7 +100,8 @@ type aggState struct {
 	// Applied holds the applied pushes, oldest first, appliedSize bytes
 	// each: the first 16 bytes of a SHA-256 of the Idempotency-Key, the
 	// first 8 of a SHA-256 of the push's series and values, and when it
-	// was applied (Unix ms, big-endian); base64 in JSON. Fixed-size
+	// was applied (Unix ms, big-endian; the top bit set for a key the
+	// relay drew for a push without one, ownKey); base64 in JSON. Fixed-size
 	// records keep a group of MaxAppliedKeys cheap to decode on every
 	// push (44 KB of base64 at most).
 	Applied []byte `json:"applied,omitempty"`
@@ -110,16 +138,67 @@ func IsAggregate(g *groupstore.Group) bool {
 	return ok
 }
 
-// prune drops the applied keys older than AppliedKeyTTL at now (Unix ms),
-// and the oldest beyond MaxAppliedKeys-1 (room for one more).
+// prune drops the applied keys past their time at now (Unix ms) —
+// AppliedKeyTTL for a sender's key, keylessKeyTTL for a request's own —
+// and beyond MaxAppliedKeys-1 (room for one more) the oldest requests' own
+// first, then the oldest senders' keys: keyless pushes never push a
+// sender's key out while a key of their own is left.
 func (st *aggState) prune(now int64) {
 	n := len(st.Applied) / appliedSize
-	cut := 0
-	for cut < n && int64(binary.BigEndian.Uint64(st.Applied[cut*appliedSize+24:])) <= now-AppliedKeyTTL.Milliseconds() {
-		cut++
+	keep := st.Applied[:0]
+	keyless := 0
+	for i := 0; i < n; i++ {
+		rec := st.Applied[i*appliedSize : (i+1)*appliedSize]
+		at, own := recordTime(rec)
+		ttl := AppliedKeyTTL
+		if own {
+			ttl = keylessKeyTTL
+		}
+		if at > now-ttl.Milliseconds() {
+			keep = append(keep, rec...)
+			if own {
+				keyless++
+			}
+		}
 	}
-	cut = max(cut, n-(MaxAppliedKeys-1))
-	st.Applied = st.Applied[cut*appliedSize : n*appliedSize]
+	st.Applied = keep
+	over := len(st.Applied)/appliedSize - (MaxAppliedKeys - 1)
+	if over <= 0 {
+		return
+	}
+	// Drop the oldest of the requests' own keys, then of the senders'.
+	drop := func(own bool, k int) {
+		keep := st.Applied[:0]
+		for i := 0; i < len(st.Applied)/appliedSize; i++ {
+			rec := st.Applied[i*appliedSize : (i+1)*appliedSize]
+			if _, o := recordTime(rec); o == own && k > 0 {
+				k--
+				continue
+			}
+			keep = append(keep, rec...)
+		}
+		st.Applied = keep
+	}
+	k := min(over, keyless)
+	drop(true, k)
+	drop(false, over-k)
+}
+
+// ownKey marks, in a record's time, a key the relay drew for a push
+// without an Idempotency-Key.
+const ownKey = uint64(1) << 63
+
+// keylessKeyTTL is how long a push without an Idempotency-Key is
+// remembered under the key the relay drew for it: longer than any
+// request's deadline (Lambda's longest invocation is 15 minutes), which is
+// all it is for.
+const keylessKeyTTL = 15 * time.Minute
+
+// recordTime returns when a record was applied (Unix ms) and whether its
+// key is the relay's own.
+func recordTime(rec []byte) (int64, bool) {
+	v := binary.BigEndian.Uint64(rec[24:])
+	return int64(v &^ ownKey), v&ownKey != 0
 }
 
 // find returns the fingerprint recorded with key, if key was applied.
@@ -132,10 +211,14 @@ func (st *aggState) find(key []byte) ([]byte, bool) {
 	return nil, false
 }
 
-func (st *aggState) add(key, fp []byte, ms int64) {
+func (st *aggState) add(key, fp []byte, ms int64, own bool) {
+	t := uint64(ms)
+	if own {
+		t |= ownKey
+	}
 	st.Applied = append(st.Applied, key...)
 	st.Applied = append(st.Applied, fp...)
-	st.Applied = binary.BigEndian.AppendUint64(st.Applied, uint64(ms))
+	st.Applied = binary.BigEndian.AppendUint64(st.Applied, t)
 }
 
 // AggregateGroupID returns the store id of the aggregated group key of
@@ -153,22 +236,23 @@ func AggregateGroupID(key push.GroupingKey, owner Owner) string {
 
 // Aggregate adds p's increments to the totals of its aggregated group
 // (shared/aggregate.Merge; PUT and POST alike: families and series a push
-// does not carry keep their totals), and writes every total of the group,
-// its pending staleness markers and push_time_seconds upstream at a
-// timestamp the store update assigns, max(now, the last one + 1 ms), so
-// that a newer total always has a later timestamp. An upstream 400 for
-// that write means a newer total is already stored there (Prometheus
-// refuses the older one as out of order): it is logged, not answered.
+// does not carry keep their totals), and writes the totals of the series
+// it pushed, the group's pending staleness markers and push_time_seconds
+// upstream at a timestamp the store update assigns, max(now, the last one
+// + 1 ms), so that a newer total always has a later timestamp. An
+// upstream 400 for that write is logged, not answered, when the group's
+// last write is later than this one (a newer total got there first, and
+// Prometheus refuses the older as out of order); any other is answered.
 //
 // With p.IdempotencyKey set and already applied to the group, nothing is
-// added, and the current totals are written again at the timestamp they
-// were first written with: a sender that retries after a failure (the
+// added, and the pushed series' current totals are written again at the
+// group's last timestamp: a sender that retries after a failure (the
 // upstream's, the store's, or a lost answer) counts once. Without one,
 // the push gets a random key of its own, so that the store's retries
 // within the request count it once; the sender's retries count again.
 //
 // A store conflict is retried until ctx ends. Errors: ErrNoStore,
-// *aggregate.IncrementError (nothing stored), *IdempotencyError,
+// *aggregate.IncrementError (nothing stored), *IdempotencyError, *KindError,
 // *QuotaError, *StoreError, or the Writer's error (the increment stays
 // stored; retry with the same key).
 func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
@@ -203,6 +287,13 @@ func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 		sent = nil
 		if old == nil {
 			if err := s.checkGroups(ctx, id); err != nil {
+				return nil, err
+			}
+			// A new group: the key must not be a plain group's.
+			if plain, err := s.live(ctx, GroupID(p.Key, p.Owner)); err != nil || plain {
+				if err == nil {
+					err = &KindError{}
+				}
 				return nil, err
 			}
 		}
@@ -242,7 +333,7 @@ func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 		// that waited for the store still writes a current sample.
 		ts = max(s.o.Now().UnixMilli(), st.LastMs+1)
 		st.LastMs = ts
-		st.add(idem, fp, now)
+		st.add(idem, fp, now, p.IdempotencyKey == "")
 		storeState(g, st)
 		sent = totalsOf(g)
 		return g, nil
@@ -254,7 +345,8 @@ func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 	if err != nil {
 		var ie *aggregate.IncrementError
 		var de *IdempotencyError
-		if errors.As(err, &ie) || errors.As(err, &de) {
+		var ke *KindError
+		if errors.As(err, &ie) || errors.As(err, &de) || errors.As(err, &ke) {
 			return err
 		}
 		return storeError(err)
@@ -263,9 +355,14 @@ func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 		return nil // a replay onto a group deleted since
 	}
 	var out wire.WriteRequest
-	appendTotals(&out, sent, ts, wr.Metadata)
+	appendTotals(&out, touched(sent, fams), ts, wr.Metadata)
 	if err := s.writeData(ctx, p.Owner.Tenant, &out); err != nil {
 		if !rejected(err) {
+			return err
+		}
+		// Refused as out of order only because a newer total got there
+		// first? Then the group's last write is later than this one's.
+		if last, rerr := s.lastWritten(ctx, id); rerr != nil || last <= ts {
 			return err
 		}
 		s.o.Logger.LogAttrs(ctx, slog.LevelWarn, "aggregated totals not stored upstream: a newer total is already there", slog.String("group", id), slog.String("error", err.Error()))
@@ -273,6 +370,50 @@ func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 	}
 	s.settle(ctx, sent, "staleness markers sent but not cleared; the scheduled job resends them")
 	return nil
+}
+
+// lastWritten returns the timestamp (Unix ms) of the last totals written
+// of aggregated group id, 0 for a group gone.
+func (s *State) lastWritten(ctx context.Context, id string) (int64, error) {
+	var last int64
+	err := s.o.Store.Update(ctx, id, func(cur *groupstore.Group) (*groupstore.Group, error) {
+		if cur != nil {
+			st, _ := loadState(cur)
+			last = st.LastMs
+		}
+		return nil, groupstore.ErrKeep
+	})
+	return last, err
+}
+
+// touched is g with only the series of the pushed families fams (the
+// totals a push changed: an upstream billed per sample is not sent the
+// whole group on every push; the scheduled job re-emits it whole), its
+// staleness markers kept.
+func touched(g *groupstore.Group, fams map[string]*groupstore.Family) *groupstore.Group {
+	out := *g
+	out.Families = make(map[string]*groupstore.Family, len(fams))
+	var key []byte
+	for name, inc := range fams {
+		f := g.Families[name]
+		if f == nil {
+			continue
+		}
+		pushed := make(map[string]bool, len(inc.Series))
+		for _, s := range inc.Series {
+			key = wire.AppendLabelsKey(key[:0], s.Labels)
+			pushed[string(key)] = true
+		}
+		t := &groupstore.Family{Type: f.Type, Help: f.Help, Unit: f.Unit}
+		for _, s := range f.Series {
+			key = wire.AppendLabelsKey(key[:0], s.Labels)
+			if pushed[string(key)] {
+				t.Series = append(t.Series, s)
+			}
+		}
+		out.Families[name] = t
+	}
+	return &out
 }
 
 // totalsOf is what a write of g's totals needs: its id, key, tenant, push

@@ -37,7 +37,7 @@ last_value %v
 `, le, obs, gauge)
 }
 
-func aggOf(t *testing.T, text string, k push.GroupingKey, idem string, now time.Time) AggregatePush {
+func aggOf(t testing.TB, text string, k push.GroupingKey, idem string, now time.Time) AggregatePush {
 	t.Helper()
 	p := pushOf(t, text, k, Owner{}, false, now)
 	return AggregatePush{Key: p.Key, Owner: p.Owner, Request: p.Request, Families: p.Families, Time: now, IdempotencyKey: idem}
@@ -142,18 +142,28 @@ func TestAggregateAddsCountersAndKeepsLastGauge(t *testing.T) {
 			t.Errorf("%s = %s, want %s", prefix, v, want)
 		}
 	}
-	// A plain push to the same grouping key is another group.
+	// A plain push to the same grouping key is refused (both would write
+	// push_time_seconds under the same labels), and the totals stay.
 	if AggregateGroupID(k, Owner{}) == GroupID(k, Owner{}) {
 		t.Fatal("aggregated and plain groups share an id")
 	}
-	if err := s.Push(ctx, pushOf(t, "jobs_total 100\n", k, Owner{}, true, c.t)); err != nil {
-		t.Fatal(err)
+	var ke *KindError
+	if err := s.Push(ctx, pushOf(t, "jobs_total 100\n", k, Owner{}, true, c.t)); !errors.As(err, &ke) || !ke.Aggregated {
+		t.Fatalf("plain push to an aggregated group's key: %v, want a KindError", err)
 	}
 	if err := s.Aggregate(ctx, aggOf(t, invocation(1, 1), k, "", c.t)); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := w.sample(t, counter); v != "4" {
-		t.Fatalf("after a plain push to the same key, the aggregated total is %s, want 4", v)
+		t.Fatalf("after a refused plain push to the same key, the aggregated total is %s, want 4", v)
+	}
+	// And the other way round.
+	other := key("job", "plain")
+	if err := s.Push(ctx, pushOf(t, "jobs_total 100\n", other, Owner{}, true, c.t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Aggregate(ctx, aggOf(t, invocation(1, 1), other, "", c.t)); !errors.As(err, &ke) || ke.Aggregated {
+		t.Fatalf("aggregated push to a plain group's key: %v, want a KindError", err)
 	}
 
 	// The scheduled job re-emits the totals (and nothing of the state).
@@ -307,14 +317,57 @@ func TestAggregateStoreFailureThenRetryCountsOnce(t *testing.T) {
 	}
 }
 
-func TestAggregateUpstreamRejectionIsANewerTotal(t *testing.T) {
+// TestAggregateUpstreamRejection: an upstream 400 is answered unless a
+// newer total of the group was written since (the refusal of an older one
+// as out of order).
+func TestAggregateUpstreamRejection(t *testing.T) {
 	st, _ := fileStore(t)
 	s, w, c := newAggState(t, st)
+	ctx := context.Background()
+	k := key("job", "agg")
+	refuse := func(*wire.WriteRequest) error {
+		return &upstream.Error{Status: http.StatusBadRequest, Msg: "label value too long"}
+	}
+	w.fail = refuse
+	if err := s.Aggregate(ctx, aggOf(t, invocation(1, 1), k, "", c.t)); err == nil {
+		t.Fatal("an upstream 400 with no newer total written was answered 200")
+	}
+	// A newer push commits while this one's write is on its way, and
+	// its write gets there first: the older write's 400 is not answered.
 	w.fail = func(wr *wire.WriteRequest) error {
+		w.fail = nil
+		w.mu.Unlock()
+		defer w.mu.Lock()
+		if err := s.Aggregate(ctx, aggOf(t, invocation(1, 1), k, "", c.t)); err != nil {
+			t.Error(err)
+		}
 		return &upstream.Error{Status: http.StatusBadRequest, Msg: "out of order sample"}
 	}
-	if err := s.Aggregate(context.Background(), aggOf(t, invocation(1, 1), key("job", "agg"), "", c.t)); err != nil {
-		t.Fatalf("an upstream 400 (a newer total is there) was answered: %v", err)
+	if err := s.Aggregate(ctx, aggOf(t, invocation(1, 1), k, "", c.t)); err != nil {
+		t.Fatalf("a 400 for a total older than the group's last write was answered: %v", err)
+	}
+	if v, _ := w.sample(t, counter); v != "3" {
+		t.Errorf("counter %s upstream, want 3", v)
+	}
+}
+
+// TestAggregateWritesOnlyWhatWasPushed: a push writes the totals of its
+// own series (and push_time_seconds), not the whole group.
+func TestAggregateWritesOnlyWhatWasPushed(t *testing.T) {
+	st, _ := fileStore(t)
+	s, w, c := newAggState(t, st)
+	ctx := context.Background()
+	k := key("job", "agg")
+	if err := s.Aggregate(ctx, aggOf(t, "# TYPE a_total counter\na_total 1\n# TYPE b_total counter\nb_total 1\n", k, "", c.t)); err != nil {
+		t.Fatal(err)
+	}
+	w.reqs = nil
+	if err := s.Aggregate(ctx, aggOf(t, "# TYPE a_total counter\na_total 2\n", k, "", c.t)); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(w.last(), " ")
+	if !strings.Contains(got, `a_total", job="agg"}=3@`) || strings.Contains(got, "b_total") || !strings.Contains(got, "push_time_seconds") {
+		t.Errorf("second push wrote %s; want a_total=3 and push_time_seconds only", got)
 	}
 }
 
@@ -403,8 +456,7 @@ func BenchmarkAggregateFileStore(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	t := &testing.T{}
-	s, _, _ := newState(t, st, Options{})
+	s, _, _ := newState(b, st, Options{})
 	s.o.Write = func(context.Context, string, *wire.WriteRequest) error { return nil }
 	s.o.Now = time.Now
 	k := key("job", "agg")
@@ -420,7 +472,7 @@ func BenchmarkAggregateFileStore(b *testing.B) {
 			n++
 			idem := fmt.Sprint("b-", n)
 			mu.Unlock()
-			if err := s.Aggregate(context.Background(), aggOf(t, text, k, idem, time.Now())); err != nil {
+			if err := s.Aggregate(context.Background(), aggOf(b, text, k, idem, time.Now())); err != nil {
 				b.Error(err)
 				return
 			}
@@ -520,5 +572,67 @@ func TestReemitOfAStaleListing(t *testing.T) {
 	}
 	if v, at := w.sample(t, counter); v != "3" || at <= last {
 		t.Fatalf("Reemit of a stale listing wrote %s@%d, want the current total 3 after %d", v, at, last)
+	}
+}
+
+// TestKeylessPushesKeepSendersKeys: pushes without an Idempotency-Key do
+// not push a sender's key out of the group's memory, and the keys drawn
+// for them are forgotten after keylessKeyTTL.
+func TestKeylessPushesKeepSendersKeys(t *testing.T) {
+	st, _ := fileStore(t)
+	s, w, c := newAggState(t, st)
+	ctx := context.Background()
+	k := key("job", "agg")
+	if err := s.Aggregate(ctx, aggOf(t, invocation(1, 1), k, "inv-keyed", c.t)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < MaxAppliedKeys+5; i++ {
+		if err := s.Aggregate(ctx, aggOf(t, invocation(1, 1), k, "", c.t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Aggregate(ctx, aggOf(t, invocation(1, 1), k, "inv-keyed", c.t)); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := w.sample(t, counter); v != fmt.Sprint(1+MaxAppliedKeys+5) {
+		t.Fatalf("counter %s: the keyed push's retry after %d keyless pushes counted again", v, MaxAppliedKeys+5)
+	}
+	c.t = c.t.Add(keylessKeyTTL + time.Second)
+	if err := s.Aggregate(ctx, aggOf(t, invocation(1, 1), k, "", c.t)); err != nil {
+		t.Fatal(err)
+	}
+	var stored *groupstore.Group
+	st.Update(ctx, AggregateGroupID(k, Owner{}), func(g *groupstore.Group) (*groupstore.Group, error) {
+		stored = g
+		return nil, groupstore.ErrKeep
+	})
+	state, _ := loadState(stored)
+	if n := len(state.Applied) / appliedSize; n != 2 {
+		t.Errorf("%d keys remembered after keylessKeyTTL, want 2 (the sender's and the last push's own)", n)
+	}
+}
+
+// TestReemitLeavesFreshAggregatesAlone: with ReemitFresh, a run leaves out
+// an aggregated group a push wrote less than that long ago, and re-emits
+// it once it is older.
+func TestReemitLeavesFreshAggregatesAlone(t *testing.T) {
+	st, _ := fileStore(t)
+	s, w, c := newAggState(t, st)
+	s.o.ReemitFresh = time.Minute
+	ctx := context.Background()
+	if err := s.Aggregate(ctx, aggOf(t, invocation(1, 1), key("job", "agg"), "", c.t)); err != nil {
+		t.Fatal(err)
+	}
+	w.reqs = nil
+	c.t = c.t.Add(30 * time.Second)
+	if res, err := s.Reemit(ctx); err != nil || res.Groups != 0 || len(w.last()) != 0 {
+		t.Fatalf("30 s after the push: %+v %v, wrote %v; want nothing", res, err, w.last())
+	}
+	c.t = c.t.Add(time.Minute)
+	if res, err := s.Reemit(ctx); err != nil || res.Groups != 1 {
+		t.Fatalf("90 s after the push: %+v %v, want the group re-emitted", res, err)
+	}
+	if v, _ := w.sample(t, counter); v != "1" {
+		t.Errorf("re-emitted counter %s, want 1", v)
 	}
 }

@@ -69,6 +69,12 @@ type Options struct {
 	// upstream that stores part of a request it rejects (some Cortex-like
 	// stores do) may then keep a push time of a push whose data it refused.
 	PushTimeWithData bool
+	// ReemitFresh, optional, leaves out of a scheduled run an aggregated
+	// group whose totals were written less than this long ago: the push
+	// that wrote them keeps them visible, and the run neither claims a
+	// timestamp in the store for it nor races that push's writes upstream
+	// (PROMRELAY_REEMIT_INTERVAL). 0 re-emits every group.
+	ReemitFresh time.Duration
 	// Now is the clock of push times, TTLs and re-emitted samples.
 	Now func() time.Time
 	// Logger takes what a push or the job does not answer: a push time
@@ -152,8 +158,8 @@ type Push struct {
 // its own, or goes in the same request with Options.PushTimeWithData (see
 // writeData).
 //
-// Errors: *QuotaError, *StoreError, or the Writer's error for the data
-// series. Nothing is acknowledged the upstream did not take.
+// Errors: *QuotaError, *KindError (the key is an aggregated group's),
+// *StoreError, or the Writer's error for the data series. Nothing is acknowledged the upstream did not take.
 func (s *State) Push(ctx context.Context, p Push) error {
 	wr := p.Request
 	if len(wr.Series) == 0 || len(p.Families) != len(wr.Series) {
@@ -170,6 +176,13 @@ func (s *State) Push(ctx context.Context, p Push) error {
 		created, prev = old == nil, old
 		if created {
 			if err := s.checkGroups(ctx, id); err != nil {
+				return nil, err
+			}
+			// A new group: the key must not be an aggregated group's.
+			if agg, err := s.live(ctx, AggregateGroupID(p.Key, p.Owner)); err != nil || agg {
+				if err == nil {
+					err = &KindError{Aggregated: true}
+				}
 				return nil, err
 			}
 		}
@@ -473,6 +486,10 @@ func storeError(err error) error {
 	var le *QuotaError
 	if errors.As(err, &le) {
 		return le
+	}
+	var ke *KindError
+	if errors.As(err, &ke) {
+		return ke
 	}
 	return &StoreError{Err: err}
 }

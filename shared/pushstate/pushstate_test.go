@@ -96,7 +96,7 @@ type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time { return c.t }
 
-func newState(t *testing.T, store groupstore.Store, o Options) (*State, *sink, *clock) {
+func newState(t testing.TB, store groupstore.Store, o Options) (*State, *sink, *clock) {
 	t.Helper()
 	k := &sink{}
 	c := &clock{t: t0}
@@ -122,7 +122,7 @@ func fileStore(t *testing.T) (*groupstore.FileStore, string) {
 }
 
 // pushOf builds a converted push of text for key, as the relay does.
-func pushOf(t *testing.T, text string, key push.GroupingKey, owner Owner, replace bool, now time.Time) Push {
+func pushOf(t testing.TB, text string, key push.GroupingKey, owner Owner, replace bool, now time.Time) Push {
 	t.Helper()
 	var e wire.Exposition
 	if err := e.ParseText([]byte(text), wire.Limits{}); err != nil {

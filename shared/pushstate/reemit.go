@@ -105,6 +105,9 @@ func (s *State) Reemit(ctx context.Context) (ReemitResult, error) {
 			}
 			var ts int64
 			if IsAggregate(g) && !g.Deleted {
+				if st, _ := loadState(g); s.o.ReemitFresh > 0 && now.UnixMilli()-st.LastMs < s.o.ReemitFresh.Milliseconds() {
+					continue // just written by a push
+				}
 				// Totals go out at a timestamp claimed in the
 				// store, after every push's and with the totals
 				// as they are now: the listing's may be older
@@ -215,6 +218,11 @@ func (s *State) flush(ctx context.Context, tenant string, b *batch, res *ReemitR
 			if !rejected(err) {
 				failed[tenant] = err
 				return
+			}
+			if b.ts[i] != 0 {
+				if last, rerr := s.lastWritten(ctx, g.ID); rerr == nil && last > b.ts[i] {
+					continue // a push wrote newer totals meanwhile
+				}
 			}
 			res.Skipped++
 			s.o.Logger.LogAttrs(ctx, slog.LevelError, "group skipped: the upstream rejects it", slog.String("group", g.ID), slog.String("tenant", tenant), slog.String("error", err.Error()))

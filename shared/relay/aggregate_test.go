@@ -116,14 +116,14 @@ func TestAggregateRoute(t *testing.T) {
 	if rec := serve(h, "POST", "/prod/aggregate/metrics/job@base64/"+b64+"/worker/w1", []byte(fmt.Sprintf(invocationBody, 4))); rec.Code != 200 {
 		t.Fatalf("job@base64: %d %s", rec.Code, rec.Body)
 	}
-	if rec := serve(h, "POST", "/prod/metrics/job/fn/worker/w1", []byte("jobs_total 100\n")); rec.Code != 200 {
-		t.Fatalf("plain push: %d %s", rec.Code, rec.Body)
+	if rec := serve(h, "POST", "/prod/metrics/job/fn/worker/w1", []byte("jobs_total 100\n")); rec.Code != 409 || !strings.Contains(rec.Body.String(), "aggregated group") {
+		t.Fatalf("plain push to an aggregated group's key: %d %s, want 409", rec.Code, rec.Body)
 	}
 	if rec := serve(h, "POST", "/prod/aggregate/metrics/job/fn/worker/w1", []byte(fmt.Sprintf(invocationBody, 5))); rec.Code != 200 {
 		t.Fatalf("push: %d %s", rec.Code, rec.Body)
 	}
 	if got := up.get(total); got != 5 {
-		t.Fatalf("counter total %v after a plain push to the same key, want 5", got)
+		t.Fatalf("counter total %v after a refused plain push to the same key, want 5", got)
 	}
 
 	// Idempotency-Key: a retry counts once; another push with it is 422.

@@ -230,6 +230,7 @@ func errorReply(err error) reply {
 		be *BudgetError
 		le *pushstate.QuotaError
 		se *pushstate.StoreError
+		ke *pushstate.KindError
 	)
 	switch {
 	case errors.As(err, &ue):
@@ -259,6 +260,8 @@ func errorReply(err error) reply {
 			return reply{status: http.StatusRequestEntityTooLarge, msg: le.Error() + " (PROMRELAY_MAX_SERIES_PER_GROUP)", reason: metrics.ReasonLimit}
 		}
 		return reply{status: http.StatusTooManyRequests, msg: le.Error() + " (PROMRELAY_MAX_GROUPS_PER_TENANT); delete groups, or wait for PROMRELAY_GROUP_TTL", retryAfter: time.Minute, reason: metrics.ReasonLimit}
+	case errors.As(err, &ke):
+		return reply{status: http.StatusConflict, msg: ke.Error(), reason: metrics.ReasonInvalid}
 	case errors.As(err, &se):
 		return reply{status: http.StatusServiceUnavailable, msg: "group store unavailable; retry later", detail: se.Error(), retryAfter: time.Second}
 	case errors.Is(err, context.DeadlineExceeded):
