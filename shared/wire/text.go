@@ -329,38 +329,67 @@ func (p *textParser) family(name string) error {
 // parseFloat parses a sample value or a le/quantile label as expfmt does:
 // strconv.ParseFloat, but without hexadecimal floats or digit separators.
 func parseFloat(b string) (float64, error) {
-	// Fast path: a plain integer of up to 15 digits is exact in a float64.
-	if n := len(b); n > 0 && n <= 15 {
-		var v int64
-		j := 0
-		neg := false
-		if b[0] == '-' {
-			neg, j = true, 1
-		}
-		if j < n {
-			for ; j < n; j++ {
-				c := b[j]
-				if c < '0' || c > '9' {
-					goto slow
-				}
-				v = v*10 + int64(c-'0')
-			}
-			if neg {
-				if v == 0 {
-					return math.Copysign(0, -1), nil
-				}
-				return float64(-v), nil
-			}
-			return float64(v), nil
-		}
+	if v, ok := parseDecimal(b); ok {
+		return v, nil
 	}
-slow:
 	for i := 0; i < len(b); i++ {
 		if c := b[i]; c == 'p' || c == 'P' || c == '_' {
 			return 0, fmt.Errorf("unsupported character in float")
 		}
 	}
 	return strconv.ParseFloat(b, 64)
+}
+
+// pow10 holds the powers of ten that float64 represents exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// parseDecimal parses a plain decimal, -?digits[.digits] with at least one
+// digit, whose digits make an integer m ≤ 2^53 with at most 22 of them after
+// the point: then m and 10^k are exact floats and one IEEE division rounds
+// m/10^k correctly, which is strconv.ParseFloat's own exact fast path
+// (atof64exact), so the result is bit-identical to it. ok is false for
+// anything else, left to strconv.
+func parseDecimal(b string) (v float64, ok bool) {
+	i, n := 0, len(b)
+	if n == 0 || n > 24 {
+		return 0, false
+	}
+	neg := b[0] == '-'
+	if neg {
+		i = 1
+	}
+	var m uint64
+	digits, frac := 0, -1
+	for ; i < n; i++ {
+		c := b[i]
+		if c >= '0' && c <= '9' {
+			m = m*10 + uint64(c-'0')
+			digits++
+			if frac >= 0 {
+				frac++
+			}
+			continue
+		}
+		if c != '.' || frac >= 0 {
+			return 0, false
+		}
+		frac = 0
+	}
+	if digits == 0 || digits > 19 || m > 1<<53 {
+		return 0, false
+	}
+	v = float64(m)
+	if neg {
+		v = -v
+	}
+	if frac > 0 {
+		if frac > 22 {
+			return 0, false
+		}
+		v /= pow10[frac]
+	}
+	return v, true
 }
 
 // sample parses one sample line: name, labels, value, optional timestamp.
