@@ -48,13 +48,15 @@ type textParser struct {
 	fam            int32
 	isCount, isSum bool
 
-	// The last sample line's metric name and what family made of it,
-	// valid while lastOK: sample lines of one family come in runs.
-	lastName           string
-	lastFam            int32
-	lastCount, lastSum bool
-	lastOK             bool
-	lastMetric         int32 // the summary or histogram metric the last line went to; -1 for none
+	// The metric names of the last sample lines and what family made of
+	// them: sample lines of one family come in runs (a histogram's
+	// x_bucket, x_sum and x_count). A name resolves the same until a
+	// comment line (a TYPE line changes it) or a new family (x, created,
+	// could take x_sum), which empty the cache.
+	names      [4]resolvedName
+	numNames   int
+	nextName   int
+	lastMetric int32 // the summary or histogram metric the last line went to; -1 for none
 }
 
 // textPoint is a quantile or bucket line of the text format, linked into
@@ -70,6 +72,33 @@ func (p *textParser) errorf(format string, args ...any) error {
 }
 
 func isBlank(c byte) bool { return c == ' ' || c == '\t' }
+
+// Byte classes of the text format, bits of charClass.
+const (
+	classNameStart  = 1 << iota // [a-zA-Z_]
+	classLabelName              // [a-zA-Z0-9_]
+	classMetricName             // [a-zA-Z0-9_:]
+	classTokenEnd               // blank or newline
+	classValueStop              // '"', '\\', newline or a byte ≥ 0x80 (label value scanning)
+)
+
+// charClass holds the classes of each byte value.
+const charClass = "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x08\x18\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x08\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x06\x06\x06\x06\x06\x06\x06\x06\x06\x06\x04\x00\x00\x00\x00\x00" +
+	"\x00\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07" +
+	"\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x00\x10\x00\x00\x07" +
+	"\x00\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07" +
+	"\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x00\x00\x00\x00\x00" +
+	"\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10" +
+	"\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10" +
+	"\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10" +
+	"\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10" +
+	"\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10" +
+	"\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10" +
+	"\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10" +
+	"\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10"
 
 func (p *textParser) skipBlanks() {
 	for p.i < len(p.b) && isBlank(p.b[p.i]) {
@@ -117,7 +146,7 @@ func (p *textParser) run() error {
 // token reads up to the next blank or newline.
 func (p *textParser) token() []byte {
 	start := p.i
-	for p.i < len(p.b) && !isBlank(p.b[p.i]) && p.b[p.i] != '\n' {
+	for p.i < len(p.b) && charClass[p.b[p.i]]&classTokenEnd == 0 {
 		p.i++
 	}
 	return p.b[start:p.i]
@@ -134,7 +163,7 @@ func (p *textParser) metricName() (string, error) {
 	start := p.i
 	if p.i < len(p.b) && (isNameStart(p.b[p.i]) || p.b[p.i] == ':') {
 		p.i++
-		for p.i < len(p.b) && (isNameCont(p.b[p.i]) || p.b[p.i] == ':') {
+		for p.i < len(p.b) && charClass[p.b[p.i]]&classMetricName != 0 {
 			p.i++
 		}
 	}
@@ -145,8 +174,8 @@ func (p *textParser) metricName() (string, error) {
 }
 
 func (p *textParser) comment() error {
-	p.i++            // '#'
-	p.lastOK = false // a TYPE line changes what a name resolves to
+	p.i++          // '#'
+	p.numNames = 0 // a TYPE line changes what a name resolves to
 	p.skipBlanks()
 	if p.eol() {
 		p.nextLine()
@@ -392,6 +421,38 @@ func parseDecimal(b string) (v float64, ok bool) {
 	return v, true
 }
 
+// resolvedName is a metric name and the family it belongs to.
+type resolvedName struct {
+	name           string
+	fam            int32
+	isCount, isSum bool
+}
+
+// resolveCached sets the parser's family from the cache of recent names and
+// reports whether name was in it.
+func (p *textParser) resolveCached(name string) bool {
+	for k := range p.names[:p.numNames] {
+		if r := &p.names[k]; r.name == name {
+			p.fam, p.isCount, p.isSum = r.fam, r.isCount, r.isSum
+			return true
+		}
+	}
+	return false
+}
+
+// cacheName records what family made of name; nFams is the number of
+// families before, so that a new family empties the cache first.
+func (p *textParser) cacheName(name string, nFams int) {
+	if len(p.e.Families) != nFams {
+		p.numNames, p.nextName = 0, 0
+	}
+	p.names[p.nextName] = resolvedName{name: name, fam: p.fam, isCount: p.isCount, isSum: p.isSum}
+	p.nextName = (p.nextName + 1) % len(p.names)
+	if p.numNames < len(p.names) {
+		p.numNames++
+	}
+}
+
 // sample parses one sample line: name, labels, value, optional timestamp.
 func (p *textParser) sample() error {
 	if err := p.bud.take(1); err != nil {
@@ -405,13 +466,12 @@ func (p *textParser) sample() error {
 	if name == "" {
 		return p.errorf("invalid metric name")
 	}
-	if p.lastOK && name == p.lastName {
-		p.fam, p.isCount, p.isSum = p.lastFam, p.lastCount, p.lastSum
-	} else {
+	if !p.resolveCached(name) {
+		nFams := len(e.Families)
 		if err := p.family(name); err != nil {
 			return err
 		}
-		p.lastName, p.lastFam, p.lastCount, p.lastSum, p.lastOK = name, p.fam, p.isCount, p.isSum, true
+		p.cacheName(name, nFams)
 	}
 	fam := p.fam
 	if f := &e.Families[fam]; !f.HasType {
@@ -460,7 +520,7 @@ func (p *textParser) labels(labelsStart int) (float64, error) {
 		start := p.i
 		if isNameStart(p.b[p.i]) {
 			p.i++
-			for p.i < len(p.b) && isNameCont(p.b[p.i]) {
+			for p.i < len(p.b) && charClass[p.b[p.i]]&classLabelName != 0 {
 				p.i++
 			}
 		}
@@ -489,7 +549,7 @@ func (p *textParser) labels(labelsStart int) (float64, error) {
 		if err := p.expect('"', "at start of label value"); err != nil {
 			return bound, err
 		}
-		value, err := p.labelValue()
+		value, ascii, err := p.labelValue()
 		if err != nil {
 			return bound, err
 		}
@@ -497,7 +557,7 @@ func (p *textParser) labels(labelsStart int) (float64, error) {
 		if k := p.lim.labelOver(n, len(lname)+len(value)); k != 0 {
 			return bound, p.lim.labelError(k, fmt.Sprintf("line %d: metric %q, label %q", p.line, f.Name, lname))
 		}
-		if !utf8.ValidString(value) {
+		if !ascii && !utf8.ValidString(value) {
 			return bound, p.errorf("invalid label value %q", value)
 		}
 		if special {
@@ -636,22 +696,29 @@ func (e *Exposition) addPoint(m *Metric, pt textPoint) {
 }
 
 // labelValue reads a quoted label value after its opening quote and moves
-// past the closing quote.
-func (p *textParser) labelValue() (string, error) {
+// past the closing quote. ascii reports that the value's bytes are all
+// below 0x80 (so valid UTF-8).
+func (p *textParser) labelValue() (value string, ascii bool, err error) {
 	start := p.i
 	escaped := false
+	ascii = true
 	for p.i < len(p.b) {
 		c := p.b[p.i]
+		if charClass[c]&classValueStop == 0 {
+			p.i++
+			continue
+		}
 		switch c {
 		case '"':
 			raw := p.b[start:p.i]
 			p.i++
 			if !escaped {
-				return bytesToString(raw), nil
+				return bytesToString(raw), ascii, nil
 			}
-			return p.unescape(raw)
+			s, err := p.unescape(raw)
+			return s, ascii, err
 		case '\n':
-			return "", p.errorf("label value %q contains unescaped new-line", p.b[start:p.i])
+			return "", false, p.errorf("label value %q contains unescaped new-line", p.b[start:p.i])
 		case '\\':
 			escaped = true
 			p.i++
@@ -659,13 +726,15 @@ func (p *textParser) labelValue() (string, error) {
 				switch p.b[p.i] {
 				case '"', '\\', 'n':
 				default:
-					return "", p.errorf("invalid escape sequence '\\%c'", p.b[p.i])
+					return "", false, p.errorf("invalid escape sequence '\\%c'", p.b[p.i])
 				}
 			}
+		default: // ≥ 0x80
+			ascii = false
 		}
 		p.i++
 	}
-	return "", p.errorf("unexpected end of input stream")
+	return "", false, p.errorf("unexpected end of input stream")
 }
 
 // finishText turns each summary's and histogram's list of text points into

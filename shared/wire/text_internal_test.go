@@ -38,3 +38,25 @@ func TestParseDecimal(t *testing.T) {
 		}
 	}
 }
+
+// TestCharClass checks the byte class table against the grammar's
+// definitions.
+func TestCharClass(t *testing.T) {
+	for i := 0; i < 256; i++ {
+		c := byte(i)
+		alpha := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		digit := c >= '0' && c <= '9'
+		want := map[byte]bool{
+			classNameStart:  alpha || c == '_',
+			classLabelName:  alpha || digit || c == '_',
+			classMetricName: alpha || digit || c == '_' || c == ':',
+			classTokenEnd:   c == ' ' || c == '\t' || c == '\n',
+			classValueStop:  c == '"' || c == '\\' || c == '\n' || c >= 0x80,
+		}
+		for class, w := range want {
+			if got := charClass[c]&class != 0; got != w {
+				t.Errorf("byte %#x class %#x: %v, want %v", c, class, got, w)
+			}
+		}
+	}
+}
