@@ -57,6 +57,31 @@ type Converter struct {
 	boundFam  int32
 	boundBits []uint64
 	boundStrs []string
+
+	// The current metric's label sets with __name__ (tmpl[0]) and with
+	// __name__ and an le or quantile label (tmpl[1]), which add copies and
+	// fills in per series.
+	tmpl [2]labelTemplate
+
+	// The le and quantile values formatted in this Convert, by a hash of
+	// their bits (strings in wr's arena; "" for an empty slot).
+	formatted [64]formattedFloat
+}
+
+// formattedFloat is a float's bits and its text format string.
+type formattedFloat struct {
+	bits uint64
+	s    string
+}
+
+// labelTemplate is a metric's base label set merged with __name__ and
+// perhaps one extra label, and where those two are in it: add copies it
+// and sets their values per series.
+type labelTemplate struct {
+	ok            bool
+	extra         string // the extra label's name; "" for none
+	labels        []wire.Label
+	iName, iExtra int
 }
 
 // metricRec is one converted metric's family and base label set
@@ -97,6 +122,7 @@ func (c *Converter) Convert(wr *wire.WriteRequest, e *wire.Exposition, key Group
 		c.famNames = make(map[string]int32)
 	}
 	c.recs, c.bases, c.boundFam = c.recs[:0], c.bases[:0], -1
+	clear(c.formatted[:])
 	c.suspect = false
 	for _, l := range key {
 		c.suspect = c.suspect || special(l.Name)
@@ -367,6 +393,7 @@ func (c *Converter) baseLabels(ls []wire.Label, key GroupingKey) {
 	}
 	wire.SortLabels(c.sorted)
 	c.base = wire.MergeLabels(c.base[:0], c.sorted, key)
+	c.tmpl[0].ok, c.tmpl[1].ok = false, false
 }
 
 // add appends one series of family family: c.base with __name__=name and
@@ -378,6 +405,31 @@ func (c *Converter) add(wr *wire.WriteRequest, family, name string, extra wire.L
 		return &wire.LimitError{Kind: wire.LimitSamples, Limit: c.limit}
 	}
 	c.budget--
+	k := 0
+	if extra.Name != "" {
+		k = 1
+	}
+	t := &c.tmpl[k]
+	if !t.ok || t.extra != extra.Name {
+		c.buildTemplate(t, name, extra)
+	}
+	store := wr.LabelStore()
+	start := len(store)
+	store = append(store, t.labels...)
+	store[start+t.iName].Value = name
+	if k == 1 {
+		store[start+t.iExtra].Value = extra.Value
+	}
+	wr.AppendSample(wr.CommitLabels(store, start), wire.Sample{Value: v, Timestamp: ts})
+	c.SeriesFamily = append(c.SeriesFamily, family)
+	return nil
+}
+
+// buildTemplate sets t to c.base with __name__=name and the extra label
+// (when its name is set) applied as overrides by wire.MergeLabels, and
+// records where the two are. Neither value is empty, so both are in the
+// result.
+func (c *Converter) buildTemplate(t *labelTemplate, name string, extra wire.Label) {
 	overrides := [2]wire.Label{{Name: wire.MetricNameLabel, Value: name}, extra}
 	n := 1
 	if extra.Name != "" {
@@ -386,12 +438,16 @@ func (c *Converter) add(wr *wire.WriteRequest, family, name string, extra wire.L
 			overrides[0], overrides[1] = overrides[1], overrides[0]
 		}
 	}
-	store := wr.LabelStore()
-	start := len(store)
-	store = wire.MergeLabels(store, c.base, overrides[:n])
-	wr.AppendSample(wr.CommitLabels(store, start), wire.Sample{Value: v, Timestamp: ts})
-	c.SeriesFamily = append(c.SeriesFamily, family)
-	return nil
+	t.labels = wire.MergeLabels(t.labels[:0], c.base, overrides[:n])
+	for i, l := range t.labels {
+		switch l.Name {
+		case wire.MetricNameLabel:
+			t.iName = i
+		case extra.Name:
+			t.iExtra = i
+		}
+	}
+	t.ok, t.extra = true, extra.Name
 }
 
 // formatFloat formats a le or quantile value as the text format 0.0.4 does
@@ -411,8 +467,14 @@ func (c *Converter) formatFloat(wr *wire.WriteRequest, f float64) string {
 	case math.IsInf(f, -1):
 		return "-Inf"
 	}
+	bits := math.Float64bits(f)
+	slot := &c.formatted[(bits*0x9e3779b97f4a7c15)>>58]
+	if slot.s != "" && slot.bits == bits {
+		return slot.s
+	}
 	c.num = strconv.AppendFloat(c.num[:0], f, 'g', -1, 64)
-	return wr.Intern(c.num)
+	slot.bits, slot.s = bits, wr.Intern(c.num)
+	return slot.s
 }
 
 // checkDuplicates finds two series with the same label set, by hash.
