@@ -101,9 +101,11 @@ const charClass = "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x08\x18\x00\x00\x00\x00\
 	"\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10"
 
 func (p *textParser) skipBlanks() {
-	for p.i < len(p.b) && isBlank(p.b[p.i]) {
-		p.i++
+	b, i := p.b, p.i
+	for i < len(b) && isBlank(b[i]) {
+		i++
 	}
+	p.i = i
 }
 
 // eol reports whether the parser is at the end of a line or of the input.
@@ -145,11 +147,13 @@ func (p *textParser) run() error {
 
 // token reads up to the next blank or newline.
 func (p *textParser) token() []byte {
-	start := p.i
-	for p.i < len(p.b) && charClass[p.b[p.i]]&classTokenEnd == 0 {
-		p.i++
+	b, i := p.b, p.i
+	start := i
+	for i < len(b) && charClass[b[i]]&classTokenEnd == 0 {
+		i++
 	}
-	return p.b[start:p.i]
+	p.i = i
+	return b[start:i]
 }
 
 func isNameStart(c byte) bool {
@@ -160,14 +164,16 @@ func isNameCont(c byte) bool { return isNameStart(c) || c >= '0' && c <= '9' }
 
 // metricName reads a metric name; it is empty when none starts here.
 func (p *textParser) metricName() (string, error) {
-	start := p.i
-	if p.i < len(p.b) && (isNameStart(p.b[p.i]) || p.b[p.i] == ':') {
-		p.i++
-		for p.i < len(p.b) && charClass[p.b[p.i]]&classMetricName != 0 {
-			p.i++
+	b, i := p.b, p.i
+	start := i
+	if i < len(b) && (isNameStart(b[i]) || b[i] == ':') {
+		i++
+		for i < len(b) && charClass[b[i]]&classMetricName != 0 {
+			i++
 		}
 	}
-	if p.i < len(p.b) && p.b[p.i] == '"' {
+	p.i = i
+	if i < len(b) && b[i] == '"' {
 		return "", p.errorf("quoted metric names are not supported by the text format 0.0.4")
 	}
 	return bytesToString(p.b[start:p.i]), nil
@@ -519,10 +525,11 @@ func (p *textParser) labels(labelsStart int) (float64, error) {
 		}
 		start := p.i
 		if isNameStart(p.b[p.i]) {
-			p.i++
-			for p.i < len(p.b) && charClass[p.b[p.i]]&classLabelName != 0 {
-				p.i++
+			b, i := p.b, p.i+1
+			for i < len(b) && charClass[b[i]]&classLabelName != 0 {
+				i++
 			}
+			p.i = i
 		}
 		if p.i < len(p.b) && p.b[p.i] == '"' {
 			return bound, p.errorf("quoted label names are not supported by the text format 0.0.4")
@@ -703,11 +710,15 @@ func (p *textParser) labelValue() (value string, ascii bool, err error) {
 	escaped := false
 	ascii = true
 	for p.i < len(p.b) {
-		c := p.b[p.i]
-		if charClass[c]&classValueStop == 0 {
-			p.i++
-			continue
+		b, i := p.b, p.i
+		for i < len(b) && charClass[b[i]]&classValueStop == 0 {
+			i++
 		}
+		p.i = i
+		if i >= len(b) {
+			break
+		}
+		c := b[i]
 		switch c {
 		case '"':
 			raw := p.b[start:p.i]
