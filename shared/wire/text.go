@@ -322,7 +322,9 @@ func (p *textParser) unescape(raw []byte) (string, error) {
 // the base name, and one ending in _bucket to a histogram.
 func (p *textParser) family(name string) error {
 	p.isCount, p.isSum = false, false
-	if !isValidMetricName(name) {
+	// name comes from metricName, which reads [a-zA-Z_:][a-zA-Z0-9_:]*:
+	// valid when not empty.
+	if name == "" {
 		return p.errorf("invalid metric name %q", name)
 	}
 	e := p.e
