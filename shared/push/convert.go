@@ -158,7 +158,7 @@ func (c *Converter) Convert(wr *wire.WriteRequest, e *wire.Exposition, key Group
 
 	// push_time_seconds{<grouping key>}
 	c.baseLabels(nil, key)
-	if err := c.add(wr, PushTimeMetric, PushTimeMetric, wire.Label{}, float64(now.UnixNano())/1e9, ts); err != nil {
+	if err := c.add(wr, PushTimeMetric, PushTimeMetric, wire.Label{}, float64(now.UnixNano())/1e9, ts, true); err != nil {
 		return err
 	}
 	wr.Metadata = append(wr.Metadata, wire.Metadata{Type: wire.MetadataGauge, FamilyName: PushTimeMetric, Help: "Last Unix time when changing this group in the Pushgateway succeeded."})
@@ -302,9 +302,12 @@ func (c *Converter) metric(wr *wire.WriteRequest, f *wire.Family, m *wire.Metric
 		c.boundBits, c.boundStrs = c.boundBits[:0], c.boundStrs[:0]
 	}
 	var err error
+	// A counter, gauge or untyped metric makes one series, which add
+	// merges directly; the others share a template per metric.
+	single := f.Type == wire.Counter || f.Type == wire.Gauge || f.Type == wire.Untyped
 	add := func(name string, extra wire.Label, v float64) {
 		if err == nil {
-			err = c.add(wr, f.Name, name, extra, v, ts)
+			err = c.add(wr, f.Name, name, extra, v, ts, single)
 		}
 	}
 	switch f.Type {
@@ -371,7 +374,7 @@ func (c *Converter) bound(wr *wire.WriteRequest, i int, f float64) string {
 func (c *Converter) FailureSeries(wr *wire.WriteRequest, key GroupingKey, now time.Time) {
 	c.baseLabels(nil, key)
 	c.budget = -1
-	_ = c.add(wr, PushFailureTimeMetric, PushFailureTimeMetric, wire.Label{}, float64(now.UnixNano())/1e9, now.UnixMilli())
+	_ = c.add(wr, PushFailureTimeMetric, PushFailureTimeMetric, wire.Label{}, float64(now.UnixNano())/1e9, now.UnixMilli(), true)
 	wr.Metadata = append(wr.Metadata, wire.Metadata{Type: wire.MetadataGauge, FamilyName: PushFailureTimeMetric, Help: "Last Unix time when changing this group in the Pushgateway failed."})
 }
 
@@ -398,9 +401,10 @@ func (c *Converter) baseLabels(ls []wire.Label, key GroupingKey) {
 
 // add appends one series of family family: c.base with __name__=name and
 // the extra label (when its name is set) applied as overrides, so that a
-// body or key label named like le or quantile is replaced. It returns a
+// body or key label named like le or quantile is replaced. single says the
+// base makes only this series (merged directly, without a template). It returns a
 // *wire.LimitError when the series would exceed the sample limit.
-func (c *Converter) add(wr *wire.WriteRequest, family, name string, extra wire.Label, v float64, ts int64) error {
+func (c *Converter) add(wr *wire.WriteRequest, family, name string, extra wire.Label, v float64, ts int64, single bool) error {
 	if c.budget == 0 {
 		return &wire.LimitError{Kind: wire.LimitSamples, Limit: c.limit}
 	}
@@ -409,16 +413,20 @@ func (c *Converter) add(wr *wire.WriteRequest, family, name string, extra wire.L
 	if extra.Name != "" {
 		k = 1
 	}
-	t := &c.tmpl[k]
-	if !t.ok || t.extra != extra.Name {
-		c.buildTemplate(t, name, extra)
-	}
 	store := wr.LabelStore()
 	start := len(store)
-	store = append(store, t.labels...)
-	store[start+t.iName].Value = name
-	if k == 1 {
-		store[start+t.iExtra].Value = extra.Value
+	if single && extra.Name == "" {
+		store = wire.MergeLabels(store, c.base, []wire.Label{{Name: wire.MetricNameLabel, Value: name}})
+	} else {
+		t := &c.tmpl[k]
+		if !t.ok || t.extra != extra.Name {
+			c.buildTemplate(t, name, extra)
+		}
+		store = append(store, t.labels...)
+		store[start+t.iName].Value = name
+		if k == 1 {
+			store[start+t.iExtra].Value = extra.Value
+		}
 	}
 	wr.AppendSample(wr.CommitLabels(store, start), wire.Sample{Value: v, Timestamp: ts})
 	c.SeriesFamily = append(c.SeriesFamily, family)
