@@ -50,7 +50,6 @@ type Converter struct {
 	bases    []wire.Label
 	lastRec  []int32 // per family: index into recs of its last metric, -1 for none
 	unsorted []int32 // families whose metrics' base label sets are not increasing
-	famNames map[string]int32
 	suspect  bool
 
 	// Per family, the le or quantile values formatted for its last metric.
@@ -119,7 +118,6 @@ func (c *Converter) Convert(wr *wire.WriteRequest, e *wire.Exposition, key Group
 	if !c.seeded {
 		c.seed, c.seeded = maphash.MakeSeed(), true
 		c.seen = make(map[uint64]int32)
-		c.famNames = make(map[string]int32)
 	}
 	c.recs, c.bases, c.boundFam = c.recs[:0], c.bases[:0], -1
 	clear(c.formatted[:])
@@ -190,20 +188,19 @@ func (c *Converter) mayHaveDuplicates(e *wire.Exposition) bool {
 	if c.suspect {
 		return true
 	}
-	clear(c.famNames)
+	// The decoders keep one family per name (a protobuf family a later
+	// one replaces is skipped): FamilyIndex finds each live family at its
+	// own index, and then no two share a name.
 	for i := range e.Families {
 		f := &e.Families[i]
 		if skipFamily(f) || f.Metrics == 0 {
 			continue
 		}
-		if _, dup := c.famNames[f.Name]; dup {
+		if j, ok := e.FamilyIndex(f.Name); !ok || j != i {
 			return true
 		}
-		c.famNames[f.Name] = int32(i)
-	}
-	for name := range c.famNames {
 		var suffixes []string
-		switch e.Families[c.famNames[name]].Type {
+		switch f.Type {
 		case wire.Summary:
 			suffixes = summarySuffixes
 		case wire.Histogram, wire.GaugeHistogram:
@@ -212,8 +209,8 @@ func (c *Converter) mayHaveDuplicates(e *wire.Exposition) bool {
 			continue
 		}
 		for _, suf := range suffixes {
-			c.num = append(append(c.num[:0], name...), suf...)
-			if _, ok := c.famNames[string(c.num)]; ok {
+			c.num = append(append(c.num[:0], f.Name...), suf...)
+			if j, ok := e.FamilyIndex(string(c.num)); ok && !skipFamily(&e.Families[j]) && e.Families[j].Metrics > 0 {
 				return true
 			}
 		}
