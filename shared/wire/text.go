@@ -540,7 +540,11 @@ func (p *textParser) labels(labelsStart int) (float64, error) {
 		if lname == "" {
 			return bound, p.errorf("invalid label name for metric %q", f.Name)
 		}
-		if err := p.expect('=', "after label name"); err != nil {
+		// The usual `="` right after the name skips expect's blanks.
+		quoted := p.i+1 < len(p.b) && p.b[p.i] == '=' && p.b[p.i+1] == '"'
+		if quoted {
+			p.i++
+		} else if err := p.expect('=', "after label name"); err != nil {
 			return bound, err
 		}
 		if lname == MetricNameLabel {
@@ -555,7 +559,9 @@ func (p *textParser) labels(labelsStart int) (float64, error) {
 				}
 			}
 		}
-		if err := p.expect('"', "at start of label value"); err != nil {
+		if quoted {
+			p.i++
+		} else if err := p.expect('"', "at start of label value"); err != nil {
 			return bound, err
 		}
 		value, ascii, err := p.labelValue()
