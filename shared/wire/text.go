@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -233,6 +234,11 @@ func (p *textParser) comment() error {
 		return p.errorf("second TYPE line for metric name %q, or TYPE reported after samples", f.Name)
 	}
 	typ, _ := p.restOfLine(false)
+	if strings.IndexByte(typ, '\\') >= 0 {
+		// expfmt reads the type without escapes but still drops every
+		// backslash: "# TYPE x summ\ary" declares a summary.
+		typ = strings.ReplaceAll(typ, "\\", "")
+	}
 	t, ok := parseType(typ)
 	if !ok {
 		return p.errorf("unknown metric type %q", typ)
