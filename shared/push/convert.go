@@ -50,13 +50,37 @@ type Converter struct {
 	bases    []wire.Label
 	lastRec  []int32 // per family: index into recs of its last metric, -1 for none
 	unsorted []int32 // families whose metrics' base label sets are not increasing
-	famNames map[string]int32
 	suspect  bool
 
 	// Per family, the le or quantile values formatted for its last metric.
 	boundFam  int32
 	boundBits []uint64
 	boundStrs []string
+
+	// The current metric's label sets with __name__ (tmpl[0]) and with
+	// __name__ and an le or quantile label (tmpl[1]), which add copies and
+	// fills in per series.
+	tmpl [2]labelTemplate
+
+	// The le and quantile values formatted in this Convert, by a hash of
+	// their bits (strings in wr's arena; "" for an empty slot).
+	formatted [64]formattedFloat
+}
+
+// formattedFloat is a float's bits and its text format string.
+type formattedFloat struct {
+	bits uint64
+	s    string
+}
+
+// labelTemplate is a metric's base label set merged with __name__ and
+// perhaps one extra label, and where those two are in it: add copies it
+// and sets their values per series.
+type labelTemplate struct {
+	ok            bool
+	extra         string // the extra label's name; "" for none
+	labels        []wire.Label
+	iName, iExtra int
 }
 
 // metricRec is one converted metric's family and base label set
@@ -94,9 +118,9 @@ func (c *Converter) Convert(wr *wire.WriteRequest, e *wire.Exposition, key Group
 	if !c.seeded {
 		c.seed, c.seeded = maphash.MakeSeed(), true
 		c.seen = make(map[uint64]int32)
-		c.famNames = make(map[string]int32)
 	}
 	c.recs, c.bases, c.boundFam = c.recs[:0], c.bases[:0], -1
+	clear(c.formatted[:])
 	c.suspect = false
 	for _, l := range key {
 		c.suspect = c.suspect || special(l.Name)
@@ -132,7 +156,7 @@ func (c *Converter) Convert(wr *wire.WriteRequest, e *wire.Exposition, key Group
 
 	// push_time_seconds{<grouping key>}
 	c.baseLabels(nil, key)
-	if err := c.add(wr, PushTimeMetric, PushTimeMetric, wire.Label{}, float64(now.UnixNano())/1e9, ts); err != nil {
+	if err := c.add(wr, PushTimeMetric, PushTimeMetric, wire.Label{}, float64(now.UnixNano())/1e9, ts, true); err != nil {
 		return err
 	}
 	wr.Metadata = append(wr.Metadata, wire.Metadata{Type: wire.MetadataGauge, FamilyName: PushTimeMetric, Help: "Last Unix time when changing this group in the Pushgateway succeeded."})
@@ -164,20 +188,19 @@ func (c *Converter) mayHaveDuplicates(e *wire.Exposition) bool {
 	if c.suspect {
 		return true
 	}
-	clear(c.famNames)
+	// The decoders keep one family per name (a protobuf family a later
+	// one replaces is skipped): FamilyIndex finds each live family at its
+	// own index, and then no two share a name.
 	for i := range e.Families {
 		f := &e.Families[i]
 		if skipFamily(f) || f.Metrics == 0 {
 			continue
 		}
-		if _, dup := c.famNames[f.Name]; dup {
+		if j, ok := e.FamilyIndex(f.Name); !ok || j != i {
 			return true
 		}
-		c.famNames[f.Name] = int32(i)
-	}
-	for name := range c.famNames {
 		var suffixes []string
-		switch e.Families[c.famNames[name]].Type {
+		switch f.Type {
 		case wire.Summary:
 			suffixes = summarySuffixes
 		case wire.Histogram, wire.GaugeHistogram:
@@ -186,8 +209,8 @@ func (c *Converter) mayHaveDuplicates(e *wire.Exposition) bool {
 			continue
 		}
 		for _, suf := range suffixes {
-			c.num = append(append(c.num[:0], name...), suf...)
-			if _, ok := c.famNames[string(c.num)]; ok {
+			c.num = append(append(c.num[:0], f.Name...), suf...)
+			if j, ok := e.FamilyIndex(string(c.num)); ok && !skipFamily(&e.Families[j]) && e.Families[j].Metrics > 0 {
 				return true
 			}
 		}
@@ -276,9 +299,12 @@ func (c *Converter) metric(wr *wire.WriteRequest, f *wire.Family, m *wire.Metric
 		c.boundBits, c.boundStrs = c.boundBits[:0], c.boundStrs[:0]
 	}
 	var err error
+	// A counter, gauge or untyped metric makes one series, which add
+	// merges directly; the others share a template per metric.
+	single := f.Type == wire.Counter || f.Type == wire.Gauge || f.Type == wire.Untyped
 	add := func(name string, extra wire.Label, v float64) {
 		if err == nil {
-			err = c.add(wr, f.Name, name, extra, v, ts)
+			err = c.add(wr, f.Name, name, extra, v, ts, single)
 		}
 	}
 	switch f.Type {
@@ -345,7 +371,7 @@ func (c *Converter) bound(wr *wire.WriteRequest, i int, f float64) string {
 func (c *Converter) FailureSeries(wr *wire.WriteRequest, key GroupingKey, now time.Time) {
 	c.baseLabels(nil, key)
 	c.budget = -1
-	_ = c.add(wr, PushFailureTimeMetric, PushFailureTimeMetric, wire.Label{}, float64(now.UnixNano())/1e9, now.UnixMilli())
+	_ = c.add(wr, PushFailureTimeMetric, PushFailureTimeMetric, wire.Label{}, float64(now.UnixNano())/1e9, now.UnixMilli(), true)
 	wr.Metadata = append(wr.Metadata, wire.Metadata{Type: wire.MetadataGauge, FamilyName: PushFailureTimeMetric, Help: "Last Unix time when changing this group in the Pushgateway failed."})
 }
 
@@ -367,17 +393,48 @@ func (c *Converter) baseLabels(ls []wire.Label, key GroupingKey) {
 	}
 	wire.SortLabels(c.sorted)
 	c.base = wire.MergeLabels(c.base[:0], c.sorted, key)
+	c.tmpl[0].ok, c.tmpl[1].ok = false, false
 }
 
 // add appends one series of family family: c.base with __name__=name and
 // the extra label (when its name is set) applied as overrides, so that a
-// body or key label named like le or quantile is replaced. It returns a
+// body or key label named like le or quantile is replaced. single says the
+// base makes only this series (merged directly, without a template). It returns a
 // *wire.LimitError when the series would exceed the sample limit.
-func (c *Converter) add(wr *wire.WriteRequest, family, name string, extra wire.Label, v float64, ts int64) error {
+func (c *Converter) add(wr *wire.WriteRequest, family, name string, extra wire.Label, v float64, ts int64, single bool) error {
 	if c.budget == 0 {
 		return &wire.LimitError{Kind: wire.LimitSamples, Limit: c.limit}
 	}
 	c.budget--
+	k := 0
+	if extra.Name != "" {
+		k = 1
+	}
+	store := wr.LabelStore()
+	start := len(store)
+	if single && extra.Name == "" {
+		store = wire.MergeLabels(store, c.base, []wire.Label{{Name: wire.MetricNameLabel, Value: name}})
+	} else {
+		t := &c.tmpl[k]
+		if !t.ok || t.extra != extra.Name {
+			c.buildTemplate(t, name, extra)
+		}
+		store = append(store, t.labels...)
+		store[start+t.iName].Value = name
+		if k == 1 {
+			store[start+t.iExtra].Value = extra.Value
+		}
+	}
+	wr.AppendSample(wr.CommitLabels(store, start), wire.Sample{Value: v, Timestamp: ts})
+	c.SeriesFamily = append(c.SeriesFamily, family)
+	return nil
+}
+
+// buildTemplate sets t to c.base with __name__=name and the extra label
+// (when its name is set) applied as overrides by wire.MergeLabels, and
+// records where the two are. Neither value is empty, so both are in the
+// result.
+func (c *Converter) buildTemplate(t *labelTemplate, name string, extra wire.Label) {
 	overrides := [2]wire.Label{{Name: wire.MetricNameLabel, Value: name}, extra}
 	n := 1
 	if extra.Name != "" {
@@ -386,12 +443,16 @@ func (c *Converter) add(wr *wire.WriteRequest, family, name string, extra wire.L
 			overrides[0], overrides[1] = overrides[1], overrides[0]
 		}
 	}
-	store := wr.LabelStore()
-	start := len(store)
-	store = wire.MergeLabels(store, c.base, overrides[:n])
-	wr.AppendSample(wr.CommitLabels(store, start), wire.Sample{Value: v, Timestamp: ts})
-	c.SeriesFamily = append(c.SeriesFamily, family)
-	return nil
+	t.labels = wire.MergeLabels(t.labels[:0], c.base, overrides[:n])
+	for i, l := range t.labels {
+		switch l.Name {
+		case wire.MetricNameLabel:
+			t.iName = i
+		case extra.Name:
+			t.iExtra = i
+		}
+	}
+	t.ok, t.extra = true, extra.Name
 }
 
 // formatFloat formats a le or quantile value as the text format 0.0.4 does
@@ -411,8 +472,14 @@ func (c *Converter) formatFloat(wr *wire.WriteRequest, f float64) string {
 	case math.IsInf(f, -1):
 		return "-Inf"
 	}
+	bits := math.Float64bits(f)
+	slot := &c.formatted[(bits*0x9e3779b97f4a7c15)>>58]
+	if slot.s != "" && slot.bits == bits {
+		return slot.s
+	}
 	c.num = strconv.AppendFloat(c.num[:0], f, 'g', -1, 64)
-	return wr.Intern(c.num)
+	slot.bits, slot.s = bits, wr.Intern(c.num)
+	return slot.s
 }
 
 // checkDuplicates finds two series with the same label set, by hash.

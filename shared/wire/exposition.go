@@ -197,6 +197,16 @@ func (e *Exposition) Native(m *Metric) *NativeHistogram {
 	return &e.natives[m.native-1]
 }
 
+// FamilyIndex returns the index in e.Families of the family named name
+// that the last decode kept — for protobuf, the last family of that name,
+// which replaces the others — and whether there is one. In an exposition
+// that ParseText or ParseDelimited decoded, each family not Replaced is at
+// the index FamilyIndex returns for its name; e's map makes it one lookup.
+func (e *Exposition) FamilyIndex(name string) (int, bool) {
+	i, ok := e.byName[name]
+	return int(i), ok
+}
+
 // newMetric appends an empty metric of family f and returns its index.
 func (e *Exposition) newMetric(f int32) int32 {
 	e.Metrics = append(e.Metrics, Metric{Family: f, first: -1, last: -1})

@@ -30,7 +30,7 @@ func MergeOverrides(dst, a, b []Label) []Label {
 func mergeLabels(dst, ls, overrides []Label, keepEmpty bool) []Label {
 	j := 0
 	for _, l := range ls {
-		for j < len(overrides) && overrides[j].Name < l.Name {
+		for j < len(overrides) && nameLess(overrides[j].Name, l.Name) {
 			if keepEmpty || overrides[j].Value != "" {
 				dst = append(dst, overrides[j])
 			}
@@ -51,6 +51,15 @@ func mergeLabels(dst, ls, overrides []Label, keepEmpty bool) []Label {
 		}
 	}
 	return dst
+}
+
+// nameLess reports whether a sorts before b, deciding by the first bytes
+// when they differ (the usual case for label names) without a call.
+func nameLess(a, b string) bool {
+	if len(a) > 0 && len(b) > 0 && a[0] != b[0] {
+		return a[0] < b[0]
+	}
+	return a < b
 }
 
 // AppendLabelsKey appends to dst an unambiguous encoding of the label set
@@ -77,7 +86,7 @@ func SortLabels(ls []Label) {
 		return
 	}
 	for i := 1; i < len(ls); i++ {
-		for j := i; j > 0 && ls[j].Name < ls[j-1].Name; j-- {
+		for j := i; j > 0 && nameLess(ls[j].Name, ls[j-1].Name); j-- {
 			ls[j], ls[j-1] = ls[j-1], ls[j]
 		}
 	}

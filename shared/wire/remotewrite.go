@@ -430,6 +430,10 @@ func FormatLabels(ls []Label, max int) string {
 func SeriesSize(s *Series) int {
 	n := 0
 	for _, l := range s.Labels {
+		if nl, nv := len(l.Name), len(l.Value); nl > 0 && nv > 0 && nl+nv < 124 {
+			n += 6 + nl + nv // tag, length, and a label of one-byte lengths
+			continue
+		}
 		ls := labelSize(l)
 		n += 1 + varintSize(uint64(ls)) + ls
 	}
@@ -509,6 +513,14 @@ func appendSeries(dst []byte, s *Series) []byte {
 	dst = append(dst, 1<<3|wireBytes)
 	dst = appendVarint(dst, uint64(SeriesSize(s)))
 	for _, l := range s.Labels {
+		if nl, nv := len(l.Name), len(l.Value); nl > 0 && nv > 0 && nl+nv < 124 {
+			// The usual label: every length fits in one byte.
+			dst = append(dst, 1<<3|wireBytes, byte(4+nl+nv), 1<<3|wireBytes, byte(nl))
+			dst = append(dst, l.Name...)
+			dst = append(dst, 2<<3|wireBytes, byte(nv))
+			dst = append(dst, l.Value...)
+			continue
+		}
 		dst = append(dst, 1<<3|wireBytes)
 		dst = appendVarint(dst, uint64(labelSize(l)))
 		dst = appendString(dst, 1, l.Name)

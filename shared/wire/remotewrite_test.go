@@ -383,3 +383,44 @@ func TestUnmarshalExemplarsAfterHistograms(t *testing.T) {
 		t.Fatalf("4 decodes of %d histograms then %d exemplars took %v", n, n, d)
 	}
 }
+
+// TestAppendWriteRequestLabelLengths checks the encoding of labels around
+// the lengths where a length prefix grows to two bytes (a label of 124
+// bytes and more, a name or value of 128 and more) and of empty names and
+// values: the reference re-encodes what it decodes to the same bytes.
+func TestAppendWriteRequestLabelLengths(t *testing.T) {
+	md := remoteWriteSchema(t)
+	var series []wire.Series
+	for _, nl := range []int{0, 1, 60, 61, 62, 63, 120, 122, 123, 124, 127, 128, 200} {
+		for _, nv := range []int{0, 1, 2, 60, 61, 62, 63, 127, 128, 300} {
+			series = append(series, wire.Series{
+				Labels:  []wire.Label{{Name: strings.Repeat("n", nl), Value: strings.Repeat("v", nv)}, {Name: "z", Value: "1"}},
+				Samples: []wire.Sample{{Value: 1, Timestamp: 2}},
+			})
+		}
+	}
+	out := wire.AppendWriteRequest(nil, series, nil)
+	back := dynamicpb.NewMessage(md)
+	if err := proto.Unmarshal(out, back); err != nil {
+		t.Fatalf("reference cannot decode our encoding: %v", err)
+	}
+	if n := back.Get(md.Fields().ByName("timeseries")).List().Len(); n != len(series) {
+		t.Fatalf("reference decodes %d series, want %d", n, len(series))
+	}
+	ref, err := proto.MarshalOptions{Deterministic: true}.Marshal(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out, ref) {
+		t.Fatalf("our encoding (%d bytes) differs from the reference's (%d bytes)", len(out), len(ref))
+	}
+	var wr wire.WriteRequest
+	if err := wr.Unmarshal(out, wire.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range series {
+		if got, want := wr.Series[i].Labels[0], series[i].Labels[0]; got != want {
+			t.Fatalf("series %d: label %q=%q, want %q=%q", i, got.Name, got.Value, want.Name, want.Value)
+		}
+	}
+}

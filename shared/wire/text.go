@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -48,13 +49,15 @@ type textParser struct {
 	fam            int32
 	isCount, isSum bool
 
-	// The last sample line's metric name and what family made of it,
-	// valid while lastOK: sample lines of one family come in runs.
-	lastName           string
-	lastFam            int32
-	lastCount, lastSum bool
-	lastOK             bool
-	lastMetric         int32 // the summary or histogram metric the last line went to; -1 for none
+	// The metric names of the last sample lines and what family made of
+	// them: sample lines of one family come in runs (a histogram's
+	// x_bucket, x_sum and x_count). A name resolves the same until a
+	// comment line (a TYPE line changes it) or a new family (x, created,
+	// could take x_sum), which empty the cache.
+	names      [4]resolvedName
+	numNames   int
+	nextName   int
+	lastMetric int32 // the summary or histogram metric the last line went to; -1 for none
 }
 
 // textPoint is a quantile or bucket line of the text format, linked into
@@ -71,10 +74,39 @@ func (p *textParser) errorf(format string, args ...any) error {
 
 func isBlank(c byte) bool { return c == ' ' || c == '\t' }
 
+// Byte classes of the text format, bits of charClass.
+const (
+	classNameStart  = 1 << iota // [a-zA-Z_]
+	classLabelName              // [a-zA-Z0-9_]
+	classMetricName             // [a-zA-Z0-9_:]
+	classTokenEnd               // blank or newline
+	classValueStop              // '"', '\\', newline or a byte ≥ 0x80 (label value scanning)
+)
+
+// charClass holds the classes of each byte value.
+const charClass = "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x08\x18\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x08\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x06\x06\x06\x06\x06\x06\x06\x06\x06\x06\x04\x00\x00\x00\x00\x00" +
+	"\x00\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07" +
+	"\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x00\x10\x00\x00\x07" +
+	"\x00\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07" +
+	"\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x00\x00\x00\x00\x00" +
+	"\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10" +
+	"\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10" +
+	"\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10" +
+	"\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10" +
+	"\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10" +
+	"\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10" +
+	"\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10" +
+	"\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10\x10"
+
 func (p *textParser) skipBlanks() {
-	for p.i < len(p.b) && isBlank(p.b[p.i]) {
-		p.i++
+	b, i := p.b, p.i
+	for i < len(b) && isBlank(b[i]) {
+		i++
 	}
+	p.i = i
 }
 
 // eol reports whether the parser is at the end of a line or of the input.
@@ -116,11 +148,13 @@ func (p *textParser) run() error {
 
 // token reads up to the next blank or newline.
 func (p *textParser) token() []byte {
-	start := p.i
-	for p.i < len(p.b) && !isBlank(p.b[p.i]) && p.b[p.i] != '\n' {
-		p.i++
+	b, i := p.b, p.i
+	start := i
+	for i < len(b) && charClass[b[i]]&classTokenEnd == 0 {
+		i++
 	}
-	return p.b[start:p.i]
+	p.i = i
+	return b[start:i]
 }
 
 func isNameStart(c byte) bool {
@@ -131,22 +165,24 @@ func isNameCont(c byte) bool { return isNameStart(c) || c >= '0' && c <= '9' }
 
 // metricName reads a metric name; it is empty when none starts here.
 func (p *textParser) metricName() (string, error) {
-	start := p.i
-	if p.i < len(p.b) && (isNameStart(p.b[p.i]) || p.b[p.i] == ':') {
-		p.i++
-		for p.i < len(p.b) && (isNameCont(p.b[p.i]) || p.b[p.i] == ':') {
-			p.i++
+	b, i := p.b, p.i
+	start := i
+	if i < len(b) && (isNameStart(b[i]) || b[i] == ':') {
+		i++
+		for i < len(b) && charClass[b[i]]&classMetricName != 0 {
+			i++
 		}
 	}
-	if p.i < len(p.b) && p.b[p.i] == '"' {
+	p.i = i
+	if i < len(b) && b[i] == '"' {
 		return "", p.errorf("quoted metric names are not supported by the text format 0.0.4")
 	}
 	return bytesToString(p.b[start:p.i]), nil
 }
 
 func (p *textParser) comment() error {
-	p.i++            // '#'
-	p.lastOK = false // a TYPE line changes what a name resolves to
+	p.i++          // '#'
+	p.numNames = 0 // a TYPE line changes what a name resolves to
 	p.skipBlanks()
 	if p.eol() {
 		p.nextLine()
@@ -198,6 +234,11 @@ func (p *textParser) comment() error {
 		return p.errorf("second TYPE line for metric name %q, or TYPE reported after samples", f.Name)
 	}
 	typ, _ := p.restOfLine(false)
+	if strings.IndexByte(typ, '\\') >= 0 {
+		// expfmt reads the type without escapes but still drops every
+		// backslash: "# TYPE x summ\ary" declares a summary.
+		typ = strings.ReplaceAll(typ, "\\", "")
+	}
 	t, ok := parseType(typ)
 	if !ok {
 		return p.errorf("unknown metric type %q", typ)
@@ -287,7 +328,9 @@ func (p *textParser) unescape(raw []byte) (string, error) {
 // the base name, and one ending in _bucket to a histogram.
 func (p *textParser) family(name string) error {
 	p.isCount, p.isSum = false, false
-	if !isValidMetricName(name) {
+	// name comes from metricName, which reads [a-zA-Z_:][a-zA-Z0-9_:]*:
+	// valid when not empty.
+	if name == "" {
 		return p.errorf("invalid metric name %q", name)
 	}
 	e := p.e
@@ -329,38 +372,99 @@ func (p *textParser) family(name string) error {
 // parseFloat parses a sample value or a le/quantile label as expfmt does:
 // strconv.ParseFloat, but without hexadecimal floats or digit separators.
 func parseFloat(b string) (float64, error) {
-	// Fast path: a plain integer of up to 15 digits is exact in a float64.
-	if n := len(b); n > 0 && n <= 15 {
-		var v int64
-		j := 0
-		neg := false
-		if b[0] == '-' {
-			neg, j = true, 1
-		}
-		if j < n {
-			for ; j < n; j++ {
-				c := b[j]
-				if c < '0' || c > '9' {
-					goto slow
-				}
-				v = v*10 + int64(c-'0')
-			}
-			if neg {
-				if v == 0 {
-					return math.Copysign(0, -1), nil
-				}
-				return float64(-v), nil
-			}
-			return float64(v), nil
-		}
+	if v, ok := parseDecimal(b); ok {
+		return v, nil
 	}
-slow:
 	for i := 0; i < len(b); i++ {
 		if c := b[i]; c == 'p' || c == 'P' || c == '_' {
 			return 0, fmt.Errorf("unsupported character in float")
 		}
 	}
 	return strconv.ParseFloat(b, 64)
+}
+
+// pow10 holds the powers of ten that float64 represents exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// parseDecimal parses a plain decimal, -?digits[.digits] with at least one
+// digit, whose digits make an integer m ≤ 2^53 with at most 22 of them after
+// the point: then m and 10^k are exact floats and one IEEE division rounds
+// m/10^k correctly, which is strconv.ParseFloat's own exact fast path
+// (atof64exact), so the result is bit-identical to it. ok is false for
+// anything else, left to strconv.
+func parseDecimal(b string) (v float64, ok bool) {
+	i, n := 0, len(b)
+	if n == 0 || n > 24 {
+		return 0, false
+	}
+	neg := b[0] == '-'
+	if neg {
+		i = 1
+	}
+	var m uint64
+	digits, frac := 0, -1
+	for ; i < n; i++ {
+		c := b[i]
+		if c >= '0' && c <= '9' {
+			m = m*10 + uint64(c-'0')
+			digits++
+			if frac >= 0 {
+				frac++
+			}
+			continue
+		}
+		if c != '.' || frac >= 0 {
+			return 0, false
+		}
+		frac = 0
+	}
+	if digits == 0 || digits > 19 || m > 1<<53 {
+		return 0, false
+	}
+	v = float64(m)
+	if neg {
+		v = -v
+	}
+	if frac > 0 {
+		if frac > 22 {
+			return 0, false
+		}
+		v /= pow10[frac]
+	}
+	return v, true
+}
+
+// resolvedName is a metric name and the family it belongs to.
+type resolvedName struct {
+	name           string
+	fam            int32
+	isCount, isSum bool
+}
+
+// resolveCached sets the parser's family from the cache of recent names and
+// reports whether name was in it.
+func (p *textParser) resolveCached(name string) bool {
+	for k := range p.names[:p.numNames] {
+		if r := &p.names[k]; r.name == name {
+			p.fam, p.isCount, p.isSum = r.fam, r.isCount, r.isSum
+			return true
+		}
+	}
+	return false
+}
+
+// cacheName records what family made of name; nFams is the number of
+// families before, so that a new family empties the cache first.
+func (p *textParser) cacheName(name string, nFams int) {
+	if len(p.e.Families) != nFams {
+		p.numNames, p.nextName = 0, 0
+	}
+	p.names[p.nextName] = resolvedName{name: name, fam: p.fam, isCount: p.isCount, isSum: p.isSum}
+	p.nextName = (p.nextName + 1) % len(p.names)
+	if p.numNames < len(p.names) {
+		p.numNames++
+	}
 }
 
 // sample parses one sample line: name, labels, value, optional timestamp.
@@ -376,13 +480,12 @@ func (p *textParser) sample() error {
 	if name == "" {
 		return p.errorf("invalid metric name")
 	}
-	if p.lastOK && name == p.lastName {
-		p.fam, p.isCount, p.isSum = p.lastFam, p.lastCount, p.lastSum
-	} else {
+	if !p.resolveCached(name) {
+		nFams := len(e.Families)
 		if err := p.family(name); err != nil {
 			return err
 		}
-		p.lastName, p.lastFam, p.lastCount, p.lastSum, p.lastOK = name, p.fam, p.isCount, p.isSum, true
+		p.cacheName(name, nFams)
 	}
 	fam := p.fam
 	if f := &e.Families[fam]; !f.HasType {
@@ -430,10 +533,11 @@ func (p *textParser) labels(labelsStart int) (float64, error) {
 		}
 		start := p.i
 		if isNameStart(p.b[p.i]) {
-			p.i++
-			for p.i < len(p.b) && isNameCont(p.b[p.i]) {
-				p.i++
+			b, i := p.b, p.i+1
+			for i < len(b) && charClass[b[i]]&classLabelName != 0 {
+				i++
 			}
+			p.i = i
 		}
 		if p.i < len(p.b) && p.b[p.i] == '"' {
 			return bound, p.errorf("quoted label names are not supported by the text format 0.0.4")
@@ -442,7 +546,11 @@ func (p *textParser) labels(labelsStart int) (float64, error) {
 		if lname == "" {
 			return bound, p.errorf("invalid label name for metric %q", f.Name)
 		}
-		if err := p.expect('=', "after label name"); err != nil {
+		// The usual `="` right after the name skips expect's blanks.
+		quoted := p.i+1 < len(p.b) && p.b[p.i] == '=' && p.b[p.i+1] == '"'
+		if quoted {
+			p.i++
+		} else if err := p.expect('=', "after label name"); err != nil {
 			return bound, err
 		}
 		if lname == MetricNameLabel {
@@ -457,10 +565,12 @@ func (p *textParser) labels(labelsStart int) (float64, error) {
 				}
 			}
 		}
-		if err := p.expect('"', "at start of label value"); err != nil {
+		if quoted {
+			p.i++
+		} else if err := p.expect('"', "at start of label value"); err != nil {
 			return bound, err
 		}
-		value, err := p.labelValue()
+		value, ascii, err := p.labelValue()
 		if err != nil {
 			return bound, err
 		}
@@ -468,7 +578,7 @@ func (p *textParser) labels(labelsStart int) (float64, error) {
 		if k := p.lim.labelOver(n, len(lname)+len(value)); k != 0 {
 			return bound, p.lim.labelError(k, fmt.Sprintf("line %d: metric %q, label %q", p.line, f.Name, lname))
 		}
-		if !utf8.ValidString(value) {
+		if !ascii && !utf8.ValidString(value) {
 			return bound, p.errorf("invalid label value %q", value)
 		}
 		if special {
@@ -607,22 +717,33 @@ func (e *Exposition) addPoint(m *Metric, pt textPoint) {
 }
 
 // labelValue reads a quoted label value after its opening quote and moves
-// past the closing quote.
-func (p *textParser) labelValue() (string, error) {
+// past the closing quote. ascii reports that the value's bytes are all
+// below 0x80 (so valid UTF-8).
+func (p *textParser) labelValue() (value string, ascii bool, err error) {
 	start := p.i
 	escaped := false
+	ascii = true
 	for p.i < len(p.b) {
-		c := p.b[p.i]
+		b, i := p.b, p.i
+		for i < len(b) && charClass[b[i]]&classValueStop == 0 {
+			i++
+		}
+		p.i = i
+		if i >= len(b) {
+			break
+		}
+		c := b[i]
 		switch c {
 		case '"':
 			raw := p.b[start:p.i]
 			p.i++
 			if !escaped {
-				return bytesToString(raw), nil
+				return bytesToString(raw), ascii, nil
 			}
-			return p.unescape(raw)
+			s, err := p.unescape(raw)
+			return s, ascii, err
 		case '\n':
-			return "", p.errorf("label value %q contains unescaped new-line", p.b[start:p.i])
+			return "", false, p.errorf("label value %q contains unescaped new-line", p.b[start:p.i])
 		case '\\':
 			escaped = true
 			p.i++
@@ -630,13 +751,15 @@ func (p *textParser) labelValue() (string, error) {
 				switch p.b[p.i] {
 				case '"', '\\', 'n':
 				default:
-					return "", p.errorf("invalid escape sequence '\\%c'", p.b[p.i])
+					return "", false, p.errorf("invalid escape sequence '\\%c'", p.b[p.i])
 				}
 			}
+		default: // ≥ 0x80
+			ascii = false
 		}
 		p.i++
 	}
-	return "", p.errorf("unexpected end of input stream")
+	return "", false, p.errorf("unexpected end of input stream")
 }
 
 // finishText turns each summary's and histogram's list of text points into
