@@ -17,7 +17,7 @@ ZIP_TIME := 198001010000
 # benchstat, pinned (the module proxy here serves exact versions).
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 # Fuzz targets: package:target.
-FUZZ_TARGETS := ./shared/wire:FuzzParseText ./shared/wire:FuzzParseDelimited ./shared/wire:FuzzRewrite ./shared/wire:FuzzEnforceReadRequest ./shared/push:FuzzParseGroupingKey ./shared/query/enforce:FuzzEnforceQuery ./shared/mirror:FuzzHandler ./shared/wire:FuzzUnmarshalV2 ./shared/wire:FuzzUnmarshalOTLP ./shared/otlp:FuzzTranslate ./shared/wire:FuzzAppendWriteRequestV2 ./shared/wire:FuzzApplyProfile ./shared/push:FuzzConvertDuplicates ./shared/aggregate:FuzzMerge
+FUZZ_TARGETS := ./shared/wire:FuzzParseText ./shared/wire:FuzzParseDelimited ./shared/wire:FuzzRewrite ./shared/wire:FuzzEnforceReadRequest ./shared/push:FuzzParseGroupingKey ./shared/query/enforce:FuzzEnforceQuery ./shared/mirror:FuzzHandler ./shared/wire:FuzzUnmarshalV2 ./shared/wire:FuzzUnmarshalOTLP ./shared/otlp:FuzzTranslate ./shared/wire:FuzzAppendWriteRequestV2 ./shared/wire:FuzzApplyProfile ./shared/push:FuzzConvertDuplicates ./shared/aggregate:FuzzMerge ./shared/wire:FuzzParseDecimal
 FUZZTIME ?= 10s
 # make test fuzzes by a count of executions (about 10 s each here), not a
 # duration: Go 1.26's fuzzing coordinator can fail a duration-bounded run
