@@ -113,6 +113,9 @@ func (rw *Rewriter) Rewrite(dst, src []byte, overrides []Label, lim Limits) ([]b
 // series checks one encoded TimeSeries and, when valid, appends it with the
 // override labels.
 func (rw *Rewriter) series(dst, s []byte, lim Limits, bud *budget) ([]byte, error) {
+	if out, ok := rw.fastSeries(dst, s, lim, bud); ok {
+		return out, nil
+	}
 	rw.labels = rw.labels[:0]
 	rw.others = rw.others[:0]
 	samples, histograms, exemplars, nLabels := 0, 0, 0, 0
@@ -191,6 +194,132 @@ func (rw *Rewriter) series(dst, s []byte, lim Limits, bud *budget) ([]byte, erro
 	rw.Exemplars += exemplars
 
 	return rw.appendSeries(dst, s), nil
+}
+
+// fastSeries relays the series s in one pass when it is valid and in the
+// canonical encoding Prometheus and AppendWriteRequest write: its labels
+// first, each a Label message of name then value with one-byte lengths,
+// then only float samples of value then timestamp, none of them out of
+// order, and room for them in the sample budget. It appends the series with
+// the override labels spliced in, exactly as series does, and reports true;
+// for anything else (an invalid series included) it appends nothing,
+// charges nothing and reports false, and series takes the general path.
+func (rw *Rewriter) fastSeries(dst, s []byte, lim Limits, bud *budget) ([]byte, bool) {
+	// Room for the whole series: its tag, length, bytes and the overrides.
+	enc := rw.overridesEnc
+	upper := len(s) + len(enc)
+	if cap(dst)-len(dst) < 1+10+upper {
+		dst = append(make([]byte, 0, 2*cap(dst)+1+10+upper), dst...)
+	}
+	out := dst[:cap(dst)]
+	lenSize := varintSize(uint64(upper))
+	start := len(dst) + 1 + lenSize // where the series' body goes
+	p := start
+	ovs, offs := rw.overrides, rw.overrideOffs
+	k := 0   // overrides placed so far
+	run := 0 // start of the label bytes not yet copied
+	nLabels := 0
+	hasName := false
+	var prev []byte
+	i := 0
+	for i+1 < len(s) && s[i] == 1<<3|wireBytes {
+		l := int(s[i+1])
+		end := i + 2 + l
+		if l >= 0x80 || end > len(s) || l < 4 {
+			return dst, false
+		}
+		// name = 1, value = 2, in that order, one-byte lengths.
+		b := s[i+2 : end]
+		n := int(b[1])
+		if b[0] != 1<<3|wireBytes || n >= 0x80 || n == 0 || 3+n >= len(b) || b[2+n] != 2<<3|wireBytes || b[3+n] >= 0x80 || 4+n+int(b[3+n]) != len(b) {
+			return dst, false
+		}
+		name, val := b[2:2+n], b[4+n:]
+		if nLabels++; lim.MaxLabels > 0 && nLabels > lim.MaxLabels {
+			return dst, false
+		}
+		if lim.MaxLabelBytes > 0 && len(name)+len(val) > lim.MaxLabelBytes {
+			return dst, false
+		}
+		if prev != nil && (prev[0] > name[0] || prev[0] == name[0] && bytesToString(prev) >= bytesToString(name)) {
+			return dst, false
+		}
+		prev = name
+		if len(name) == len(MetricNameLabel) && bytesToString(name) == MetricNameLabel {
+			if len(val) == 0 {
+				return dst, false
+			}
+			hasName = true
+		}
+		if k < len(ovs) && ovs[k].Name[0] <= name[0] && ovs[k].Name <= bytesToString(name) {
+			// Overrides sort before or at this label: place them here.
+			k0 := k
+			for k < len(ovs) && lessName(ovs[k].Name, name) {
+				k++
+			}
+			replaced := k < len(ovs) && ovs[k].Name == bytesToString(name)
+			if replaced {
+				k++
+			}
+			if k > k0 {
+				p += copy(out[p:], s[run:i])
+				p += copy(out[p:], enc[offs[k0]:offs[k]])
+				run = i
+			}
+			if replaced {
+				run = end
+			}
+		}
+		i = end
+	}
+	labelsEnd := i
+	if !hasName || !isASCII(s[:labelsEnd]) {
+		return dst, false
+	}
+	// Samples only: value = 1 (fixed64), timestamp = 2 (varint), in order.
+	samples := 0
+	var last int64
+	for i < len(s) {
+		if s[i] != 2<<3|wireBytes || i+1 >= len(s) {
+			return dst, false
+		}
+		l := int(s[i+1])
+		end := i + 2 + l
+		if l >= 0x80 || end > len(s) || l < 11 || s[i+2] != 1<<3|wireFixed64 || s[i+11] != 2<<3|wireVarint {
+			return dst, false
+		}
+		ts, next, err := readVarint(s[:end], i+12)
+		if err != nil || next != end || samples > 0 && int64(ts) < last {
+			return dst, false
+		}
+		last = int64(ts)
+		samples++
+		i = end
+	}
+	if samples == 0 || bud.max > 0 && bud.n+samples > bud.max {
+		return dst, false
+	}
+	if k < len(ovs) {
+		p += copy(out[p:], s[run:labelsEnd])
+		p += copy(out[p:], enc[offs[k]:])
+		run = labelsEnd
+	}
+	p += copy(out[p:], s[run:])
+	size := p - start
+	if n := varintSize(uint64(size)); n < lenSize {
+		// Replaced labels made the length shorter: close the gap.
+		copy(out[start-(lenSize-n):], out[start:p])
+		p -= lenSize - n
+		lenSize = n
+	}
+	dst = append(dst, 1<<3|wireBytes)
+	dst = appendVarint(dst, uint64(size))
+	dst = dst[:p]
+	_ = bud.take(samples)
+	rw.Series++
+	rw.FloatSamples += samples
+	rw.FloatSamplesIn += samples
+	return dst, true
 }
 
 // appendSeries appends the scanned series s, checked valid, with the
