@@ -216,6 +216,12 @@ func (rw *Rewriter) fastSeries(dst, s []byte, lim Limits, bud *budget) ([]byte, 
 	start := len(dst) + 1 + lenSize // where the series' body goes
 	p := start
 	ovs, offs := rw.overrides, rw.overrideOffs
+	// The first byte of the next override's name (256 past the last): a
+	// label whose name starts below it comes before every override left.
+	nextFirst := 256
+	if len(ovs) > 0 {
+		nextFirst = int(ovs[0].Name[0])
+	}
 	k := 0   // overrides placed so far
 	run := 0 // start of the label bytes not yet copied
 	nLabels := 0
@@ -251,7 +257,7 @@ func (rw *Rewriter) fastSeries(dst, s []byte, lim Limits, bud *budget) ([]byte, 
 			}
 			hasName = true
 		}
-		if k < len(ovs) && ovs[k].Name[0] <= name[0] && ovs[k].Name <= bytesToString(name) {
+		if int(name[0]) >= nextFirst && ovs[k].Name <= bytesToString(name) {
 			// Overrides sort before or at this label: place them here.
 			k0 := k
 			for k < len(ovs) && lessName(ovs[k].Name, name) {
@@ -260,6 +266,10 @@ func (rw *Rewriter) fastSeries(dst, s []byte, lim Limits, bud *budget) ([]byte, 
 			replaced := k < len(ovs) && ovs[k].Name == bytesToString(name)
 			if replaced {
 				k++
+			}
+			nextFirst = 256
+			if k < len(ovs) {
+				nextFirst = int(ovs[k].Name[0])
 			}
 			if k > k0 {
 				p += copy(out[p:], s[run:i])
@@ -495,15 +505,20 @@ func sampleTimestamp(b []byte) (int64, error) {
 
 // isASCII reports whether b has no byte above 0x7f, eight bytes at a time.
 func isASCII(b []byte) bool {
-	var acc uint64
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		acc |= binary.LittleEndian.Uint64(b[i:])
+	var a0, a1 uint64
+	for len(b) >= 32 {
+		a0 |= binary.LittleEndian.Uint64(b[0:8]) | binary.LittleEndian.Uint64(b[16:24])
+		a1 |= binary.LittleEndian.Uint64(b[8:16]) | binary.LittleEndian.Uint64(b[24:32])
+		b = b[32:]
 	}
-	for ; i < len(b); i++ {
-		acc |= uint64(b[i])
+	for len(b) >= 8 {
+		a0 |= binary.LittleEndian.Uint64(b[0:8])
+		b = b[8:]
 	}
-	return acc&0x8080808080808080 == 0
+	for _, c := range b {
+		a1 |= uint64(c)
+	}
+	return (a0|a1)&0x8080808080808080 == 0
 }
 
 // lessName reports whether the (non-empty) override label name a sorts before
