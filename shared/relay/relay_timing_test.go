@@ -31,7 +31,8 @@ import (
 // With PROMRELAY_BENCH_SERVER naming a server binary (go build
 // ./functions/server), the relay is that binary instead, started as a
 // child process with bench/process's environment (GOGC and GOMEMLIMIT
-// passed through), and its own CPU is reported too.
+// passed through; PROMRELAY_BENCH_GODEBUG becomes its GODEBUG), and its
+// own CPU is reported too.
 type processRig struct {
 	front, sink *httptest.Server
 	frontURL    string
@@ -77,10 +78,13 @@ func newProcessRig(tb testing.TB) *processRig {
 			"PROMRELAY_UPSTREAM_URL=" + rig.sink.URL + "/api/v1/write",
 			"PROMRELAY_EXTERNAL_LABELS=bench_env=bench,bench_replica=r1",
 			"PROMRELAY_INBOUND_AUTH=none", "PROMRELAY_LOG_LEVEL=warn"}
-		for _, k := range []string{"GOGC", "GOMEMLIMIT", "GODEBUG", "PROMRELAY_MEMORY_LIMIT", "PROMRELAY_BENCH_CPUPROFILE"} {
+		for _, k := range []string{"GOGC", "GOMEMLIMIT", "GODEBUG", "PROMRELAY_MEMORY_LIMIT", "PROMRELAY_BENCH_CPUPROFILE", "PROMRELAY_BENCH_MEMPROFILE"} {
 			if v, ok := os.LookupEnv(k); ok {
 				env = append(env, k+"="+v)
 			}
+		}
+		if v := os.Getenv("PROMRELAY_BENCH_GODEBUG"); v != "" {
+			env = append(env, "GODEBUG="+v) // the relay's alone, not this process's
 		}
 		if rig.child, err = proc.Start("promrelay", bin, "http://"+addr, "/-/ready", env); err != nil {
 			tb.Fatal(err)

@@ -60,3 +60,26 @@ func TestRewriteSampleLimitInCanonicalSeries(t *testing.T) {
 	_, err := rw.Rewrite(nil, in, nil, wire.Limits{MaxSamples: 49})
 	asLimit(t, err, wire.LimitSamples, 49)
 }
+
+// TestRewriteCanonicalMutations runs every single-byte change and every
+// truncation of a small canonical request (two labels, two samples)
+// through the Rewriter and the reference path: the one-pass path must
+// never read out of bounds, and take only what the general path would take
+// the same way.
+func TestRewriteCanonicalMutations(t *testing.T) {
+	in := wire.AppendWriteRequest(nil, []wire.Series{{
+		Labels:  []wire.Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: "a"}},
+		Samples: []wire.Sample{{Value: 1, Timestamp: 5}, {Value: 2, Timestamp: 1 << 40}},
+	}}, nil)
+	lim := wire.Limits{MaxSamples: 12, MaxLabels: 6, MaxLabelBytes: 64}
+	for i := range in {
+		for v := range 256 {
+			m := append([]byte(nil), in...)
+			m[i] = byte(v)
+			for _, set := range rewriteSets {
+				checkRewrite(t, m, set, lim)
+			}
+		}
+		checkRewrite(t, in[:i], rewriteSets[1], lim)
+	}
+}
