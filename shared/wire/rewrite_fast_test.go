@@ -2,6 +2,7 @@ package wire_test
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/promrelay/promrelay/internal/corpus"
@@ -24,9 +25,21 @@ func TestRewriteCanonicalBytes(t *testing.T) {
 	// A series of just over 127 bytes, so removing a label shortens its
 	// length varint from two bytes to one.
 	edge := []wire.Label{{Name: "__name__", Value: "edge"}, {Name: "a", Value: string(bytes.Repeat([]byte("x"), 100))}, {Name: "instance", Value: "i1"}}
+	// And one of 126 bytes with a 26-byte instance label: removing it and
+	// adding tenant (rewriteSets' last) gives 113 bytes, under the 139
+	// the one-pass path first reserves a two-byte length for.
+	var shrink wire.Series
+	for n := 1; n < 120; n++ {
+		shrink = wire.Series{Labels: []wire.Label{{Name: "__name__", Value: "s"}, {Name: "a", Value: strings.Repeat("y", n)},
+			{Name: "instance", Value: "host-1234567"}}, Samples: []wire.Sample{{Value: 1, Timestamp: 1_700_000_000_000}}}
+		if len(wire.AppendWriteRequest(nil, []wire.Series{shrink}, nil)) == 2+126 {
+			break
+		}
+	}
 	wr.Series = append(wr.Series,
 		wire.Series{Labels: long, Samples: []wire.Sample{{Value: 1, Timestamp: 1}, {Value: 2, Timestamp: 2}}},
-		wire.Series{Labels: edge, Samples: []wire.Sample{{Value: 3, Timestamp: 1_700_000_000_000}}})
+		wire.Series{Labels: edge, Samples: []wire.Sample{{Value: 3, Timestamp: 1_700_000_000_000}}},
+		shrink)
 	in := wire.AppendWriteRequest(nil, wr.Series, nil)
 	for _, set := range rewriteSets {
 		want, invalid, _, err := referenceRewrite(in, set, wire.Limits{MaxLabels: 256, MaxLabelBytes: 8192})
