@@ -31,8 +31,10 @@ import (
 // With PROMRELAY_BENCH_SERVER naming a server binary (go build
 // ./functions/server), the relay is that binary instead, started as a
 // child process with bench/process's environment (GOGC and GOMEMLIMIT
-// passed through; PROMRELAY_BENCH_GODEBUG becomes its GODEBUG), and its
-// own CPU is reported too.
+// passed through; PROMRELAY_BENCH_GODEBUG becomes its GODEBUG;
+// PROMRELAY_BENCH_CPUPROFILE and PROMRELAY_BENCH_MEMPROFILE are passed on
+// for a profiling build of the server, which the shipped one is not: it
+// ignores them), and its own CPU is reported too.
 type processRig struct {
 	front, sink *httptest.Server
 	frontURL    string
