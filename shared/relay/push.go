@@ -155,8 +155,10 @@ func (h *Handler) convert(ctx context.Context, st *requestState, key push.Groupi
 	if err == nil {
 		// Pushes obey the same per-series limits as remote writes.
 		for i := range st.wr.Series {
-			if err = wire.ValidateSeries(&st.wr.Series[i], h.o.Limits); err != nil {
-				break
+			if s := &st.wr.Series[i]; !plainValid(s, h.o.Limits) {
+				if err = wire.ValidateSeries(s, h.o.Limits); err != nil {
+					break
+				}
 			}
 		}
 	}
@@ -220,4 +222,56 @@ func isDelimited(ct string) bool {
 	mt, params, err := mime.ParseMediaType(ct)
 	return err == nil && mt == "application/vnd.google.protobuf" &&
 		params["encoding"] == "delimited" && params["proto"] == "io.prometheus.client.MetricFamily"
+}
+
+// plainValid reports whether s passes wire.ValidateSeries, deciding only
+// the common case: every label name and value ASCII (so valid UTF-8),
+// names non-empty and strictly increasing, __name__ set, each label
+// within lim, float samples in time order. False means only that
+// ValidateSeries must decide (and name the reason); it costs a fraction of
+// ValidateSeries' UTF-8 checks, a call per string.
+func plainValid(s *wire.Series, lim wire.Limits) bool {
+	if lim.MaxLabels > 0 && len(s.Labels) > lim.MaxLabels || len(s.Samples)+len(s.Histograms)+len(s.Exemplars) == 0 {
+		return false
+	}
+	hasName := false
+	prev := ""
+	for i, l := range s.Labels {
+		if l.Name == "" || i > 0 && prev >= l.Name || lim.MaxLabelBytes > 0 && len(l.Name)+len(l.Value) > lim.MaxLabelBytes {
+			return false
+		}
+		if !asciiString(l.Name) || !asciiString(l.Value) {
+			return false
+		}
+		if l.Name == wire.MetricNameLabel {
+			if l.Value == "" {
+				return false
+			}
+			hasName = true
+		}
+		prev = l.Name
+	}
+	for i := 1; i < len(s.Samples); i++ {
+		if s.Samples[i].Timestamp < s.Samples[i-1].Timestamp {
+			return false
+		}
+	}
+	return hasName
+}
+
+// asciiString reports whether s has no byte above 0x7f, eight at a time.
+func asciiString(s string) bool {
+	for len(s) >= 8 {
+		if (uint64(s[0])|uint64(s[1])<<8|uint64(s[2])<<16|uint64(s[3])<<24|
+			uint64(s[4])<<32|uint64(s[5])<<40|uint64(s[6])<<48|uint64(s[7])<<56)&0x8080808080808080 != 0 {
+			return false
+		}
+		s = s[8:]
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

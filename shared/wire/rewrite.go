@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"unicode/utf8"
 )
 
@@ -33,6 +34,7 @@ type Rewriter struct {
 	overrides    []Label
 	overridesEnc []byte
 	overrideOffs []int
+	places       []place
 }
 
 type labelRef struct {
@@ -113,6 +115,9 @@ func (rw *Rewriter) Rewrite(dst, src []byte, overrides []Label, lim Limits) ([]b
 // series checks one encoded TimeSeries and, when valid, appends it with the
 // override labels.
 func (rw *Rewriter) series(dst, s []byte, lim Limits, bud *budget) ([]byte, error) {
+	if out, ok := rw.fastSeries(dst, s, lim, bud); ok {
+		return out, nil
+	}
 	rw.labels = rw.labels[:0]
 	rw.others = rw.others[:0]
 	samples, histograms, exemplars, nLabels := 0, 0, 0, 0
@@ -191,6 +196,182 @@ func (rw *Rewriter) series(dst, s []byte, lim Limits, bud *budget) ([]byte, erro
 	rw.Exemplars += exemplars
 
 	return rw.appendSeries(dst, s), nil
+}
+
+// fastSeries relays the series s in one pass when it is valid and in the
+// canonical encoding Prometheus and AppendWriteRequest write: its labels
+// first, each a Label message of name then value with one-byte lengths,
+// then only float samples of value then timestamp, none of them out of
+// order, and room for them in the sample budget. It appends the series with
+// the override labels spliced in, exactly as series does, and reports true;
+// for anything else (an invalid series included) it appends nothing,
+// charges nothing and reports false, and series takes the general path.
+func (rw *Rewriter) fastSeries(dst, s []byte, lim Limits, bud *budget) ([]byte, bool) {
+	labelsEnd, ok := rw.fastLabels(s, lim)
+	if !ok {
+		return dst, false
+	}
+	samples, ok := fastSamples(s[labelsEnd:])
+	if !ok || bud.max > 0 && bud.n+samples > bud.max {
+		return dst, false
+	}
+	// Valid: write it, the override labels spliced in where fastLabels
+	// placed them.
+	enc := rw.overridesEnc
+	upper := len(s) + len(enc)
+	if cap(dst)-len(dst) < 1+10+upper {
+		dst = append(make([]byte, 0, 2*cap(dst)+1+10+upper), dst...)
+	}
+	out := dst[:cap(dst)]
+	lenSize := varintSize(uint64(upper))
+	start := len(dst) + 1 + lenSize // where the series' body goes
+	p := start
+	run, k := 0, 0 // the label bytes not yet copied start at run; overrides placed: k
+	for _, pl := range rw.places {
+		p += copy(out[p:], s[run:pl.at])
+		p += copy(out[p:], enc[rw.overrideOffs[k]:rw.overrideOffs[pl.k]])
+		run, k = pl.resume, pl.k
+	}
+	if k < len(rw.overrides) {
+		p += copy(out[p:], s[run:labelsEnd])
+		p += copy(out[p:], enc[rw.overrideOffs[k]:])
+		run = labelsEnd
+	}
+	p += copy(out[p:], s[run:])
+	size := p - start
+	if n := varintSize(uint64(size)); n < lenSize {
+		// Replaced labels made the length shorter: close the gap.
+		copy(out[start-(lenSize-n):], out[start:p])
+		p -= lenSize - n
+	}
+	dst = append(dst, 1<<3|wireBytes)
+	dst = appendVarint(dst, uint64(size))
+	dst = dst[:p]
+	_ = bud.take(samples)
+	rw.Series++
+	rw.FloatSamples += samples
+	rw.FloatSamplesIn += samples
+	return dst, true
+}
+
+// place is where fastLabels puts override labels: the overrides up to k
+// (from the previous place's) go before the label at offset at, and the
+// series' bytes resume at resume (past the label when one replaces it).
+type place struct{ at, resume, k int }
+
+// fastLabels checks the run of label fields that starts s, in the
+// canonical encoding (0x0a L 0x0a N name 0x12 V value, L = N + V + 4 <
+// 0x80, which bounds N and V below 0x80 too), as check does, records in
+// rw.places where the overrides go, and returns where the run ends. It
+// reports false for anything else, or an invalid label set.
+func (rw *Rewriter) fastLabels(s []byte, lim Limits) (labelsEnd int, ok bool) {
+	maxLabels, maxLabelBytes := lim.MaxLabels, lim.MaxLabelBytes
+	if maxLabels <= 0 {
+		maxLabels = math.MaxInt
+	}
+	if maxLabelBytes <= 0 {
+		maxLabelBytes = math.MaxInt
+	}
+	rw.places = rw.places[:0]
+	// The first byte of the next override's name (256 past the last): a
+	// label whose name starts below it comes before every override left.
+	nextFirst := 256
+	if len(rw.overrides) > 0 {
+		nextFirst = int(rw.overrides[0].Name[0])
+	}
+	i, nLabels := 0, 0
+	prevStart, prevEnd := 0, 0 // the previous label's name
+	hasName := false
+	for i+1 < len(s) && s[i] == 1<<3|wireBytes {
+		l := int(s[i+1])
+		end := i + 2 + l
+		if l >= 0x80 || l < 4 || end > len(s) {
+			return 0, false
+		}
+		b := s[i+2 : end : end] // 0x0a N name 0x12 V value
+		n := int(b[1])
+		if b[0] != 1<<3|wireBytes || n == 0 || n+4 > len(b) || b[n+2] != 2<<3|wireBytes || n+4+int(b[n+3]) != len(b) {
+			return 0, false
+		}
+		ns, ne := i+4, i+4+n
+		if nLabels++; nLabels > maxLabels || l-4 > maxLabelBytes {
+			return 0, false
+		}
+		if prevEnd > 0 && (s[prevStart] > s[ns] || s[prevStart] == s[ns] && bytesToString(s[prevStart:prevEnd]) >= bytesToString(s[ns:ne])) {
+			return 0, false
+		}
+		if ne-ns == len(MetricNameLabel) && bytesToString(s[ns:ne]) == MetricNameLabel {
+			if end == ne+2 {
+				return 0, false // an empty metric name
+			}
+			hasName = true
+		}
+		if int(s[ns]) >= nextFirst {
+			nextFirst = rw.place(i, end, s[ns:ne])
+		}
+		prevStart, prevEnd = ns, ne
+		i = end
+	}
+	return i, hasName && isASCII(s[:i])
+}
+
+// place records the overrides that go before, or replace, the label
+// s[at:end] of name name, unless none does, and returns the first byte of
+// the next override's name (256 when none is left).
+func (rw *Rewriter) place(at, end int, name []byte) int {
+	ovs := rw.overrides
+	k := 0
+	if n := len(rw.places); n > 0 {
+		k = rw.places[n-1].k
+	}
+	k0 := k
+	for k < len(ovs) && lessName(ovs[k].Name, name) {
+		k++
+	}
+	resume := at
+	if k < len(ovs) && ovs[k].Name == bytesToString(name) {
+		k++
+		resume = end
+	}
+	if k > k0 {
+		rw.places = append(rw.places, place{at: at, resume: resume, k: k})
+	}
+	if k == len(ovs) {
+		return 256
+	}
+	return int(ovs[k].Name[0])
+}
+
+// fastSamples checks that s is float samples only, each 0x12 L 0x09
+// value(8) 0x10 timestamp(varint of at most 9 bytes: no overflow), in time
+// order, and counts them; false for anything else or none.
+func fastSamples(s []byte) (int, bool) {
+	samples := 0
+	var last int64
+	for i := 0; i < len(s); {
+		if i+12 >= len(s) || s[i] != 2<<3|wireBytes {
+			return 0, false
+		}
+		end := i + 2 + int(s[i+1])
+		if s[i+1] >= 0x80 || end > len(s) || end < i+13 || end > i+21 || s[i+2] != 1<<3|wireFixed64 || s[i+11] != 2<<3|wireVarint {
+			return 0, false
+		}
+		var ts uint64
+		for j := i + 12; j < end; j++ {
+			c := s[j]
+			ts |= uint64(c&0x7f) << (7 * uint(j-i-12))
+			if (c < 0x80) != (j == end-1) {
+				return 0, false
+			}
+		}
+		if samples > 0 && int64(ts) < last {
+			return 0, false
+		}
+		last = int64(ts)
+		samples++
+		i = end
+	}
+	return samples, samples > 0
 }
 
 // appendSeries appends the scanned series s, checked valid, with the
@@ -366,15 +547,20 @@ func sampleTimestamp(b []byte) (int64, error) {
 
 // isASCII reports whether b has no byte above 0x7f, eight bytes at a time.
 func isASCII(b []byte) bool {
-	var acc uint64
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		acc |= binary.LittleEndian.Uint64(b[i:])
+	var a0, a1 uint64
+	for len(b) >= 32 {
+		a0 |= binary.LittleEndian.Uint64(b[0:8]) | binary.LittleEndian.Uint64(b[16:24])
+		a1 |= binary.LittleEndian.Uint64(b[8:16]) | binary.LittleEndian.Uint64(b[24:32])
+		b = b[32:]
 	}
-	for ; i < len(b); i++ {
-		acc |= uint64(b[i])
+	for len(b) >= 8 {
+		a0 |= binary.LittleEndian.Uint64(b[0:8])
+		b = b[8:]
 	}
-	return acc&0x8080808080808080 == 0
+	for _, c := range b {
+		a1 |= uint64(c)
+	}
+	return (a0|a1)&0x8080808080808080 == 0
 }
 
 // lessName reports whether the (non-empty) override label name a sorts before
