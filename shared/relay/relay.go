@@ -366,6 +366,12 @@ func (h *Handler) log(ctx context.Context, r *http.Request, status int, st *stat
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if h.o.Metrics != nil {
+		h.observe(status, st, d)
+	}
+	if !h.o.Logger.Enabled(ctx, level) {
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String("method", r.Method),
 		slog.String("route", st.route),
@@ -405,9 +411,6 @@ func (h *Handler) log(ctx context.Context, r *http.Request, status int, st *stat
 		attrs = append(attrs, slog.String("detail", st.detail))
 	}
 	h.o.Logger.LogAttrs(ctx, level, "request", attrs...)
-	if h.o.Metrics != nil {
-		h.observe(status, st, d)
-	}
 }
 
 // readRoutes are the route names of the read path, which
