@@ -602,7 +602,11 @@ func startFunction(t testing.TB, bin string, env ...string) (*exec.Cmd, *logBuff
 	t.Helper()
 	logs := &logBuffer{}
 	cmd := exec.Command(bin)
-	cmd.Env = append(baseEnv(), env...)
+	cmd.Env = baseEnv()
+	for k, v := range testDefaults {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Env = append(cmd.Env, env...) // the last of a name wins
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

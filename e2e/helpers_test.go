@@ -80,11 +80,15 @@ func (l *logBuffer) String() string {
 	return l.buf.String()
 }
 
-// testDefaults are the settings every in-process relay and server binary
-// gets unless the test names them: short backoffs so retries fit a test.
+// testDefaults are the settings every in-process relay, server and function
+// binary gets unless the test names them: short backoffs so retries fit a
+// test, and no self-write of the relay's own metrics, whose upstream
+// requests would mix with the ones a test counts (the self-metrics tests
+// name it; an empty value is the platform's default).
 var testDefaults = map[string]string{
-	"PROMRELAY_UPSTREAM_MIN_BACKOFF": "20ms",
-	"PROMRELAY_UPSTREAM_MAX_BACKOFF": "200ms",
+	"PROMRELAY_UPSTREAM_MIN_BACKOFF":  "20ms",
+	"PROMRELAY_UPSTREAM_MAX_BACKOFF":  "200ms",
+	"PROMRELAY_SELF_METRICS_INTERVAL": "0",
 }
 
 // relayProc is an in-process relay.

@@ -46,7 +46,7 @@ func TestSelfMetricsFunctions(t *testing.T) {
 	for _, inst := range []string{"fc-a", "fc-b"} {
 		rt := fcRuntime(t)
 		startFunction(t, fcBin, "FC_RUNTIME_API="+testpeer.Host(rt.srv.URL), "PROMRELAY_UPSTREAM_URL="+prom.RemoteWriteURL(),
-			"PROMRELAY_INBOUND_AUTH=none", "FC_INSTANCE_ID="+inst)
+			"PROMRELAY_INBOUND_AUTH=none", "FC_INSTANCE_ID="+inst, "PROMRELAY_SELF_METRICS_INTERVAL=") // the default
 		// The first write starts beside the first request; the timer
 		// invocation writes again after its job (interval 1s here) and
 		// waits for it.

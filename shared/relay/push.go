@@ -172,6 +172,7 @@ func (h *Handler) convert(ctx context.Context, st *requestState, key push.Groupi
 		return reply{status: http.StatusBadRequest, msg: "pushed metrics are invalid: " + err.Error()}
 	}
 	h.applyLabels(st, id)
+	setIn(ctx, countData(&st.wr))
 	return reply{}
 }
 

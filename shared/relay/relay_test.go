@@ -521,3 +521,28 @@ func TestLogRefused(t *testing.T) {
 		t.Errorf("log line: %s", l)
 	}
 }
+
+// TestPushValuesCountedAsConverted: a push's received values are those of
+// the series it becomes (a histogram without a +Inf bucket gets one), so a
+// fully relayed push is received = relayed, and a refused one is rejected
+// whole.
+func TestPushValuesCountedAsConverted(t *testing.T) {
+	body := []byte("# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n")
+	m := metrics.New(nil, nil)
+	h := newHandler(&recordingUpstream{}, func(o *relay.Options) { o.Metrics = m })
+	if rec := serve(h, "PUT", "/metrics/job/j", body); rec.Code != 200 {
+		t.Fatalf("push: %d %s", rec.Code, rec.Body)
+	}
+	in, out := testutil.ToFloat64(m.Received.WithLabelValues(metrics.KindSample)), testutil.ToFloat64(m.Relayed.WithLabelValues(metrics.KindSample))
+	if in != 4 || out != 4 {
+		t.Errorf("received %v, relayed %v; want 4 and 4 (three buckets' worth: le=1, +Inf, _sum, _count)", in, out)
+	}
+	m2 := metrics.New(nil, nil)
+	h = newHandler(&recordingUpstream{err: &upstream.Error{Status: 400, UpstreamStatus: 400}}, func(o *relay.Options) { o.Metrics = m2 })
+	if rec := serve(h, "PUT", "/metrics/job/j", body); rec.Code != 400 {
+		t.Fatalf("push to a refusing upstream: %d", rec.Code)
+	}
+	if got := testutil.ToFloat64(m2.Rejected.WithLabelValues(metrics.KindSample, metrics.ReasonUpstream4xx)); got != 4 {
+		t.Errorf("rejected_total{reason=upstream_4xx} = %v, want 4", got)
+	}
+}

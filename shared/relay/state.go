@@ -75,6 +75,17 @@ const (
 // kindNames are the kind label values of counts' indexes.
 var kindNames = [...]string{kindSample: metrics.KindSample, kindHistogram: metrics.KindHistogram, kindExemplar: metrics.KindExemplar}
 
+// setIn sets the request's decoded series values to c: a push's, once
+// converted, are the values of the series it becomes (a histogram without
+// a +Inf bucket gets one), which the relayed count also counts.
+func setIn(ctx context.Context, c counts) {
+	if st := statsFrom(ctx); st != nil {
+		st.mu.Lock()
+		st.in = c
+		st.mu.Unlock()
+	}
+}
+
 // addIn adds c to the request's decoded series values.
 func addIn(ctx context.Context, c counts) {
 	if st := statsFrom(ctx); st != nil {

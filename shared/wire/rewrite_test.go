@@ -14,15 +14,27 @@ import (
 	"github.com/promrelay/promrelay/shared/wire"
 )
 
+// rewriteCounts are the Rewriter's counters, which the relay's metrics and
+// remote write 2.0's Written headers use.
+type rewriteCounts struct{ series, floats, histograms, exemplars, floatsIn, histogramsIn int }
+
+// referenceCounts is what the Rewriter must count: the series, samples and
+// exemplars of the valid series written, and the samples read of every
+// series.
+var referenceCounts rewriteCounts
+
 // referenceRewrite is the slow path the Rewriter must equal: decode, drop
-// invalid series, set labels, encode.
+// invalid series, set labels, encode. It sets referenceCounts.
 func referenceRewrite(in []byte, set []wire.Label, lim wire.Limits) (out []byte, invalid int, first string, err error) {
 	var wr wire.WriteRequest
+	referenceCounts = rewriteCounts{}
 	if err := wr.Unmarshal(in, wire.Limits{MaxSamples: lim.MaxSamples}); err != nil {
 		return nil, 0, "", err
 	}
 	valid := wr.Series[:0]
 	for i := range wr.Series {
+		referenceCounts.floatsIn += len(wr.Series[i].Samples)
+		referenceCounts.histogramsIn += len(wr.Series[i].Histograms)
 		if err := wire.ValidateSeries(&wr.Series[i], lim); err != nil {
 			if invalid == 0 {
 				first = err.Error()
@@ -31,6 +43,10 @@ func referenceRewrite(in []byte, set []wire.Label, lim wire.Limits) (out []byte,
 			continue
 		}
 		valid = append(valid, wr.Series[i])
+		referenceCounts.series++
+		referenceCounts.floats += len(wr.Series[i].Samples)
+		referenceCounts.histograms += len(wr.Series[i].Histograms)
+		referenceCounts.exemplars += len(wr.Series[i].Exemplars)
 	}
 	wr.Series = valid
 	wr.ApplyLabels(set)
@@ -66,6 +82,9 @@ func checkRewrite(t testing.TB, in []byte, set []wire.Label, lim wire.Limits) {
 	}
 	if c := canonicalRW(t, got); !bytes.Equal(c, want) {
 		t.Fatalf("rewritten request differs from the reference path (%d vs %d bytes)", len(c), len(want))
+	}
+	if c := (rewriteCounts{rw.Series, rw.FloatSamples, rw.HistogramSamples, rw.Exemplars, rw.FloatSamplesIn, rw.HistogramSamplesIn}); c != referenceCounts {
+		t.Fatalf("counts %+v, reference %+v", c, referenceCounts)
 	}
 }
 
