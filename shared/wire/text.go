@@ -181,7 +181,7 @@ func (p *textParser) metricName() (string, error) {
 }
 
 func (p *textParser) comment() error {
-	p.i++          // '#'
+	p.i++                         // '#'
 	p.numNames, p.nextName = 0, 0 // a TYPE line changes what a name resolves to
 	p.skipBlanks()
 	if p.eol() {
