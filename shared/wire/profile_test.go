@@ -155,7 +155,13 @@ func checkClassic(t testing.TB, ref *prompb.WriteRequest, wr *wire.WriteRequest,
 		valid := true
 		for k, h := range ts.Histograms {
 			fh, err := refFloat(h)
-			if err != nil {
+			if err != nil || insideZeroBucket(fh) {
+				// A populated bucket inside the zero bucket has no
+				// classic form: the conversion merges it into the
+				// zero bucket's boundary (documented on
+				// classicHistograms), where the reference counts it at
+				// its own upper bound (seed b16c189d36e47667). The
+				// structure is still checked.
 				valid = false
 			}
 			refs[k] = fh
@@ -247,6 +253,26 @@ func checkClassic(t testing.TB, ref *prompb.WriteRequest, wr *wire.WriteRequest,
 		t.Fatalf("%d series, %d checked", len(wr.Series), i)
 	}
 	return checked
+}
+
+// insideZeroBucket reports whether fh (nil: no) has a populated bucket
+// that lies within its zero bucket, [-zero threshold, zero threshold]:
+// exponential buckets a client would have merged into the zero bucket.
+func insideZeroBucket(fh *histogram.FloatHistogram) bool {
+	if fh == nil || fh.Schema == histogram.CustomBucketsSchema {
+		return false
+	}
+	for it := fh.PositiveBucketIterator(); it.Next(); {
+		if b := it.At(); b.Count != 0 && b.Upper <= fh.ZeroThreshold {
+			return true
+		}
+	}
+	for it := fh.NegativeBucketIterator(); it.Next(); {
+		if b := it.At(); b.Count != 0 && b.Lower >= -fh.ZeroThreshold {
+			return true
+		}
+	}
+	return false
 }
 
 // cumValue is one sample of a converted bucket series: its le, the index of
