@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,39 +66,6 @@ func newStoreProxy(t *testing.T, target string) *storeProxy {
 	t.Cleanup(srv.Close)
 	p.URL = srv.URL
 	return p
-}
-
-// startMoto starts moto_server with a bucket "groups" and returns its URL.
-func startMoto(t *testing.T) string {
-	t.Helper()
-	bin := testpeer.Require(t, "moto_server")
-	port := testpeer.FreePort(t)
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
-	if !eventually(20*time.Second, func() bool {
-		resp, err := http.Get(endpoint)
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	}) {
-		t.Fatal("moto_server did not start")
-	}
-	// moto does not check signatures: a plain PUT creates the bucket.
-	req, _ := http.NewRequest(http.MethodPut, endpoint+"/groups", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("create bucket: %d", resp.StatusCode)
-	}
-	return endpoint
 }
 
 // invocationPusher is the client_golang pusher of one short-lived
@@ -163,8 +129,9 @@ func TestAggregate(t *testing.T) {
 			if store == "file" {
 				env["PROMRELAY_STATE_URL"] = "file://" + t.TempDir()
 			} else {
-				sp = newStoreProxy(t, startMoto(t))
-				env["PROMRELAY_STATE_URL"] = "s3://groups/promrelay"
+				moto := testpeer.StartMoto(t)
+				sp = newStoreProxy(t, moto.URL)
+				env["PROMRELAY_STATE_URL"] = "s3://" + moto.Bucket + "/promrelay"
 				env["PROMRELAY_STATE_ENDPOINT"] = sp.URL
 				env["PROMRELAY_STATE_REGION"] = "us-east-1"
 				for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_CONFIG_FILE": "/nonexistent",

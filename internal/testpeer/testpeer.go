@@ -71,7 +71,9 @@ func (p *Process) Logs() string {
 	return string(b)
 }
 
-func start(t testing.TB, name string, port int, args ...string) *Process {
+// start runs name with args, its output in a log file, and waits until a
+// GET of ready answers 200.
+func start(t testing.TB, name string, port int, ready string, args ...string) *Process {
 	t.Helper()
 	dir := t.TempDir()
 	p := &Process{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: dir, log: filepath.Join(dir, "log")}
@@ -94,7 +96,7 @@ func start(t testing.TB, name string, port int, args ...string) *Process {
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := client.Get(p.URL + "/-/ready")
+		resp, err := client.Get(p.URL + ready)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -147,7 +149,7 @@ func StartPrometheus(t testing.TB, o PrometheusOptions) *Prometheus {
 		"--web.enable-remote-write-receiver",
 		"--log.level=warn",
 	}, o.Args...)
-	return &Prometheus{start(t, bin, port, args...)}
+	return &Prometheus{start(t, bin, port, "/-/ready", args...)}
 }
 
 // RemoteWriteURL is the server's remote-write receiver endpoint.
@@ -253,7 +255,33 @@ func StartPushgateway(t testing.TB) *Pushgateway {
 	t.Helper()
 	bin := Require(t, "prometheus-pushgateway")
 	port := FreePort(t)
-	return &Pushgateway{start(t, bin, port, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--log.level=warn")}
+	return &Pushgateway{start(t, bin, port, "/-/ready", fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--log.level=warn")}
+}
+
+// Moto is a running moto_server, a real S3-protocol server (it checks no
+// signatures), with an empty bucket.
+type Moto struct {
+	*Process
+	Bucket string // "groups"
+}
+
+// StartMoto starts moto_server on a free loopback port and creates its
+// bucket.
+func StartMoto(t testing.TB) *Moto {
+	t.Helper()
+	bin := Require(t, "moto_server")
+	port := FreePort(t)
+	m := &Moto{Process: start(t, bin, port, "/", "-H", "127.0.0.1", "-p", fmt.Sprint(port)), Bucket: "groups"}
+	req, _ := http.NewRequest(http.MethodPut, m.URL+"/"+m.Bucket, nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("moto_server: create bucket %s: %d", m.Bucket, resp.StatusCode)
+	}
+	return m
 }
 
 // Host returns host:port of a URL.

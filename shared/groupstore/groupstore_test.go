@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -16,7 +14,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/promrelay/promrelay/internal/testpeer"
 	"github.com/promrelay/promrelay/shared/groupstore"
@@ -27,31 +24,13 @@ import (
 // returns a store on a fresh bucket.
 func motoStore(t testing.TB) groupstore.Store {
 	t.Helper()
-	bin := testpeer.Require(t, "moto_server")
-	port := testpeer.FreePort(t)
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
-	for i := 0; i < 100; i++ {
-		if resp, err := http.Get(endpoint); err == nil {
-			resp.Body.Close()
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	moto := testpeer.StartMoto(t)
+	endpoint := moto.URL
 	creds := config.WithCredentialsProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 		return aws.Credentials{AccessKeyID: "testing", SecretAccessKey: "testing"}, nil
 	}))
 	opts := groupstore.ObjectOptions{Endpoint: endpoint, Region: "us-east-1", PathStyle: true, ConfigOptions: []func(*config.LoadOptions) error{creds}}
-	cfg, _ := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"), creds)
-	client := s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String(endpoint); o.UsePathStyle = true })
-	if _, err := client.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("groups")}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := groupstore.NewObjectStore(context.Background(), "s3", "groups", "promrelay", opts)
+	s, err := groupstore.NewObjectStore(context.Background(), "s3", moto.Bucket, "promrelay", opts)
 	if err != nil {
 		t.Fatal(err)
 	}
