@@ -372,18 +372,22 @@ func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 	return nil
 }
 
+// storedState reads the aggregation state of group id as stored (the
+// zero state for a group gone).
+func (s *State) storedState(ctx context.Context, id string) (aggState, error) {
+	var st aggState
+	err := s.o.Store.Update(ctx, id, func(cur *groupstore.Group) (*groupstore.Group, error) {
+		st, _ = loadState(cur)
+		return nil, groupstore.ErrKeep
+	})
+	return st, err
+}
+
 // lastWritten returns the timestamp (Unix ms) of the last totals written
 // of aggregated group id, 0 for a group gone.
 func (s *State) lastWritten(ctx context.Context, id string) (int64, error) {
-	var last int64
-	err := s.o.Store.Update(ctx, id, func(cur *groupstore.Group) (*groupstore.Group, error) {
-		if cur != nil {
-			st, _ := loadState(cur)
-			last = st.LastMs
-		}
-		return nil, groupstore.ErrKeep
-	})
-	return last, err
+	st, err := s.storedState(ctx, id)
+	return st.LastMs, err
 }
 
 // touched is g with only the series of the pushed families fams (the

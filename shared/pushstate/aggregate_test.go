@@ -262,12 +262,10 @@ func TestAggregateIdempotencyKey(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var stored *groupstore.Group
-	st.Update(ctx, AggregateGroupID(k, Owner{}), func(g *groupstore.Group) (*groupstore.Group, error) {
-		stored = g
-		return nil, groupstore.ErrKeep
-	})
-	state, _ := loadState(stored)
+	state, err := s.storedState(ctx, AggregateGroupID(k, Owner{}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(state.Applied) != MaxAppliedKeys*appliedSize {
 		t.Fatalf("%d applied keys kept, want %d", len(state.Applied)/appliedSize, MaxAppliedKeys)
 	}
@@ -601,12 +599,10 @@ func TestKeylessPushesKeepSendersKeys(t *testing.T) {
 	if err := s.Aggregate(ctx, aggOf(t, invocation(1, 1), k, "", c.t)); err != nil {
 		t.Fatal(err)
 	}
-	var stored *groupstore.Group
-	st.Update(ctx, AggregateGroupID(k, Owner{}), func(g *groupstore.Group) (*groupstore.Group, error) {
-		stored = g
-		return nil, groupstore.ErrKeep
-	})
-	state, _ := loadState(stored)
+	state, err := s.storedState(ctx, AggregateGroupID(k, Owner{}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if n := len(state.Applied) / appliedSize; n != 2 {
 		t.Errorf("%d keys remembered after keylessKeyTTL, want 2 (the sender's and the last push's own)", n)
 	}
