@@ -1413,9 +1413,9 @@ func (d *otlpDecoder) summaryPoint(b []byte) (OTLPPoint, error) {
 // bool as true or false, an int in decimal, a double as an ES6 number
 // string (NaN, Infinity and -Infinity spelled out), bytes in standard
 // base64, arrays and key/value lists as JSON (keys sorted, later duplicate
-// keys winning, no HTML escaping, bytes in base64, empty values as null; the
-// empty string when a double inside is not finite, as encoding/json fails
-// there), empty and strindex values as the empty string. Arrays and key/value
+// keys winning, no HTML escaping, bytes in base64, empty values and empty
+// bytes as null; the empty string when a double inside is not finite, as
+// encoding/json fails there), empty and strindex values as the empty string. Arrays and key/value
 // lists allocate; every other kind appends only.
 func (r *OTLPRequest) AppendValueString(dst []byte, v *OTLPValue) []byte {
 	switch v.Kind {
@@ -1453,6 +1453,9 @@ func (r *OTLPRequest) raw(v *OTLPValue) any {
 	case OTLPDouble:
 		return v.Double
 	case OTLPBytes:
+		if v.Str == "" {
+			return []byte(nil) // pcommon's copy of no bytes is nil: JSON null
+		}
 		return []byte(v.Str)
 	case OTLPArray:
 		a := make([]any, 0, v.Elems.Len())

@@ -42,6 +42,10 @@ func TestOTLPValueString(t *testing.T) {
 	attrs.PutEmptySlice("nan").AppendEmpty().SetDouble(math.NaN())
 	attrs.PutEmptySlice("empty")
 	attrs.PutEmptyMap("emptymap")
+	attrs.PutEmptyBytes("emptybytes")
+	eb := attrs.PutEmptyMap("nestedemptybytes") // null inside, not "" (FuzzTranslate seed 64bbfc6d193eb522)
+	eb.PutEmptyBytes("x")
+	eb.PutEmptySlice("y").AppendEmpty().SetEmptyBytes()
 	raw, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
 	if err != nil {
 		t.Fatal(err)
