@@ -334,7 +334,7 @@ func (h *Handler) serveRemoteRead(w http.ResponseWriter, r *http.Request, id inb
 		return
 	}
 	if len(labels) > 0 {
-		body = snappy.Encode(nil, enforced)
+		body = wire.EncodeSnappy(nil, enforced)
 	}
 	resp, err := up.RemoteRead(ctx, body, r.Header)
 	h.pass(w, r, up, resp, err)
