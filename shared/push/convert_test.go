@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/promrelay/promrelay/shared/push"
 	"github.com/promrelay/promrelay/shared/wire"
@@ -25,7 +26,9 @@ func bruteDuplicate(series []wire.Series) bool {
 }
 
 // checkConvertDuplicates converts text pushed to path and fails when
-// Convert's verdict on duplicate series differs from bruteDuplicate's.
+// Convert's verdict on duplicate series differs from bruteDuplicate's, or
+// when a converted label name or value is not valid UTF-8 (the relay's
+// push validation relies on that and skips the check).
 func checkConvertDuplicates(t *testing.T, c *push.Converter, text, path string) {
 	key, err := push.ParseGroupingKey(path, 0)
 	if err != nil {
@@ -37,6 +40,13 @@ func checkConvertDuplicates(t *testing.T, c *push.Converter, text, path string) 
 	}
 	var wr wire.WriteRequest
 	err = c.Convert(&wr, &e, key, time.Unix(1_700_000_000, 0), wire.Limits{})
+	for _, s := range wr.Series {
+		for _, l := range s.Labels {
+			if !utf8.ValidString(l.Name) || !utf8.ValidString(l.Value) {
+				t.Fatalf("push %q to %s: converted label %q=%q is not valid UTF-8", text, path, l.Name, l.Value)
+			}
+		}
+	}
 	var inv *push.InvalidError
 	gotDup := errors.As(err, &inv) && strings.Contains(inv.Msg, "duplicate series")
 	if err != nil && !gotDup {
@@ -72,6 +82,7 @@ var duplicateCases = []struct{ text, path string }{
 	{"a{x=\"1\"} 1\nb 1\na{x=\"0\"} 1\na{x=\"1\"} 2\n", "job/x"},
 	{"a{x=\"1\"} 1\nb 1\na{x=\"0\"} 1\na{x=\"2\"} 2\n", "job/x"},
 	{"push_time_seconds 1\npush_time_seconds{a=\"1\"} 1\n", "job/x"},
+	{"m{a=\"caf\u00e9\"} 1\nm{a=\"x\"} 2\n", "job/x/b@base64/w6k"},
 	{"m{a=\"x\",b=\"y\"} 1\nm{a=\"x\"} 1\nm{a=\"xy\"} 1\nm{b=\"y\"} 1\n", "job/x"},
 }
 

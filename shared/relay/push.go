@@ -153,9 +153,12 @@ func (h *Handler) convert(ctx context.Context, st *requestState, key push.Groupi
 		return decodeReply(err)
 	}
 	if err == nil {
-		// Pushes obey the same per-series limits as remote writes.
+		// Pushes obey the same per-series limits as remote writes. Every
+		// string of a converted push is valid UTF-8 (the parsers check
+		// label values, names are legacy names, ParseGroupingKey checks the
+		// key; FuzzConvertDuplicates asserts it), so plainValid need not.
 		for i := range st.wr.Series {
-			if s := &st.wr.Series[i]; !plainValid(s, h.o.Limits) {
+			if s := &st.wr.Series[i]; !plainValid(s, h.o.Limits, true) {
 				if err = wire.ValidateSeries(s, h.o.Limits); err != nil {
 					break
 				}
@@ -226,12 +229,14 @@ func isDelimited(ct string) bool {
 }
 
 // plainValid reports whether s passes wire.ValidateSeries, deciding only
-// the common case: every label name and value ASCII (so valid UTF-8),
-// names non-empty and strictly increasing, __name__ set, each label
-// within lim, float samples in time order. False means only that
-// ValidateSeries must decide (and name the reason); it costs a fraction of
-// ValidateSeries' UTF-8 checks, a call per string.
-func plainValid(s *wire.Series, lim wire.Limits) bool {
+// the common case: every label name and value ASCII (so valid UTF-8) or,
+// with utf8Known, known to be valid UTF-8 by the caller, names non-empty
+// and strictly increasing, __name__ set, each label within lim, float
+// samples in time order. False means only that ValidateSeries must decide
+// (and name the reason); it costs a fraction of ValidateSeries' UTF-8
+// checks, a call per string; with utf8Known it skips the ASCII scan of
+// every name and value.
+func plainValid(s *wire.Series, lim wire.Limits, utf8Known bool) bool {
 	if lim.MaxLabels > 0 && len(s.Labels) > lim.MaxLabels || len(s.Samples)+len(s.Histograms)+len(s.Exemplars) == 0 {
 		return false
 	}
@@ -241,7 +246,7 @@ func plainValid(s *wire.Series, lim wire.Limits) bool {
 		if l.Name == "" || i > 0 && prev >= l.Name || lim.MaxLabelBytes > 0 && len(l.Name)+len(l.Value) > lim.MaxLabelBytes {
 			return false
 		}
-		if !asciiString(l.Name) || !asciiString(l.Value) {
+		if !utf8Known && (!asciiString(l.Name) || !asciiString(l.Value)) {
 			return false
 		}
 		if l.Name == wire.MetricNameLabel {

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/promrelay/promrelay/internal/corpus"
 	"github.com/promrelay/promrelay/shared/push"
@@ -13,7 +14,9 @@ import (
 // TestPlainValidImpliesValidateSeries checks plainValid against
 // wire.ValidateSeries on series broken in every way ValidateSeries looks
 // for: whatever plainValid accepts, ValidateSeries accepts, and it accepts
-// the plain (ASCII, valid) series pushes are made of.
+// the plain (ASCII, valid) series pushes are made of. With utf8Known, on
+// the series whose strings are all valid UTF-8 (the caller's promise), the
+// same holds, and it accepts non-ASCII values too.
 func TestPlainValidImpliesValidateSeries(t *testing.T) {
 	var wr wire.WriteRequest
 	corpus.WriteRequest(&wr, 11, 400)
@@ -40,26 +43,44 @@ func TestPlainValidImpliesValidateSeries(t *testing.T) {
 		func(s *wire.Series) { s.Samples = []wire.Sample{{Timestamp: 1}, {Timestamp: 1}, {Timestamp: 3}} },
 		func(s *wire.Series) { s.Samples, s.Histograms = nil, [][]byte{{0x08, 0x01}} },
 	}
-	accepted := 0
-	for i, orig := range wr.Series {
-		for j, brk := range breaks {
-			s := wire.Series{Labels: append([]wire.Label(nil), orig.Labels...), Samples: orig.Samples}
-			brk(&s)
-			plain, err := plainValid(&s, lim), wire.ValidateSeries(&s, lim)
-			if plain && err != nil {
-				t.Fatalf("series %d, break %d: plainValid accepts what ValidateSeries rejects: %v", i, j, err)
-			}
-			if j == 0 && err == nil && !plain {
-				t.Fatalf("series %d: plainValid refuses a plain valid series %v", i, wire.FormatLabels(s.Labels, 300))
-			}
-			if plain {
-				accepted++
+	for _, utf8Known := range []bool{false, true} {
+		accepted, nonASCII := 0, 0
+		for i, orig := range wr.Series {
+			for j, brk := range breaks {
+				s := wire.Series{Labels: append([]wire.Label(nil), orig.Labels...), Samples: orig.Samples}
+				brk(&s)
+				if utf8Known && !allUTF8(&s) {
+					continue
+				}
+				plain, err := plainValid(&s, lim, utf8Known), wire.ValidateSeries(&s, lim)
+				if plain && err != nil {
+					t.Fatalf("utf8Known %v, series %d, break %d: plainValid accepts what ValidateSeries rejects: %v", utf8Known, i, j, err)
+				}
+				if (j == 0 || utf8Known && j == 1) && err == nil && !plain {
+					t.Fatalf("utf8Known %v, series %d: plainValid refuses a valid series %v", utf8Known, i, wire.FormatLabels(s.Labels, 300))
+				}
+				if plain {
+					accepted++
+					if j == 1 {
+						nonASCII++
+					}
+				}
 			}
 		}
+		if accepted == 0 || utf8Known && nonASCII == 0 {
+			t.Fatalf("utf8Known %v: plainValid accepted %d series, %d with a non-ASCII value", utf8Known, accepted, nonASCII)
+		}
 	}
-	if accepted == 0 {
-		t.Fatal("plainValid accepted nothing")
+}
+
+// allUTF8 reports whether every label name and value of s is valid UTF-8.
+func allUTF8(s *wire.Series) bool {
+	for _, l := range s.Labels {
+		if !utf8.ValidString(l.Name) || !utf8.ValidString(l.Value) {
+			return false
+		}
 	}
+	return true
 }
 
 // BenchmarkPushValidate is the check of a converted push's series
@@ -90,7 +111,19 @@ func BenchmarkPushValidate(b *testing.B) {
 	b.Run("plainValid", func(b *testing.B) {
 		for b.Loop() {
 			for i := range wr.Series {
-				if s := &wr.Series[i]; !plainValid(s, lim) {
+				if s := &wr.Series[i]; !plainValid(s, lim, false) {
+					if err := wire.ValidateSeries(s, lim); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(wr.Series)), "ns/series")
+	})
+	b.Run("plainValid-utf8Known", func(b *testing.B) {
+		for b.Loop() {
+			for i := range wr.Series {
+				if s := &wr.Series[i]; !plainValid(s, lim, true) {
 					if err := wire.ValidateSeries(s, lim); err != nil {
 						b.Fatal(err)
 					}
