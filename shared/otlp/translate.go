@@ -278,7 +278,7 @@ func (t *Translator) labelName(key string) (string, error) {
 	}
 	ln := otlptranslator.LabelNamer{UnderscoreLabelSanitization: true, PreserveMultipleUnderscores: true}
 	name, err := ln.Build(key)
-	c := cached{name: name}
+	c := cached{name: strings.Clone(name)} // as in metricName
 	if err != nil {
 		c.err = err.Error()
 	}
@@ -323,7 +323,9 @@ func (t *Translator) metricName(m *wire.OTLPMetric) (string, error) {
 	}
 	namer := otlptranslator.MetricNamer{WithMetricSuffixes: true}
 	name, err := namer.Build(otlptranslator.Metric{Name: m.Name, Unit: m.Unit, Type: k.typ})
-	c := cached{name: name}
+	// Build may return m.Name itself (one token, no suffix), which points
+	// into the request's bytes; the cache outlives the request.
+	c := cached{name: strings.Clone(name)}
 	if err != nil {
 		c.err = err.Error()
 	}
@@ -343,7 +345,7 @@ func (t *Translator) unit(u string) string {
 		return s
 	}
 	un := otlptranslator.UnitNamer{}
-	s := un.Build(u)
+	s := strings.Clone(un.Build(u)) // as in metricName
 	if len(t.units) >= maxCached {
 		clear(t.units)
 	}

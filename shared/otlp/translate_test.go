@@ -205,3 +205,55 @@ func TestTranslateSteadyStateAllocatesNothing(t *testing.T) {
 		t.Fatalf("%v allocations per request", n)
 	}
 }
+
+// TestTranslatorCachesOutliveRequest: a Translator's name caches keep no
+// string that points into an earlier request's bytes. The relay reuses its
+// request buffers; a metric name that otlptranslator returns unchanged
+// (one token, no suffix: "m" with a unit that cleans to nothing) was cached
+// as a substring of the request and read back corrupted by the next
+// request of the same name (FuzzTranslate seed c0648cc22161fd0b, with the
+// fuzz engine's reused input buffer).
+func TestTranslatorCachesOutliveRequest(t *testing.T) {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	ms := rm.ScopeMetrics().AppendEmpty().Metrics()
+	m := ms.AppendEmpty()
+	m.SetName("m")
+	m.SetUnit("\x10")
+	dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+	dp.SetIntValue(1)
+	dp.Attributes().PutStr("a", "v")
+	m = ms.AppendEmpty()
+	m.SetName("plain")
+	m.SetEmptyGauge().DataPoints().AppendEmpty().SetIntValue(2)
+	m = ms.AppendEmpty()
+	m.SetName("n")
+	m.SetUnit("xyz")
+	m.SetEmptyGauge().DataPoints().AppendEmpty().SetIntValue(3)
+	raw := marshal(t, md)
+	var tr otlp.Translator
+	var wr wire.WriteRequest
+	first := append([]byte(nil), raw...)
+	if _, err := tr.Translate(&wr, first, otlp.Settings{}, wire.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	clear(first) // the caller reuses its buffer
+	if _, err := tr.Translate(&wr, raw, otlp.Settings{}, wire.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{
+		`{__name__="m",a="v"} 1(3ff0000000000000)@0`: true,
+		`{__name__="plain"} 2(4000000000000000)@0`:   true,
+		`{__name__="n_xyz"} 3(4008000000000000)@0`:   true,
+	}
+	for _, s := range wr.Series {
+		if got := seriesString(&s); !want[got] {
+			t.Errorf("second request: %s", got)
+		}
+	}
+	for _, md := range wr.Metadata {
+		if md.FamilyName != "m" && md.FamilyName != "plain" && md.FamilyName != "n_xyz" {
+			t.Errorf("second request: metadata of %q", md.FamilyName)
+		}
+	}
+}
