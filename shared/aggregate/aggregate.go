@@ -18,14 +18,18 @@
 //	gauge histogram,
 //	info, stateset
 //
-// A series seen for the first time starts at its first increment. A family
-// whose type changed starts again from the pushed family (its old series
-// leave the group).
+// A series seen for the first time starts at its first increment. What
+// totals cannot continue through is a *ConflictError: a family pushed with
+// another type than its totals have, a histogram whose bucket boundaries
+// changed (new and old buckets would no longer be cumulative, and
+// histogram_quantile would be wrong), and a series two families of the
+// group would both own (a counter foo_count beside a summary foo).
 package aggregate
 
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/promrelay/promrelay/shared/groupstore"
@@ -112,6 +116,21 @@ func (e *IncrementError) Error() string {
 		e.Series, e.Value, what)
 }
 
+// ConflictError is a push that the group's totals cannot take without
+// becoming wrong: a family pushed with another type, a histogram pushed
+// with other bucket boundaries for a label set, or a series that another
+// family of the group already owns. Nothing of the push is applied; the
+// relay answers 409 (DELETE the group to start it again with the new
+// layout).
+type ConflictError struct {
+	Family string // the pushed family
+	Msg    string // what conflicts, for the answer
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("metric family %s: %s; an aggregated group's totals cannot continue through that (DELETE the group to start it again)", e.Family, e.Msg)
+}
+
 // maxFormatted bounds the series name in an IncrementError, in bytes.
 const maxFormatted = 512
 
@@ -125,7 +144,9 @@ const maxFormatted = 512
 // that the push does not touch and copies the others. The work and the
 // memory are linear in the series of both.
 //
-// Errors: *IncrementError for the first increment that cannot be added.
+// Errors: *IncrementError for the first increment that cannot be added;
+// *ConflictError for a family whose type or bucket boundaries changed, or a
+// series two families would own.
 func Merge(totals, increments map[string]*groupstore.Family) (map[string]*groupstore.Family, error) {
 	out := make(map[string]*groupstore.Family, len(totals)+len(increments))
 	for name, f := range totals {
@@ -135,7 +156,12 @@ func Merge(totals, increments map[string]*groupstore.Family) (map[string]*groups
 	for name, inc := range increments {
 		old := totals[name]
 		if old != nil && old.Type != inc.Type {
-			old = nil // the family changed type: it starts again
+			return nil, &ConflictError{Family: name, Msg: fmt.Sprintf("pushed as %s, its totals are %s", typeName(inc.Type), typeName(old.Type))}
+		}
+		if old != nil && inc.Type == wire.MetadataHistogram {
+			if err := sameBuckets(name, old, inc); err != nil {
+				return nil, err
+			}
 		}
 		f := &groupstore.Family{Type: inc.Type, Help: inc.Help, Unit: inc.Unit}
 		index := map[string]int{}
@@ -173,7 +199,100 @@ func Merge(totals, increments map[string]*groupstore.Family) (map[string]*groups
 		}
 		out[name] = f
 	}
+	if err := ownedOnce(out, increments); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// typeName is typ as the text format's TYPE line spells it.
+func typeName(typ wire.MetadataType) string {
+	switch typ {
+	case wire.MetadataCounter:
+		return "counter"
+	case wire.MetadataGauge:
+		return "gauge"
+	case wire.MetadataHistogram:
+		return "histogram"
+	case wire.MetadataGaugeHistogram:
+		return "gaugehistogram"
+	case wire.MetadataSummary:
+		return "summary"
+	case wire.MetadataInfo:
+		return "info"
+	case wire.MetadataStateset:
+		return "stateset"
+	}
+	return "untyped"
+}
+
+// sameBuckets returns a *ConflictError when the histogram family name is
+// pushed (inc) with another set of le boundaries than its totals (old)
+// hold, for a label set both have.
+func sameBuckets(name string, old, inc *groupstore.Family) error {
+	bucket := name + "_bucket"
+	layouts := func(f *groupstore.Family) map[string]string {
+		m := map[string]string{}
+		var key []byte
+		for _, s := range f.Series {
+			if metricName(s.Labels) != bucket {
+				continue
+			}
+			key = key[:0]
+			le := ""
+			for _, l := range s.Labels {
+				if l.Name == "le" {
+					le = l.Value
+					continue
+				}
+				key = wire.AppendLabelsKey(key, []wire.Label{l})
+			}
+			m[string(key)] += le + ","
+		}
+		return m
+	}
+	was := layouts(old)
+	for base, les := range layouts(inc) {
+		if prev, ok := was[base]; ok && !sameSet(prev, les) {
+			return &ConflictError{Family: name, Msg: fmt.Sprintf("pushed with buckets le=%s, its totals have le=%s", strings.TrimSuffix(les, ","), strings.TrimSuffix(prev, ","))}
+		}
+	}
+	return nil
+}
+
+// sameSet reports whether two comma-terminated lists hold the same items.
+func sameSet(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	x, y := strings.Split(a, ","), strings.Split(b, ",")
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(x, y)
+}
+
+// ownedOnce returns a *ConflictError when a series of a pushed family is
+// also a series of another family of the group (the upstream would get
+// two samples of one series at one timestamp, and refuse the group's
+// every write).
+func ownedOnce(group, pushed map[string]*groupstore.Family) error {
+	owner := map[string]string{}
+	var key []byte
+	for name := range pushed {
+		for _, s := range group[name].Series {
+			key = wire.AppendLabelsKey(key[:0], s.Labels)
+			owner[string(key)] = name
+		}
+	}
+	for name, f := range group {
+		for _, s := range f.Series {
+			key = wire.AppendLabelsKey(key[:0], s.Labels)
+			if o, ok := owner[string(key)]; ok && o != name {
+				return &ConflictError{Family: o, Msg: fmt.Sprintf("its series %s is also a series of family %s in the group", wire.FormatLabels(s.Labels, maxFormatted), name)}
+			}
+		}
+	}
+	return nil
 }
 
 func metricName(ls []wire.Label) string {

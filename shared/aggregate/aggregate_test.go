@@ -113,15 +113,57 @@ func TestMergeKeepsAndStarts(t *testing.T) {
 	if next["a_total"].Help != "new help" {
 		t.Errorf("HELP %q, want the push's", next["a_total"].Help)
 	}
-	// A family that changes type starts again.
-	next, err = Merge(next, map[string]*groupstore.Family{
-		"a_total": {Type: wire.MetadataGauge, Series: []groupstore.Series{series("a_total", 1, "w", "2")}},
+}
+
+// TestMergeConflicts: what the totals cannot continue through is a
+// *ConflictError naming the family, and nothing changes — a family pushed
+// with another type, a histogram with other buckets for a label set both
+// have, and a series two families would own (review findings: a type
+// change silently reset a fleet's counter; new buckets beside old ones
+// were not cumulative; a counter foo_count beside a summary foo made every
+// write of the group a duplicate sample).
+func TestMergeConflicts(t *testing.T) {
+	hist := func(les ...string) *groupstore.Family {
+		f := &groupstore.Family{Type: wire.MetadataHistogram}
+		for _, le := range les {
+			f.Series = append(f.Series, series("h_bucket", 1, "w", "1", "le", le))
+		}
+		f.Series = append(f.Series, series("h_count", 1, "w", "1"), series("h_sum", 0.5, "w", "1"))
+		return f
+	}
+	totals, err := Merge(nil, map[string]*groupstore.Family{
+		"a_total":   {Type: wire.MetadataCounter, Series: []groupstore.Series{series("a_total", 5)}},
+		"h":         hist("1", "+Inf"),
+		"foo_count": {Type: wire.MetadataCounter, Series: []groupstore.Series{series("foo_count", 5)}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := next["a_total"]; len(f.Series) != 1 || f.Series[0].Float() != 1 || f.Type != wire.MetadataGauge {
-		t.Errorf("after a type change: %+v, want only the pushed gauge", f)
+	for _, c := range []struct {
+		name string
+		fam  *groupstore.Family
+		want string
+	}{
+		{"a_total", &groupstore.Family{Type: wire.MetadataGauge, Series: []groupstore.Series{series("a_total", 1)}}, "pushed as gauge, its totals are counter"},
+		{"a_total", &groupstore.Family{Type: wire.MetadataUnknown, Series: []groupstore.Series{series("a_total", 1)}}, "pushed as untyped, its totals are counter"},
+		{"h", hist("0.5", "2", "+Inf"), "pushed with buckets le=0.5,2,+Inf, its totals have le=1,+Inf"},
+		{"foo", &groupstore.Family{Type: wire.MetadataSummary, Series: []groupstore.Series{series("foo_count", 1), series("foo_sum", 1)}}, `its series foo_count{} is also a series of family foo_count`},
+	} {
+		_, err := Merge(totals, map[string]*groupstore.Family{c.name: c.fam})
+		var ce *ConflictError
+		if !errors.As(err, &ce) || ce.Family != c.name || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("push of %s: %v, want a ConflictError of %s saying %q", c.name, err, c.name, c.want)
+		}
+	}
+	// The same buckets in another order, and a new label set with other
+	// buckets, are fine.
+	same := hist("+Inf", "1")
+	other := &groupstore.Family{Type: wire.MetadataHistogram, Series: []groupstore.Series{
+		series("h_bucket", 1, "w", "2", "le", "5"), series("h_bucket", 1, "w", "2", "le", "+Inf")}}
+	for _, f := range []*groupstore.Family{same, other} {
+		if _, err := Merge(totals, map[string]*groupstore.Family{"h": f}); err != nil {
+			t.Errorf("%+v: %v", f, err)
+		}
 	}
 }
 
@@ -133,7 +175,7 @@ func TestMergeRefuses(t *testing.T) {
 	}{
 		{&groupstore.Family{Type: wire.MetadataCounter, Series: []groupstore.Series{series("jobs_total", -1)}}, "jobs_total"},
 		{&groupstore.Family{Type: wire.MetadataCounter, Series: []groupstore.Series{series("jobs_total", math.NaN())}}, "jobs_total"},
-		{&groupstore.Family{Type: wire.MetadataHistogram, Series: []groupstore.Series{series("latency_seconds_bucket", -1, "le", "1")}}, "latency_seconds"},
+		{&groupstore.Family{Type: wire.MetadataHistogram, Series: []groupstore.Series{series("latency_seconds_bucket", -1, "le", "1"), series("latency_seconds_bucket", 1, "le", "+Inf")}}, "latency_seconds"},
 		{&groupstore.Family{Type: wire.MetadataHistogram, Series: []groupstore.Series{series("latency_seconds_count", -2)}}, "latency_seconds"},
 		{&groupstore.Family{Type: wire.MetadataHistogram, Series: []groupstore.Series{series("latency_seconds_sum", math.Inf(1))}}, "latency_seconds"},
 		{&groupstore.Family{Type: wire.MetadataSummary, Series: []groupstore.Series{series("size_bytes_count", -1)}}, "size_bytes"},
@@ -155,12 +197,12 @@ func TestMergeRefuses(t *testing.T) {
 		t.Errorf("1e308 + 1e308: %v, want an overflow IncrementError", err)
 	}
 	// Negative is fine where the rule allows it.
-	for _, f := range []*groupstore.Family{
-		{Type: wire.MetadataHistogram, Series: []groupstore.Series{series("latency_seconds_sum", -3)}},
-		{Type: wire.MetadataGauge, Series: []groupstore.Series{series("latency_seconds_sum", -3)}},
-		{Type: wire.MetadataSummary, Series: []groupstore.Series{series("latency_seconds", math.NaN(), "quantile", "0.9")}},
+	for name, f := range map[string]*groupstore.Family{
+		"latency_seconds": {Type: wire.MetadataHistogram, Series: []groupstore.Series{series("latency_seconds_sum", -3)}},
+		"gauge_seconds":   {Type: wire.MetadataGauge, Series: []groupstore.Series{series("gauge_seconds", -3)}},
+		"summary_seconds": {Type: wire.MetadataSummary, Series: []groupstore.Series{series("summary_seconds", math.NaN(), "quantile", "0.9")}},
 	} {
-		if _, err := Merge(totals, map[string]*groupstore.Family{"latency_seconds": f}); err != nil {
+		if _, err := Merge(totals, map[string]*groupstore.Family{name: f}); err != nil {
 			t.Errorf("%+v: %v", f, err)
 		}
 	}

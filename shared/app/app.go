@@ -214,7 +214,6 @@ func New(kind Kind, cfg config.Config, env Env) (*App, error) {
 		MaxSeriesPerGroup:  cfg.MaxSeriesPerGroup,
 		MaxGroupsPerTenant: cfg.MaxGroupsPerTenant,
 		BatchSeries:        config.ReemitBatchSeries,
-		ReemitFresh:        cfg.ReemitInterval,
 		Now:                time.Now,
 		Logger:             logger,
 	}); err != nil {

@@ -252,7 +252,8 @@ func AggregateGroupID(key push.GroupingKey, owner Owner) string {
 // within the request count it once; the sender's retries count again.
 //
 // A store conflict is retried until ctx ends. Errors: ErrNoStore,
-// *aggregate.IncrementError (nothing stored), *IdempotencyError, *KindError,
+// *aggregate.IncrementError or *aggregate.ConflictError (nothing stored),
+// *IdempotencyError, *KindError,
 // *QuotaError, *StoreError, or the Writer's error (the increment stays
 // stored; retry with the same key).
 func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
@@ -344,9 +345,10 @@ func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 	}
 	if err != nil {
 		var ie *aggregate.IncrementError
+		var ce *aggregate.ConflictError
 		var de *IdempotencyError
 		var ke *KindError
-		if errors.As(err, &ie) || errors.As(err, &de) || errors.As(err, &ke) {
+		if errors.As(err, &ie) || errors.As(err, &ce) || errors.As(err, &de) || errors.As(err, &ke) {
 			return err
 		}
 		return storeError(err)

@@ -608,27 +608,31 @@ func TestKeylessPushesKeepSendersKeys(t *testing.T) {
 	}
 }
 
-// TestReemitLeavesFreshAggregatesAlone: with ReemitFresh, a run leaves out
-// an aggregated group a push wrote less than that long ago, and re-emits
-// it once it is older.
-func TestReemitLeavesFreshAggregatesAlone(t *testing.T) {
+// TestReemitKeepsABusyGroupWhole: a push writes only the series it
+// carried; the scheduled run re-emits the whole group every time, so a
+// series that a busy group's pushes no longer carry stays visible (a run
+// once left out every group pushed within the last interval, and such a
+// series vanished after the lookback).
+func TestReemitKeepsABusyGroupWhole(t *testing.T) {
 	st, _ := fileStore(t)
 	s, w, c := newAggState(t, st)
-	s.o.ReemitFresh = time.Minute
 	ctx := context.Background()
-	if err := s.Aggregate(ctx, aggOf(t, invocation(1, 1), key("job", "agg"), "", c.t)); err != nil {
+	k := key("job", "agg")
+	if err := s.Aggregate(ctx, aggOf(t, "# TYPE a_total counter\na_total 1\n# TYPE b_total counter\nb_total 1\n", k, "", c.t)); err != nil {
 		t.Fatal(err)
 	}
-	w.reqs = nil
-	c.t = c.t.Add(30 * time.Second)
-	if res, err := s.Reemit(ctx); err != nil || res.Groups != 0 || len(w.last()) != 0 {
-		t.Fatalf("30 s after the push: %+v %v, wrote %v; want nothing", res, err, w.last())
+	for range 20 { // ten minutes of pushes every 30 s, each followed by a run
+		c.t = c.t.Add(30 * time.Second)
+		if err := s.Aggregate(ctx, aggOf(t, "# TYPE a_total counter\na_total 1\n", k, "", c.t)); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := s.Reemit(ctx); err != nil || res.Groups != 1 {
+			t.Fatalf("run: %+v %v, want the group re-emitted", res, err)
+		}
 	}
-	c.t = c.t.Add(time.Minute)
-	if res, err := s.Reemit(ctx); err != nil || res.Groups != 1 {
-		t.Fatalf("90 s after the push: %+v %v, want the group re-emitted", res, err)
-	}
-	if v, _ := w.sample(t, counter); v != "1" {
-		t.Errorf("re-emitted counter %s, want 1", v)
+	bv, bts := w.sample(t, `{__name__="b_total", job="agg"}`)
+	av, ats := w.sample(t, `{__name__="a_total", job="agg"}`)
+	if bv != "1" || av != "21" || bts != ats {
+		t.Errorf("after ten minutes: a_total %s at %d, b_total %s at %d; want 21 and 1, written together by the last run", av, ats, bv, bts)
 	}
 }

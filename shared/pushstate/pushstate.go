@@ -69,12 +69,6 @@ type Options struct {
 	// upstream that stores part of a request it rejects (some Cortex-like
 	// stores do) may then keep a push time of a push whose data it refused.
 	PushTimeWithData bool
-	// ReemitFresh, optional, leaves out of a scheduled run an aggregated
-	// group whose totals were written less than this long ago: the push
-	// that wrote them keeps them visible, and the run neither claims a
-	// timestamp in the store for it nor races that push's writes upstream
-	// (PROMRELAY_REEMIT_INTERVAL). 0 re-emits every group.
-	ReemitFresh time.Duration
 	// Now is the clock of push times, TTLs and re-emitted samples.
 	Now func() time.Time
 	// Logger takes what a push or the job does not answer: a push time

@@ -105,9 +105,9 @@ func (s *State) Reemit(ctx context.Context) (ReemitResult, error) {
 			}
 			var ts int64
 			if IsAggregate(g) && !g.Deleted {
-				if st, _ := loadState(g); s.o.ReemitFresh > 0 && now.UnixMilli()-st.LastMs < s.o.ReemitFresh.Milliseconds() {
-					continue // just written by a push
-				}
+				// Every run, even just after a push: a push writes
+				// only the series it carried, so a busy group's
+				// other series rely on this run to stay visible.
 				// Totals go out at a timestamp claimed in the
 				// store, after every push's and with the totals
 				// as they are now: the listing's may be older

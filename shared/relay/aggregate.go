@@ -78,11 +78,14 @@ func idempotencyKey(r *http.Request) string {
 func aggregateReply(err error) reply {
 	var (
 		ie *aggregate.IncrementError
+		ce *aggregate.ConflictError
 		de *pushstate.IdempotencyError
 	)
 	switch {
 	case errors.As(err, &ie):
 		return reply{status: http.StatusBadRequest, msg: ie.Error()}
+	case errors.As(err, &ce):
+		return reply{status: http.StatusConflict, msg: ce.Error()}
 	case errors.As(err, &de):
 		return reply{status: http.StatusUnprocessableEntity, msg: de.Error()}
 	case errors.Is(err, pushstate.ErrNoStore):

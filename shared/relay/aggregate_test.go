@@ -149,6 +149,14 @@ func TestAggregateRoute(t *testing.T) {
 	if rec := serve(h, "POST", "/prod/aggregate/metrics/job/fn/worker/w1", []byte(fmt.Sprintf(invocationBody, 8))); rec.Code != 200 || up.get(total) != 7 {
 		t.Fatalf("after a refused push: %d, total %v, want 7", rec.Code, up.get(total))
 	}
+	// A family pushed as another type is 409 naming it; nothing is stored.
+	rec = serve(h, "POST", "/prod/aggregate/metrics/job/fn/worker/w1", []byte("jobs_total 5\n"))
+	if rec.Code != 409 || !strings.Contains(rec.Body.String(), "jobs_total: pushed as untyped, its totals are counter") {
+		t.Fatalf("type change: %d %s, want 409 naming jobs_total", rec.Code, rec.Body)
+	}
+	if rec := serve(h, "POST", "/prod/aggregate/metrics/job/fn/worker/w1", []byte(fmt.Sprintf(invocationBody, 9))); rec.Code != 200 || up.get(total) != 8 {
+		t.Fatalf("after a conflicting push: %d, total %v, want 8", rec.Code, up.get(total))
+	}
 	// Grouping-key errors and bodies as for pushes.
 	for path, want := range map[string]int{
 		"/prod/aggregate/metrics/job/":         307,
