@@ -60,6 +60,44 @@ func (e *KindError) Error() string {
 }
 
 // live reports whether group id exists and is not deleted.
+// errKindCheck is what an update function of updateChecked returns for a
+// group about to be created whose key has not been checked yet.
+var errKindCheck = errors.New("pushstate: the other kind of group must be checked first")
+
+// updateChecked runs s.o.Store.Update(ctx, id, fn), except that before fn
+// creates the group (sees nil), other — the id of the other kind of group
+// under the same key — must not be live, or the update is a *KindError
+// (with aggregated, whether other is the aggregated one). The check runs
+// outside the update, so that no update holds two groups' locks: a plain
+// and an aggregated push creating their groups under one key at once took
+// them in opposite orders and waited for each other until their
+// deadlines. A group of the other kind created between the check and the
+// update is not seen (as with S3's If-Match, which cannot span two
+// objects): both then exist until one is deleted.
+func (s *State) updateChecked(ctx context.Context, id, other string, aggregated bool, fn func(*groupstore.Group) (*groupstore.Group, error)) error {
+	checked := false
+	wrapped := func(old *groupstore.Group) (*groupstore.Group, error) {
+		if old == nil && !checked {
+			return nil, errKindCheck
+		}
+		return fn(old)
+	}
+	for {
+		err := s.o.Store.Update(ctx, id, wrapped)
+		if !errors.Is(err, errKindCheck) {
+			return err
+		}
+		live, err := s.live(ctx, other)
+		if err != nil {
+			return err
+		}
+		if live {
+			return &KindError{Aggregated: aggregated}
+		}
+		checked = true
+	}
+}
+
 func (s *State) live(ctx context.Context, id string) (bool, error) {
 	found := false
 	err := s.o.Store.Update(ctx, id, func(cur *groupstore.Group) (*groupstore.Group, error) {
@@ -290,13 +328,6 @@ func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 			if err := s.checkGroups(ctx, id); err != nil {
 				return nil, err
 			}
-			// A new group: the key must not be a plain group's.
-			if plain, err := s.live(ctx, GroupID(p.Key, p.Owner)); err != nil || plain {
-				if err == nil {
-					err = &KindError{}
-				}
-				return nil, err
-			}
 		}
 		st, totals := loadState(old)
 		st.prune(now)
@@ -339,9 +370,11 @@ func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 		sent = totalsOf(g)
 		return g, nil
 	}
-	err := s.o.Store.Update(ctx, id, fn)
+	// A new group: the key must not be a plain group's.
+	plain := GroupID(p.Key, p.Owner)
+	err := s.updateChecked(ctx, id, plain, false, fn)
 	for errors.Is(err, groupstore.ErrConflict) && ctx.Err() == nil {
-		err = s.o.Store.Update(ctx, id, fn)
+		err = s.updateChecked(ctx, id, plain, false, fn)
 	}
 	if err != nil {
 		var ie *aggregate.IncrementError

@@ -636,3 +636,86 @@ func TestReemitKeepsABusyGroupWhole(t *testing.T) {
 		t.Errorf("after ten minutes: a_total %s at %d, b_total %s at %d; want 21 and 1, written together by the last run", av, ats, bv, bts)
 	}
 }
+
+// barrierStore holds the first update of each id in hold until both have
+// had one: the interleaving of a plain and an aggregated push that create
+// their groups under one key at the same moment.
+type barrierStore struct {
+	groupstore.Store
+	mu   sync.Mutex
+	hold map[string]bool // ids whose first update waits; false once seen
+	wg   *sync.WaitGroup
+}
+
+func (b *barrierStore) Update(ctx context.Context, id string, fn func(*groupstore.Group) (*groupstore.Group, error)) error {
+	return b.Store.Update(ctx, id, func(g *groupstore.Group) (*groupstore.Group, error) {
+		b.mu.Lock()
+		first := b.hold[id]
+		b.hold[id] = false
+		b.mu.Unlock()
+		if first {
+			b.wg.Done()
+			b.wg.Wait()
+		}
+		return fn(g)
+	})
+}
+
+// TestKindCheckHoldsOneLock: the first plain push and the first
+// aggregated push to one key, at once, on the file store, both finish
+// (each checks the other kind outside its own update; it once took the
+// other group's lock inside it, in opposite orders, and both waited until
+// their deadlines).
+func TestKindCheckHoldsOneLock(t *testing.T) {
+	fs, _ := fileStore(t)
+	wg := &sync.WaitGroup{}
+	wg.Add(2)
+	k := key("job", "x")
+	hold := map[string]bool{GroupID(k, Owner{}): true, AggregateGroupID(k, Owner{}): true}
+	s, _, c := newAggState(t, &barrierStore{Store: fs, hold: hold, wg: wg})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	errs := make(chan error, 2)
+	go func() { errs <- s.Push(ctx, pushOf(t, "a 1\n", k, Owner{}, true, c.t)) }()
+	go func() { errs <- s.Aggregate(ctx, aggOf(t, "# TYPE b_total counter\nb_total 1\n", k, "", c.t)) }()
+	for range 2 {
+		var ke *KindError
+		if err := <-errs; err != nil && !errors.As(err, &ke) {
+			t.Errorf("%v, want success or a KindError", err)
+		}
+	}
+}
+
+// TestRecordFailureLeavesAggregatedKeysAlone: an invalid plain push to an
+// aggregated group's key records no plain group there (it once did, and
+// every scheduled run then wrote push_time_seconds for the key twice).
+func TestRecordFailureLeavesAggregatedKeysAlone(t *testing.T) {
+	st, _ := fileStore(t)
+	s, w, c := newAggState(t, st)
+	ctx := context.Background()
+	k := key("job", "agg")
+	if err := s.Aggregate(ctx, aggOf(t, "# TYPE a_total counter\na_total 1\n", k, "", c.t)); err != nil {
+		t.Fatal(err)
+	}
+	var failure wire.WriteRequest
+	failure.AppendSample(failure.AppendLabels(wire.Label{Name: "__name__", Value: "push_failure_time_seconds"}, wire.Label{Name: "job", Value: "agg"}),
+		wire.Sample{Value: 1, Timestamp: c.t.UnixMilli()})
+	s.RecordFailure(ctx, k, Owner{}, &failure)
+	if live, err := s.live(ctx, GroupID(k, Owner{})); err != nil || live {
+		t.Fatalf("plain group under the aggregated key: %v %v", live, err)
+	}
+	c.t = c.t.Add(time.Minute)
+	w.reqs = nil
+	if _, err := s.Reemit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, l := range w.last() {
+		if strings.HasPrefix(l, pushT) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("push_time_seconds{job=agg} written %d times in one run, want 1", n)
+	}
+}

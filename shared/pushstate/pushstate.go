@@ -166,17 +166,11 @@ func (s *State) Push(ctx context.Context, p Push) error {
 	id := GroupID(p.Key, p.Owner)
 	created := false
 	var sent, prev, mine *groupstore.Group
-	err := s.o.Store.Update(ctx, id, func(old *groupstore.Group) (*groupstore.Group, error) {
+	// A new group: the key must not be an aggregated group's.
+	err := s.updateChecked(ctx, id, AggregateGroupID(p.Key, p.Owner), true, func(old *groupstore.Group) (*groupstore.Group, error) {
 		created, prev = old == nil, old
 		if created {
 			if err := s.checkGroups(ctx, id); err != nil {
-				return nil, err
-			}
-			// A new group: the key must not be an aggregated group's.
-			if agg, err := s.live(ctx, AggregateGroupID(p.Key, p.Owner)); err != nil || agg {
-				if err == nil {
-					err = &KindError{Aggregated: true}
-				}
 				return nil, err
 			}
 		}
@@ -431,7 +425,9 @@ func (s *State) RecordFailure(ctx context.Context, key push.GroupingKey, owner O
 	if s.o.Store != nil && len(failure.Series) > 0 {
 		id := GroupID(key, owner)
 		glabels := cloneLabels(withoutName(failure.Series[len(failure.Series)-1].Labels))
-		err := s.o.Store.Update(ctx, id, func(g *groupstore.Group) (*groupstore.Group, error) {
+		// Not under an aggregated group's key: a plain group there would
+		// write push_time_seconds beside the aggregated one's.
+		err := s.updateChecked(ctx, id, AggregateGroupID(key, owner), true, func(g *groupstore.Group) (*groupstore.Group, error) {
 			if g == nil {
 				if err := s.checkGroups(ctx, id); err != nil {
 					return nil, err
@@ -441,6 +437,10 @@ func (s *State) RecordFailure(ctx context.Context, key push.GroupingKey, owner O
 			g.FailureTime = now
 			return g, nil
 		})
+		var ke *KindError
+		if errors.As(err, &ke) {
+			err = nil // the aggregated group has no failure time
+		}
 		if err != nil {
 			s.o.Logger.LogAttrs(ctx, slog.LevelWarn, "cannot store the push failure time", slog.String("grouping_key", key.String()), slog.String("error", err.Error()))
 		}
