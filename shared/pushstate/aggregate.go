@@ -280,7 +280,9 @@ func AggregateGroupID(key push.GroupingKey, owner Owner) string {
 // + 1 ms), so that a newer total always has a later timestamp. An
 // upstream 400 for that write is logged, not answered, when the group's
 // last write is later than this one (a newer total got there first, and
-// Prometheus refuses the older as out of order); any other is answered.
+// Prometheus refuses the older as out of order); any other is answered,
+// and the push's increment is taken back (the group restored as it was
+// before it) unless another push changed the group since.
 //
 // With p.IdempotencyKey set and already applied to the group, nothing is
 // added, and the pushed series' current totals are written again at the
@@ -319,11 +321,11 @@ func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 	}
 	now := p.Time.UnixMilli()
 	var (
-		sent *groupstore.Group
-		ts   int64
+		sent, prev, mine *groupstore.Group
+		ts               int64
 	)
 	fn := func(old *groupstore.Group) (*groupstore.Group, error) {
-		sent = nil
+		sent, prev, mine = nil, old, nil
 		if old == nil {
 			if err := s.checkGroups(ctx, id); err != nil {
 				return nil, err
@@ -367,7 +369,7 @@ func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 		st.LastMs = ts
 		st.add(idem, fp, now, p.IdempotencyKey == "")
 		storeState(g, st)
-		sent = totalsOf(g)
+		sent, mine = totalsOf(g), g
 		return g, nil
 	}
 	// A new group: the key must not be a plain group's.
@@ -398,6 +400,13 @@ func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 		// Refused as out of order only because a newer total got there
 		// first? Then the group's last write is later than this one's.
 		if last, rerr := s.lastWritten(ctx, id); rerr != nil || last <= ts {
+			// Refused for what it holds: the push is answered as
+			// failed, so it must not stay counted (nor make every
+			// scheduled run of the group fail) — unless another push
+			// changed the group since, which keeps it.
+			if mine != nil {
+				s.rollback(ctx, id, prev, mine)
+			}
 			return err
 		}
 		s.o.Logger.LogAttrs(ctx, slog.LevelWarn, "aggregated totals not stored upstream: a newer total is already there", slog.String("group", id), slog.String("error", err.Error()))

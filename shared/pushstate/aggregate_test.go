@@ -327,8 +327,33 @@ func TestAggregateUpstreamRejection(t *testing.T) {
 		return &upstream.Error{Status: http.StatusBadRequest, Msg: "label value too long"}
 	}
 	w.fail = refuse
-	if err := s.Aggregate(ctx, aggOf(t, invocation(1, 1), k, "", c.t)); err == nil {
+	if err := s.Aggregate(ctx, aggOf(t, invocation(1, 1), k, "k1", c.t)); err == nil {
 		t.Fatal("an upstream 400 with no newer total written was answered 200")
+	}
+	// Answered as failed, so not counted: the group is as before the push
+	// (here: none), and a later push with the same key counts.
+	if live, err := s.live(ctx, AggregateGroupID(k, Owner{})); err != nil || live {
+		t.Fatalf("after a refused push the group is stored (%v %v): its increment counted", live, err)
+	}
+	w.fail = nil
+	if err := s.Aggregate(ctx, aggOf(t, invocation(1, 1), k, "k1", c.t)); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := w.sample(t, counter); v != "1" {
+		t.Fatalf("counter %s after the refused push and its resend, want 1", v)
+	}
+	// Refused again on a group that holds totals: the totals stay as
+	// they were.
+	w.fail = refuse
+	if err := s.Aggregate(ctx, aggOf(t, invocation(1, 1), k, "k2", c.t)); err == nil {
+		t.Fatal("an upstream 400 was answered 200")
+	}
+	w.fail = nil
+	if err := s.Aggregate(ctx, aggOf(t, invocation(1, 1), k, "k3", c.t)); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := w.sample(t, counter); v != "2" {
+		t.Fatalf("counter %s after a refused push between two counted ones, want 2", v)
 	}
 	// A newer push commits while this one's write is on its way, and
 	// its write gets there first: the older write's 400 is not answered.
@@ -344,8 +369,8 @@ func TestAggregateUpstreamRejection(t *testing.T) {
 	if err := s.Aggregate(ctx, aggOf(t, invocation(1, 1), k, "", c.t)); err != nil {
 		t.Fatalf("a 400 for a total older than the group's last write was answered: %v", err)
 	}
-	if v, _ := w.sample(t, counter); v != "3" {
-		t.Errorf("counter %s upstream, want 3", v)
+	if v, _ := w.sample(t, counter); v != "4" {
+		t.Errorf("counter %s upstream, want 4", v)
 	}
 }
 
