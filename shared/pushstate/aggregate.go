@@ -39,7 +39,7 @@ var ErrNoStore = errors.New("aggregating pushes needs a group store (PROMRELAY_S
 type IdempotencyError struct{}
 
 func (e *IdempotencyError) Error() string {
-	return "the Idempotency-Key was already used for a different push to this group; use a new key for each push"
+	return "the Idempotency-Key was already used for a different push to this group, and that push is counted; do not resend this one under another key unless it is a push of its own"
 }
 
 // KindError is a push to a grouping key whose group exists as the other
