@@ -173,6 +173,13 @@ func compare(t testing.TB, tr *otlp.Translator, raw []byte, s otlp.Settings) (wi
 		return wr, st
 	}
 	if refErr != nil {
+		if st.Points == 0 && len(wr.Series) == 0 {
+			// No data point anywhere: neither writes a sample. Prometheus
+			// fails a request whose delta metric has no points (without
+			// delta ingestion); promrelay has nothing to reject
+			// (FuzzTranslate seed 2fcb3a10d9060b1f).
+			return wr, st
+		}
 		if st.Rejected == 0 && st.DeltaPoints == 0 && st.Message == "" {
 			t.Fatalf("Prometheus rejects the request (%v); Translate translated it all: %+v", refErr, st)
 		}
