@@ -561,6 +561,12 @@ func (sc *classicScratch) decode(b []byte) (nativeSample, error) {
 					h.zero, zeroFloat = v, true
 				}
 			}
+		case 10, 13, 16:
+			// Checked here, in field order, as well as when gathered:
+			// gogo's prompb reads a packed double field of a wrong
+			// length past its end, over the fields after it, and the
+			// error to report is this field's, not one of theirs.
+			err = checkRepeated(f, wireFixed64)
 		case 4, 15:
 			var v uint64
 			if v, err = f.varint(); err == nil {
@@ -702,7 +708,11 @@ func (sc *classicScratch) points(target int32) {
 				// -zero_threshold, as AllBucketIterator bounds it.
 				sc.addPoint(h, math.Min(-exponentialBound(t-1, target), -h.zt), cum)
 			}
-			cum += h.zero
+			if h.zero > 0 {
+				// As AllBucketIterator, which has a zero bucket only
+				// for a count above 0: a NaN zero count is none.
+				cum += h.zero
+			}
 			sc.addPoint(h, h.zt, cum)
 			pos := sc.bkts[h.posStart:h.posEnd]
 			for j := 0; j < len(pos); {
