@@ -158,7 +158,7 @@ func Merge(totals, increments map[string]*groupstore.Family) (map[string]*groups
 		if old != nil && old.Type != inc.Type {
 			return nil, &ConflictError{Family: name, Msg: fmt.Sprintf("pushed as %s, its totals are %s", typeName(inc.Type), typeName(old.Type))}
 		}
-		if old != nil && inc.Type == wire.MetadataHistogram {
+		if old != nil && (inc.Type == wire.MetadataHistogram || inc.Type == wire.MetadataGaugeHistogram) {
 			if err := sameBuckets(name, old, inc); err != nil {
 				return nil, err
 			}
@@ -271,20 +271,40 @@ func sameSet(a, b string) bool {
 	return slices.Equal(x, y)
 }
 
+// seriesSuffixes are what shared/push.Converter appends to a family's
+// name for its series: a family x has series named x, x_bucket, x_sum or
+// x_count.
+var seriesSuffixes = []string{"_bucket", "_sum", "_count"}
+
 // ownedOnce returns a *ConflictError when a series of a pushed family is
 // also a series of another family of the group (the upstream would get
 // two samples of one series at one timestamp, and refuse the group's
-// every write).
+// every write). Only the families that can have a series of a pushed
+// family's names are read (a series named n belongs to family n, or to n
+// less one of seriesSuffixes): the work is that of the families the push
+// touches, not of the whole group.
 func ownedOnce(group, pushed map[string]*groupstore.Family) error {
 	owner := map[string]string{}
+	candidates := map[string]bool{}
 	var key []byte
 	for name := range pushed {
 		for _, s := range group[name].Series {
 			key = wire.AppendLabelsKey(key[:0], s.Labels)
 			owner[string(key)] = name
+			n := metricName(s.Labels)
+			candidates[n] = true
+			for _, suffix := range seriesSuffixes {
+				if base, ok := strings.CutSuffix(n, suffix); ok {
+					candidates[base] = true
+				}
+			}
 		}
 	}
-	for name, f := range group {
+	for name := range candidates {
+		f := group[name]
+		if f == nil {
+			continue
+		}
 		for _, s := range f.Series {
 			key = wire.AppendLabelsKey(key[:0], s.Labels)
 			if o, ok := owner[string(key)]; ok && o != name {

@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -135,6 +136,7 @@ func TestMergeConflicts(t *testing.T) {
 		"a_total":   {Type: wire.MetadataCounter, Series: []groupstore.Series{series("a_total", 5)}},
 		"h":         hist("1", "+Inf"),
 		"foo_count": {Type: wire.MetadataCounter, Series: []groupstore.Series{series("foo_count", 5)}},
+		"gh":        {Type: wire.MetadataGaugeHistogram, Series: []groupstore.Series{series("gh_bucket", 1, "le", "1"), series("gh_bucket", 1, "le", "+Inf")}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +149,9 @@ func TestMergeConflicts(t *testing.T) {
 		{"a_total", &groupstore.Family{Type: wire.MetadataGauge, Series: []groupstore.Series{series("a_total", 1)}}, "pushed as gauge, its totals are counter"},
 		{"a_total", &groupstore.Family{Type: wire.MetadataUnknown, Series: []groupstore.Series{series("a_total", 1)}}, "pushed as untyped, its totals are counter"},
 		{"h", hist("0.5", "2", "+Inf"), "pushed with buckets le=0.5,2,+Inf, its totals have le=1,+Inf"},
+		{"gh", &groupstore.Family{Type: wire.MetadataGaugeHistogram, Series: []groupstore.Series{series("gh_bucket", 1, "le", "3"), series("gh_bucket", 1, "le", "+Inf")}}, "pushed with buckets le=3,+Inf, its totals have le=1,+Inf"},
 		{"foo", &groupstore.Family{Type: wire.MetadataSummary, Series: []groupstore.Series{series("foo_count", 1), series("foo_sum", 1)}}, `its series foo_count{} is also a series of family foo_count`},
+		{"h_sum", &groupstore.Family{Type: wire.MetadataCounter, Series: []groupstore.Series{series("h_sum", 1, "w", "1")}}, `is also a series of family h`},
 	} {
 		_, err := Merge(totals, map[string]*groupstore.Family{c.name: c.fam})
 		var ce *ConflictError
@@ -328,4 +332,26 @@ func FuzzMerge(f *testing.F) {
 			totals = next
 		}
 	})
+}
+
+// BenchmarkMergeSmallPushBigGroup is a push of one series into a group of
+// 100 families of 100 series: Merge's work follows the families the push
+// touches (and the ones whose series could share its names), not the
+// group's size.
+func BenchmarkMergeSmallPushBigGroup(b *testing.B) {
+	totals := map[string]*groupstore.Family{}
+	for f := range 100 {
+		name := fmt.Sprintf("fam_%d_total", f)
+		fam := &groupstore.Family{Type: wire.MetadataCounter}
+		for i := range 100 {
+			fam.Series = append(fam.Series, series(name, 1, "instance", fmt.Sprintf("host-%04d", i), "job", "batch"))
+		}
+		totals[name] = fam
+	}
+	inc := map[string]*groupstore.Family{"fam_0_total": {Type: wire.MetadataCounter, Series: []groupstore.Series{series("fam_0_total", 1, "instance", "host-0001", "job", "batch")}}}
+	for b.Loop() {
+		if _, err := Merge(totals, inc); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

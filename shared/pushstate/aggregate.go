@@ -10,12 +10,15 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/promrelay/promrelay/shared/aggregate"
 	"github.com/promrelay/promrelay/shared/groupstore"
 	"github.com/promrelay/promrelay/shared/push"
+	"github.com/promrelay/promrelay/shared/upstream"
 	"github.com/promrelay/promrelay/shared/wire"
 )
 
@@ -60,6 +63,39 @@ func (e *KindError) Error() string {
 }
 
 // live reports whether group id exists and is not deleted.
+// CountedError is an upstream refusal (400) of an aggregated push's totals
+// for what they hold, not for their order: the push's increment is in the
+// group's totals, and a resend would count it again. The upstream keeps
+// refusing the group's writes until the series it refuses is fixed or
+// the group deleted.
+type CountedError struct{ Err error }
+
+func (e *CountedError) Error() string {
+	return "the upstream refused the group's totals (" + e.Err.Error() + "); this push is counted in them: do not resend it. The group's writes fail until the refused series is fixed or the group is deleted"
+}
+
+func (e *CountedError) Unwrap() error { return e.Err }
+
+// orderRefusal reports whether err is an upstream 400 that says a sample
+// was out of order, a duplicate or too old: what an older total written
+// after a newer one gets (Prometheus: "out of order sample", "duplicate
+// sample for timestamp", "too old"; Cortex-based stores: "out of order
+// sample", "duplicate sample", "sample timestamp too old", "out of
+// bounds").
+func orderRefusal(err error) bool {
+	var ue *upstream.Error
+	if !errors.As(err, &ue) || ue.Status != http.StatusBadRequest {
+		return false
+	}
+	m := strings.ToLower(ue.Msg + " " + ue.Detail)
+	for _, w := range []string{"out of order", "out-of-order", "duplicate sample", "too old", "out of bounds"} {
+		if strings.Contains(m, w) {
+			return true
+		}
+	}
+	return false
+}
+
 // errKindCheck is what an update function of updateChecked returns for a
 // group about to be created whose key has not been checked yet.
 var errKindCheck = errors.New("pushstate: the other kind of group must be checked first")
@@ -279,10 +315,13 @@ func AggregateGroupID(key push.GroupingKey, owner Owner) string {
 // upstream at a timestamp the store update assigns, max(now, the last one
 // + 1 ms), so that a newer total always has a later timestamp. An
 // upstream 400 for that write is logged, not answered, when the group's
-// last write is later than this one (a newer total got there first, and
-// Prometheus refuses the older as out of order); any other is answered,
-// and the push's increment is taken back (the group restored as it was
-// before it) unless another push changed the group since.
+// last write is later than this one and the upstream calls it an ordering
+// refusal (a newer total got there first, and Prometheus refuses the older
+// as out of order); any other is answered as a *CountedError: the
+// increment stays in the totals (an upstream that ingests the valid part
+// of a request it refuses, as Cortex-based ones do, already has them; a
+// rollback would make its counters go down), so the sender must not
+// resend it.
 //
 // With p.IdempotencyKey set and already applied to the group, nothing is
 // added, and the pushed series' current totals are written again at the
@@ -294,8 +333,9 @@ func AggregateGroupID(key push.GroupingKey, owner Owner) string {
 // A store conflict is retried until ctx ends. Errors: ErrNoStore,
 // *aggregate.IncrementError or *aggregate.ConflictError (nothing stored),
 // *IdempotencyError, *KindError,
-// *QuotaError, *StoreError, or the Writer's error (the increment stays
-// stored; retry with the same key).
+// *QuotaError, *StoreError, *CountedError (the upstream refused the
+// totals as invalid: counted, do not resend), or the Writer's error (the
+// increment stays stored; retry with the same key).
 func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 	wr := p.Request
 	if len(wr.Series) == 0 || len(p.Families) != len(wr.Series) {
@@ -321,11 +361,11 @@ func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 	}
 	now := p.Time.UnixMilli()
 	var (
-		sent, prev, mine *groupstore.Group
-		ts               int64
+		sent *groupstore.Group
+		ts   int64
 	)
 	fn := func(old *groupstore.Group) (*groupstore.Group, error) {
-		sent, prev, mine = nil, old, nil
+		sent = nil
 		if old == nil {
 			if err := s.checkGroups(ctx, id); err != nil {
 				return nil, err
@@ -355,7 +395,9 @@ func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 			g.FailureTime = old.FailureTime
 			g.Stale = slices.Clone(old.Stale)
 			if live {
-				// Series of a family whose type changed left the group.
+				// Merge keeps every series (a type change is a
+				// ConflictError); whatever left the group gets its
+				// staleness markers.
 				addStale(g, removed(old, g))
 			}
 		}
@@ -369,7 +411,7 @@ func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 		st.LastMs = ts
 		st.add(idem, fp, now, p.IdempotencyKey == "")
 		storeState(g, st)
-		sent, mine = totalsOf(g), g
+		sent = totalsOf(g)
 		return g, nil
 	}
 	// A new group: the key must not be a plain group's.
@@ -398,16 +440,13 @@ func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 			return err
 		}
 		// Refused as out of order only because a newer total got there
-		// first? Then the group's last write is later than this one's.
+		// first? Then the upstream says so, and the group's last write
+		// is later than this one's.
+		if !orderRefusal(err) {
+			return &CountedError{Err: err}
+		}
 		if last, rerr := s.lastWritten(ctx, id); rerr != nil || last <= ts {
-			// Refused for what it holds: the push is answered as
-			// failed, so it must not stay counted (nor make every
-			// scheduled run of the group fail) — unless another push
-			// changed the group since, which keeps it.
-			if mine != nil {
-				s.rollback(ctx, id, prev, mine)
-			}
-			return err
+			return &CountedError{Err: err}
 		}
 		s.o.Logger.LogAttrs(ctx, slog.LevelWarn, "aggregated totals not stored upstream: a newer total is already there", slog.String("group", id), slog.String("error", err.Error()))
 		return nil
@@ -576,9 +615,9 @@ func (s *State) DeleteAggregate(ctx context.Context, key push.GroupingKey, owner
 	return nil
 }
 
-// claimAggregate is what the scheduled job must do for an aggregated group
-// instead of re-emitting the copy its listing read (see Reemit; not wired
-// in yet): a store update that reads the group's current totals and
+// claimAggregate is what the scheduled job does for an aggregated group
+// instead of re-emitting the copy its listing read (see Reemit): a store
+// update that reads the group's current totals and
 // assigns them a timestamp after every earlier write of the group,
 // max(now, last + 1 ms) (Unix ms), recorded as the last one. A push that
 // committed after the listing read the group then cannot be overwritten

@@ -219,9 +219,13 @@ func (s *State) flush(ctx context.Context, tenant string, b *batch, res *ReemitR
 				failed[tenant] = err
 				return
 			}
-			if b.ts[i] != 0 {
+			if b.ts[i] != 0 && orderRefusal(err) {
 				if last, rerr := s.lastWritten(ctx, g.ID); rerr == nil && last > b.ts[i] {
-					continue // a push wrote newer totals meanwhile
+					// A push wrote newer totals after this run's
+					// claim; the series it did not carry still
+					// need this run.
+					s.resendAggregate(ctx, tenant, g.ID, res, failed)
+					continue
 				}
 			}
 			res.Skipped++
@@ -231,6 +235,33 @@ func (s *State) flush(ctx context.Context, tenant string, b *batch, res *ReemitR
 		res.Samples += len(one.Series)
 		s.settle(ctx, g, "re-emitted group not settled; the next run resends it")
 	}
+}
+
+// resendAggregate claims a new timestamp for aggregated group id, after
+// the push that overtook the run's first claim, and writes its totals
+// alone, once: a group pushed to while a run claims it is still re-emitted
+// whole. Refused again (pushed to again in between), it is left to the
+// next run, logged.
+func (s *State) resendAggregate(ctx context.Context, tenant, id string, res *ReemitResult, failed map[string]error) {
+	fresh, ts, err := s.claimAggregate(ctx, id, s.o.Now().UnixMilli())
+	if err != nil || fresh == nil {
+		if err != nil {
+			s.o.Logger.LogAttrs(ctx, slog.LevelWarn, "aggregated group not re-emitted: cannot claim it again", slog.String("group", id), slog.String("error", err.Error()))
+		}
+		return
+	}
+	var one wire.WriteRequest
+	appendTotals(&one, fresh, ts, nil)
+	if err := s.o.Write(ctx, tenant, &one); err != nil {
+		if !rejected(err) {
+			failed[tenant] = err
+			return
+		}
+		s.o.Logger.LogAttrs(ctx, slog.LevelWarn, "aggregated group not re-emitted this run: pushes keep overtaking it", slog.String("group", id), slog.String("error", err.Error()))
+		return
+	}
+	res.Samples += len(one.Series)
+	s.settle(ctx, fresh, "re-emitted group not settled; the next run resends it")
 }
 
 // rejected reports whether err is the upstream refusing the data itself.

@@ -77,15 +77,18 @@ func idempotencyKey(r *http.Request) string {
 // aggregateReply answers the errors of an aggregated push or delete.
 func aggregateReply(err error) reply {
 	var (
-		ie *aggregate.IncrementError
-		ce *aggregate.ConflictError
-		de *pushstate.IdempotencyError
+		ie      *aggregate.IncrementError
+		ce      *aggregate.ConflictError
+		de      *pushstate.IdempotencyError
+		counted *pushstate.CountedError
 	)
 	switch {
 	case errors.As(err, &ie):
 		return reply{status: http.StatusBadRequest, msg: ie.Error()}
 	case errors.As(err, &ce):
 		return reply{status: http.StatusConflict, msg: ce.Error()}
+	case errors.As(err, &counted):
+		return reply{status: http.StatusBadRequest, msg: counted.Error()}
 	case errors.As(err, &de):
 		return reply{status: http.StatusUnprocessableEntity, msg: de.Error()}
 	case errors.Is(err, pushstate.ErrNoStore):

@@ -154,9 +154,10 @@ func (h *Handler) convert(ctx context.Context, st *requestState, key push.Groupi
 	}
 	if err == nil {
 		// Pushes obey the same per-series limits as remote writes. Every
-		// string of a converted push is valid UTF-8 (the parsers check
-		// label values, names are legacy names, ParseGroupingKey checks the
-		// key; FuzzConvertDuplicates asserts it), so plainValid need not.
+		// string of a converted push is valid UTF-8 (the text parser and
+		// the delimited one's checkLabelPairs check label values, names are
+		// legacy names, ParseGroupingKey checks the key; FuzzConvertDuplicates
+		// asserts it for text pushes), so plainValid need not.
 		for i := range st.wr.Series {
 			if s := &st.wr.Series[i]; !plainValid(s, h.o.Limits, true) {
 				if err = wire.ValidateSeries(s, h.o.Limits); err != nil {
