@@ -8,6 +8,7 @@ import (
 
 	"github.com/promrelay/promrelay/shared/aggregate"
 	"github.com/promrelay/promrelay/shared/inbound"
+	"github.com/promrelay/promrelay/shared/metrics"
 	"github.com/promrelay/promrelay/shared/pushstate"
 )
 
@@ -88,7 +89,7 @@ func aggregateReply(err error) reply {
 	case errors.As(err, &ce):
 		return reply{status: http.StatusConflict, msg: ce.Error()}
 	case errors.As(err, &counted):
-		return reply{status: http.StatusBadRequest, msg: counted.Error()}
+		return reply{status: http.StatusBadRequest, msg: counted.Error(), reason: metrics.ReasonUpstream4xx}
 	case errors.As(err, &de):
 		return reply{status: http.StatusUnprocessableEntity, msg: de.Error()}
 	case errors.Is(err, pushstate.ErrNoStore):
