@@ -130,10 +130,25 @@ func (Enforcer) Selector(s string, labels []wire.Label) (string, error) {
 			}
 		}
 	}
-	if names == 1 && model.LegacyValidation.IsValidMetricName(name) {
+	if names == 1 && model.LegacyValidation.IsValidMetricName(name) && lexesAsName(name) {
 		vs.Name = name
 	}
 	return vs.String(), nil
+}
+
+// lexesAsName reports whether name, a classic metric name, is one
+// identifier to the parser's lexer and not a keyword (on, by, sum, offset,
+// inf, nan, in any case): printed in front of braces, a keyword does not
+// parse again (FuzzEnforceQuery seed 6b63772b29189866, `{"on"}`).
+func lexesAsName(name string) bool {
+	l := parser.Lex(name)
+	var it parser.Item
+	l.NextItem(&it)
+	if (it.Typ != parser.IDENTIFIER && it.Typ != parser.METRIC_IDENTIFIER) || it.Val != name {
+		return false
+	}
+	l.NextItem(&it)
+	return it.Typ == parser.EOF
 }
 
 // checkTokens runs the parser's own lexer over q (linear in its length)

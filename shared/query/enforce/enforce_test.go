@@ -91,6 +91,9 @@ func TestSelector(t *testing.T) {
 		{"override", `{tenant=~"a|b",tenant!="c"}`, `{tenant="a"}`},
 		{"UTF-8 name", `{"foo.bar",x="y"}`, `{__name__="foo.bar",tenant="a",x="y"}`},
 		{"two names", `foo{__name__="bar"}`, `{__name__="bar",__name__="foo",tenant="a"}`},
+		{"keyword name", `{"on"}`, `{__name__="on",tenant="a"}`},
+		{"keyword name, other case", `{__name__="SUM"}`, `{__name__="SUM",tenant="a"}`},
+		{"name that is a number word", `{"Inf"}`, `{__name__="Inf",tenant="a"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
