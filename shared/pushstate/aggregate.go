@@ -62,7 +62,6 @@ func (e *KindError) Error() string {
 	return "this grouping key belongs to a pushed group (/metrics/…): aggregate under another grouping key (add a label), or DELETE the pushed group first"
 }
 
-// live reports whether group id exists and is not deleted.
 // CountedError is an upstream refusal (400) of an aggregated push's totals
 // for what they hold, not for their order: the push's increment is in the
 // group's totals, and a resend would count it again. The upstream keeps
@@ -134,6 +133,7 @@ func (s *State) updateChecked(ctx context.Context, id, other string, aggregated 
 	}
 }
 
+// live reports whether group id exists and is not deleted.
 func (s *State) live(ctx context.Context, id string) (bool, error) {
 	found := false
 	err := s.o.Store.Update(ctx, id, func(cur *groupstore.Group) (*groupstore.Group, error) {
@@ -332,10 +332,9 @@ func AggregateGroupID(key push.GroupingKey, owner Owner) string {
 //
 // A store conflict is retried until ctx ends. Errors: ErrNoStore,
 // *aggregate.IncrementError or *aggregate.ConflictError (nothing stored),
-// *IdempotencyError, *KindError,
-// *QuotaError, *StoreError, *CountedError (the upstream refused the
-// totals as invalid: counted, do not resend), or the Writer's error (the
-// increment stays stored; retry with the same key).
+// *IdempotencyError, *KindError, *QuotaError, *StoreError, *CountedError
+// (the upstream refused the totals as invalid: counted, do not resend), or
+// the Writer's error (the increment stays stored; retry with the same key).
 func (s *State) Aggregate(ctx context.Context, p AggregatePush) error {
 	wr := p.Request
 	if len(wr.Series) == 0 || len(p.Families) != len(wr.Series) {
@@ -617,8 +616,8 @@ func (s *State) DeleteAggregate(ctx context.Context, key push.GroupingKey, owner
 
 // claimAggregate is what the scheduled job does for an aggregated group
 // instead of re-emitting the copy its listing read (see Reemit): a store
-// update that reads the group's current totals and
-// assigns them a timestamp after every earlier write of the group,
+// update that reads the group's current totals and assigns them a
+// timestamp after every earlier write of the group,
 // max(now, last + 1 ms) (Unix ms), recorded as the last one. A push that
 // committed after the listing read the group then cannot be overwritten
 // by the listing's older totals at a later timestamp (a counter that goes
