@@ -705,8 +705,14 @@ func (sc *classicScratch) points(target int32) {
 					cum += neg[j].n
 				}
 				// A bucket that reaches into the zero bucket ends at
-				// -zero_threshold, as AllBucketIterator bounds it.
-				sc.addPoint(h, math.Min(-exponentialBound(t-1, target), -h.zt), cum)
+				// -zero_threshold, as AllBucketIterator bounds it: by a
+				// comparison, so a NaN threshold bounds nothing (seed
+				// a568800ef636ef16; math.Min would make the bound NaN).
+				le := -exponentialBound(t-1, target)
+				if le > -h.zt {
+					le = -h.zt
+				}
+				sc.addPoint(h, le, cum)
 			}
 			if h.zero > 0 {
 				// As AllBucketIterator, which has a zero bucket only
