@@ -108,28 +108,22 @@ func BenchmarkPushValidate(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(wr.Series)), "ns/series")
 	})
-	b.Run("plainValid", func(b *testing.B) {
-		for b.Loop() {
-			for i := range wr.Series {
-				if s := &wr.Series[i]; !plainValid(s, lim, false) {
-					if err := wire.ValidateSeries(s, lim); err != nil {
-						b.Fatal(err)
+	for _, utf8Known := range []bool{false, true} {
+		name := "plainValid"
+		if utf8Known {
+			name += "-utf8Known"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				for i := range wr.Series {
+					if s := &wr.Series[i]; !plainValid(s, lim, utf8Known) {
+						if err := wire.ValidateSeries(s, lim); err != nil {
+							b.Fatal(err)
+						}
 					}
 				}
 			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(wr.Series)), "ns/series")
-	})
-	b.Run("plainValid-utf8Known", func(b *testing.B) {
-		for b.Loop() {
-			for i := range wr.Series {
-				if s := &wr.Series[i]; !plainValid(s, lim, true) {
-					if err := wire.ValidateSeries(s, lim); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(wr.Series)), "ns/series")
-	})
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(wr.Series)), "ns/series")
+		})
+	}
 }
